@@ -1,0 +1,1 @@
+"""The Qt-free core: storage, scanning, embedding and search behind the `Library` facade."""

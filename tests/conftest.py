@@ -1,0 +1,19 @@
+"""Shared fixtures: every path points into tmp dirs, never at the user's library."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the real user data dir or a weights file from the environment."""
+    monkeypatch.setenv("DINO_DESKTOP_HOME", str(tmp_path / "default-home"))
+    monkeypatch.delenv("DINO_DESKTOP_WEIGHTS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
