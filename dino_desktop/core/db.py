@@ -1,0 +1,252 @@
+"""SQLite storage: engine, typed ORM tables and schema migrations.
+
+The schema is built only by the numbered migrations below (``PRAGMA user_version``
+holds the number applied), so a fresh library and an upgraded one run the very
+same DDL. A new release appends a migration; it never edits an old one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+
+class FsPath(TypeDecorator[str]):
+    """A file-system path that survives names which are not valid UTF-8.
+
+    Python decodes such bytes to lone surrogates (PEP 383) that SQLite cannot
+    store as text; those paths are stored as their raw bytes (a BLOB) instead
+    and decoded back the same way, so every path round-trips exactly.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return os.fsencode(value)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        if isinstance(value, bytes):
+            return os.fsdecode(value)
+        return value  # type: ignore[no-any-return]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Folder(Base):
+    __tablename__ = "folders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
+    is_reference: Mapped[bool] = mapped_column(Boolean, default=False)
+    added_at: Mapped[datetime] = mapped_column(DateTime)
+
+    images: Mapped[list[ImageRow]] = relationship(
+        back_populates="folder", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ImageRow(Base):
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
+    relpath: Mapped[str] = mapped_column(FsPath)
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    phash: Mapped[str | None] = mapped_column(String(16))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    orientation: Mapped[int | None] = mapped_column(Integer)
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime)
+    camera: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(8))  # "ok" | "failed"
+    error: Mapped[str | None] = mapped_column(Text)
+    scanned_at: Mapped[datetime] = mapped_column(DateTime)
+    # Schema 2: the file's identity on disk, so hard links are known to be one file.
+    format: Mapped[str | None] = mapped_column(String(16))
+    dev: Mapped[int | None] = mapped_column(Integer)
+    inode: Mapped[int | None] = mapped_column(Integer)
+
+    folder: Mapped[Folder] = relationship(back_populates="images")
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    dim: Mapped[int] = mapped_column(Integer)
+    image_size: Mapped[int] = mapped_column(Integer)
+
+
+class Embedding(Base):
+    __tablename__ = "embeddings"
+
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class JournalRow(Base):
+    __tablename__ = "journal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    action: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)  # JSON
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+def _v1(conn: Connection) -> None:
+    """The schema of DESIGN.md §3."""
+    for ddl in (
+        """CREATE TABLE folders (
+            id INTEGER PRIMARY KEY,
+            path VARCHAR NOT NULL UNIQUE,
+            is_reference BOOLEAN NOT NULL DEFAULT 0,
+            added_at DATETIME NOT NULL)""",
+        """CREATE TABLE images (
+            id INTEGER PRIMARY KEY,
+            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            relpath VARCHAR NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sha256 VARCHAR(64),
+            phash VARCHAR(16),
+            width INTEGER,
+            height INTEGER,
+            orientation INTEGER,
+            taken_at DATETIME,
+            camera TEXT,
+            status VARCHAR(8) NOT NULL,
+            error TEXT,
+            scanned_at DATETIME NOT NULL,
+            UNIQUE (folder_id, relpath))""",
+        """CREATE TABLE models (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            weights_sha256 VARCHAR(64) NOT NULL,
+            dim INTEGER NOT NULL,
+            image_size INTEGER NOT NULL,
+            UNIQUE (name, weights_sha256))""",
+        """CREATE TABLE embeddings (
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (image_id, model_id))""",
+        """CREATE TABLE journal (
+            id INTEGER PRIMARY KEY,
+            created_at DATETIME NOT NULL,
+            action TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            undone_at DATETIME)""",
+        "CREATE INDEX ix_embeddings_model ON embeddings (model_id)",
+    ):
+        conn.exec_driver_sql(ddl)
+
+
+def _v2(conn: Connection) -> None:
+    """File identity (device, inode) and format; indexes for duplicate lookups."""
+    for ddl in (
+        "ALTER TABLE images ADD COLUMN format VARCHAR(16)",
+        "ALTER TABLE images ADD COLUMN dev INTEGER",
+        "ALTER TABLE images ADD COLUMN inode INTEGER",
+        "CREATE INDEX ix_images_sha256 ON images (sha256)",
+        "CREATE INDEX ix_images_status ON images (status)",
+    ):
+        conn.exec_driver_sql(ddl)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNew(Exception):
+    """The library was written by a newer release; opening it here could damage it."""
+
+
+def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the sqlite3 module, open transactions (see _on_begin):
+    # the module's legacy mode runs DDL outside any transaction.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    # WAL: readers (the GUI) never wait on the scanner's writes, and a killed
+    # process leaves a database that recovers on the next open.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _on_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def schema_version(conn: Connection) -> int:
+    return int(conn.exec_driver_sql("PRAGMA user_version").scalar_one())
+
+
+def migrate(engine: Engine, target: int = SCHEMA_VERSION) -> int:
+    """Apply the missing migrations, each in its own transaction; return the new version."""
+    with engine.connect() as conn:
+        current = schema_version(conn)
+    if current > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"this library uses schema {current}, but this release knows only up to "
+            f"{SCHEMA_VERSION}; please update DINO Desktop"
+        )
+    for version in range(current + 1, target + 1):
+        with engine.begin() as conn:
+            MIGRATIONS[version - 1](conn)
+            conn.exec_driver_sql(f"PRAGMA user_version = {version}")
+    return max(current, target)
+
+
+def open_engine(path: Path, *, upgrade: bool = True) -> Engine:
+    """Open (creating if needed) the library database and bring its schema up to date."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "begin", _on_begin)
+    if upgrade:
+        migrate(engine)
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Any]:
+    return sessionmaker(engine, expire_on_commit=False)
