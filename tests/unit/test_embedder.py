@@ -1,0 +1,489 @@
+"""Tests for the DINOv2 embedder: weights formats and resolution, safety, pipeline, device.
+
+Everything runs on random weights written by `weightsgen` (no hub access here);
+the tiny ViT keeps the suite fast, and one test loads a full-size ViT-S/14 in
+Meta's format through the real path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import weightsgen
+from PIL import Image
+from weightsgen import TINY
+
+from dino_desktop.core import embedder as E
+from dino_desktop.core.embedder import (
+    DEFAULT_MODEL,
+    MODELS,
+    Embedder,
+    ModelSpec,
+    WeightsError,
+    WeightsUnavailable,
+)
+from dino_desktop.core.progress import CancelToken
+
+weightsgen.register_tiny_model()
+
+# Tiny versions of the two other architectures whose Meta checkpoints need
+# conversion: registers (reg4) and the giant's packed SwiGLU MLP.
+TINY_REG4 = "dinov2_tiny_reg4_test"
+TINY_SWIGLU = "dinov2_tiny_swiglu_test"
+_TINY_KW: dict[str, Any] = {"embed_dim": 96, "depth": 2, "num_heads": 3}
+EXTRA_TINY = {
+    TINY_REG4: ModelSpec(TINY_REG4, "vit_small_patch14_reg4_dinov2", 96, _TINY_KW, None, None, 1),
+    TINY_SWIGLU: ModelSpec(TINY_SWIGLU, "vit_giant_patch14_dinov2", 96, _TINY_KW, None, None, 1),
+}
+
+
+def photo(seed: int, width: int = 320, height: int = 240) -> Image.Image:
+    """A smooth colourful pattern plus noise; different seeds give different pictures."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    a = rng.uniform(0.5, 6.0, size=6)
+    img = np.stack(
+        [
+            np.sin(a[0] * x * 3 + a[1] * y * 3 + a[2]),
+            np.cos(a[3] * x * 4 - a[4] * y * 2),
+            np.sin((x + y) * a[5] * 2),
+        ],
+        axis=-1,
+    )
+    img = (img * 0.5 + 0.5) * 255 + rng.normal(0, 8, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+@pytest.fixture(autouse=True)
+def _extra_tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, spec in EXTRA_TINY.items():
+        monkeypatch.setitem(MODELS, name, spec)
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("weights")
+
+
+@pytest.fixture(scope="module")
+def tiny_pth(weights_dir: Path) -> Path:
+    return weightsgen.write_meta_checkpoint(weights_dir / "tiny.pth", TINY, seed=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_embedder(tiny_pth: Path) -> Embedder:
+    return Embedder(TINY, tiny_pth, device="cpu", batch_size=3, workers=2)
+
+
+def _files_in(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+# --------------------------------------------------------------------------- real architecture
+
+
+def test_vits14_meta_checkpoint_end_to_end(tmp_path: Path) -> None:
+    ckpt = weightsgen.write_meta_checkpoint(tmp_path / "dinov2_vits14_pretrain.pth")
+    raw = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert raw["pos_embed"].shape == (1, 1 + 37 * 37, 384)  # really Meta's layout
+    assert "mask_token" in raw
+
+    weights = E.resolve_weights(DEFAULT_MODEL, ckpt, tmp_path / "cache")
+    assert weights == ckpt
+    emb = Embedder(DEFAULT_MODEL, weights, device="cpu")
+    assert emb.dim == 384 and emb.dtype == torch.float32
+
+    vecs = emb.embed_images([photo(1), photo(1), photo(2)])
+    assert vecs.shape == (3, 384) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert cos(vecs[0], vecs[1]) > 0.9999
+    assert cos(vecs[0], vecs[2]) < 0.99
+    assert emb.weights_sha256 == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- specs
+
+
+def test_models_and_specs() -> None:
+    real = {n for n in MODELS if n.startswith("vit_")}
+    assert real == {
+        f"vit_{s}_patch14{r}_dinov2"
+        for s in ("small", "base", "large", "giant")
+        for r in ("", "_reg4")
+    }
+    spec = E.get_spec("vit_small_patch14_reg4_dinov2")
+    assert spec.dim == 384 and spec.timm_name == spec.name and spec.timm_kwargs == {}
+    assert spec.meta_url == (
+        "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_reg4_pretrain.pth"
+    )
+    assert spec.hf_url == (
+        "https://huggingface.co/timm/vit_small_patch14_reg4_dinov2.lvd142m"
+        "/resolve/main/model.safetensors"
+    )
+    assert E.get_spec("vit_giant_patch14_dinov2").dim == 1536
+    with pytest.raises(ValueError, match="vit_base_patch14_dinov2"):
+        E.get_spec("resnet50")
+
+
+# --------------------------------------------------------------------------- formats
+
+
+@pytest.mark.parametrize("name", [TINY, TINY_REG4, TINY_SWIGLU])
+def test_meta_pth_and_timm_safetensors_give_the_same_network(tmp_path: Path, name: str) -> None:
+    # The same seed is the same network in both formats, so equal embeddings prove
+    # the Meta conversion (registers, SwiGLU w12/w3, 518 -> 224 pos_embed) is right.
+    pth = weightsgen.write_meta_checkpoint(tmp_path / "w.pth", name, seed=3)
+    st = weightsgen.write_safetensors_checkpoint(tmp_path / "w.safetensors", name, seed=3)
+    meta_keys = set(torch.load(pth, map_location="cpu", weights_only=True))
+    if name == TINY_REG4:
+        assert "register_tokens" in meta_keys
+    if name == TINY_SWIGLU:
+        assert "blocks.0.mlp.w12.weight" in meta_keys
+    images = [photo(5), photo(6)]
+    a = Embedder(name, pth, device="cpu").embed_images(images)
+    b = Embedder(name, st, device="cpu").embed_images(images)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert cos(a[0], a[1]) < 0.99
+
+
+def test_safetensors_detected_by_content_not_name(tmp_path: Path) -> None:
+    st = weightsgen.write_safetensors_checkpoint(tmp_path / "model.bin", TINY)
+    sd = E.load_state_dict(st)
+    assert "reg_token" not in sd and sd["pos_embed"].shape == (1, 1 + 37 * 37, 96)
+
+
+def test_class_token_after_final_norm(tiny_embedder: Embedder) -> None:
+    x = torch.from_numpy(np.stack([E.preprocess(photo(7)), E.preprocess(photo(8))]))
+    model: Any = tiny_embedder.model
+    with torch.inference_mode():
+        tokens = model.forward_features(x)
+    expected = torch.nn.functional.normalize(tokens[:, 0], dim=-1).numpy()
+    np.testing.assert_allclose(
+        tiny_embedder.embed_images([photo(7), photo(8)]), expected, atol=1e-6
+    )
+
+
+def test_nested_checkpoints_unwrap(tmp_path: Path, tiny_pth: Path) -> None:
+    sd = torch.load(tiny_pth, map_location="cpu", weights_only=True)
+    torch.save({"model": sd, "epoch": 3}, tmp_path / "model.pth")
+    teacher = {f"backbone.{k}": v for k, v in sd.items()}
+    teacher["dino_head.last_layer.weight"] = torch.zeros(2, 2)
+    torch.save({"teacher": teacher, "iteration": 10}, tmp_path / "teacher.pth")
+    for file in ("model.pth", "teacher.pth"):
+        loaded = E.load_state_dict(tmp_path / file)
+        assert loaded.keys() == sd.keys()
+        E.verify_weights(TINY, tmp_path / file)
+
+
+# --------------------------------------------------------------------------- refusing bad files
+
+
+class Exploit:
+    """An object whose unpickling would run code (creates a marker file)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (self.marker, "w"))
+
+
+def test_pickled_object_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "evil.pth"
+    torch.save({"cls_token": torch.zeros(1), "payload": Exploit(str(marker))}, bad)
+    with pytest.raises(WeightsError, match=r"evil\.pth"):
+        E.load_state_dict(bad)
+    with pytest.raises(WeightsError):
+        E.build_model(TINY, bad)
+    assert not marker.exists()
+
+
+def test_wrong_architecture_is_refused(tiny_pth: Path) -> None:
+    with pytest.raises(WeightsError) as info:
+        E.build_model(DEFAULT_MODEL, tiny_pth)
+    message = str(info.value)
+    assert DEFAULT_MODEL in message and "size mismatch" in message
+    assert len(message) < 700  # readable, not torch's wall of text
+
+
+@pytest.mark.parametrize("content", [b"", b"not weights at all\n", b"PK\x03\x04broken zip"])
+def test_garbage_file_is_refused(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(content)
+    with pytest.raises(WeightsError, match=r"bad\.pth"):
+        E.load_state_dict(bad)
+
+
+def test_missing_keys_are_refused(tmp_path: Path, tiny_pth: Path) -> None:
+    sd = torch.load(tiny_pth, map_location="cpu", weights_only=True)
+    del sd["norm.weight"]
+    torch.save(sd, tmp_path / "partial.pth")
+    with pytest.raises(WeightsError, match=r"norm\.weight"):
+        E.verify_weights(TINY, tmp_path / "partial.pth")
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def test_resolve_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    explicit, env = tmp_path / "explicit.pth", tmp_path / "env.pth"
+    for p in (explicit, env, cache / f"{TINY}.pth", cache / f"{TINY}.safetensors"):
+        p.write_bytes(b"x")
+    monkeypatch.setenv(E.ENV_WEIGHTS, str(env))
+    assert E.resolve_weights(TINY, explicit, cache) == explicit
+    assert E.resolve_weights(TINY, None, cache) == env
+    monkeypatch.delenv(E.ENV_WEIGHTS)
+    assert E.resolve_weights(TINY, None, cache) == cache / f"{TINY}.safetensors"
+    (cache / f"{TINY}.safetensors").unlink()
+    assert E.resolve_weights(TINY, None, cache) == cache / f"{TINY}.pth"
+
+
+def test_resolve_nothing_says_what_to_download(tmp_path: Path) -> None:
+    with pytest.raises(WeightsUnavailable) as info:
+        E.resolve_weights(DEFAULT_MODEL, None, tmp_path / "cache")
+    message = str(info.value)
+    spec = E.get_spec(DEFAULT_MODEL)
+    assert spec.hf_url and spec.hf_url in message
+    assert spec.meta_url and spec.meta_url in message
+    assert "model import" in message
+    assert info.value.model == DEFAULT_MODEL
+
+
+def test_resolve_missing_explicit_file_does_not_fall_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / f"{TINY}.pth").write_bytes(b"x")
+    with pytest.raises(WeightsUnavailable, match=r"nope\.pth"):
+        E.resolve_weights(TINY, tmp_path / "nope.pth", cache)
+    monkeypatch.setenv(E.ENV_WEIGHTS, str(tmp_path / "gone.pth"))
+    with pytest.raises(WeightsUnavailable, match=E.ENV_WEIGHTS):
+        E.resolve_weights(TINY, None, cache)
+
+
+# --------------------------------------------------------------------------- import / download
+
+
+def test_import_copies_into_cache(tmp_path: Path, tiny_pth: Path) -> None:
+    cache = tmp_path / "cache"
+    dest = E.import_weights(TINY, tiny_pth, cache)
+    assert dest == cache / f"{TINY}.pth"
+    assert dest.read_bytes() == tiny_pth.read_bytes()
+    assert _files_in(cache) == [f"{TINY}.pth"]
+    assert E.resolve_weights(TINY, None, cache) == dest
+    assert E.import_weights(TINY, dest, cache) == dest  # importing the cached file is a no-op
+
+
+def test_import_refuses_bad_file(tmp_path: Path, tiny_pth: Path) -> None:
+    cache = tmp_path / "cache"
+    with pytest.raises(WeightsError):
+        E.import_weights(DEFAULT_MODEL, tiny_pth, cache)  # wrong architecture
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 64)
+    with pytest.raises(WeightsError):
+        E.import_weights(TINY, junk, cache)
+    assert _files_in(cache) == []
+
+
+def test_download_from_file_url(tmp_path: Path) -> None:
+    src = weightsgen.write_safetensors_checkpoint(tmp_path / "remote" / "model.safetensors")
+    cache = tmp_path / "cache"
+    calls: list[tuple[int, int | None]] = []
+    dest = E.download_weights(
+        TINY, cache, url=src.as_uri(), on_progress=lambda d, t: calls.append((d, t))
+    )
+    size = src.stat().st_size
+    assert dest == cache / f"{TINY}.safetensors"
+    assert dest.read_bytes() == src.read_bytes()
+    assert calls[0] == (0, size) and calls[-1] == (size, size)
+    assert _files_in(cache) == [f"{TINY}.safetensors"]
+    E.verify_weights(TINY, dest)
+
+
+def test_download_of_bad_file_leaves_nothing(tmp_path: Path, tiny_pth: Path) -> None:
+    cache = tmp_path / "cache"
+    with pytest.raises(WeightsError, match="not usable"):
+        E.download_weights(DEFAULT_MODEL, cache, url=tiny_pth.as_uri())
+    assert _files_in(cache) == []
+    with pytest.raises(WeightsUnavailable, match="model import"):
+        E.download_weights(TINY, cache, url=(tmp_path / "missing.pth").as_uri())
+    assert _files_in(cache) == []
+
+
+def test_download_aborted_by_progress_leaves_nothing(tmp_path: Path, tiny_pth: Path) -> None:
+    cache = tmp_path / "cache"
+
+    def abort(done: int, total: int | None) -> None:
+        if done > 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        E.download_weights(TINY, cache, url=tiny_pth.as_uri(), on_progress=abort)
+    assert _files_in(cache) == []
+
+
+def test_download_needs_a_source() -> None:
+    with pytest.raises(ValueError, match="no timm download"):
+        E.download_weights(TINY, Path("unused"))
+    with pytest.raises(ValueError, match="source"):
+        E.download_weights(DEFAULT_MODEL, Path("unused"), source="ftp")
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def test_file_sha256_is_remembered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    weights, cache = tmp_path / "w.pth", tmp_path / "cache"
+    weights.write_bytes(b"abc" * 1000)
+    expected = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert E.file_sha256(weights, cache) == expected
+    assert (cache / E.SHA_CACHE_NAME).is_file()
+
+    real_sha256 = hashlib.sha256
+    hashed: list[int] = []
+
+    def counting_sha256(*args: Any) -> Any:
+        hashed.append(1)
+        return real_sha256(*args)
+
+    monkeypatch.setattr(hashlib, "sha256", counting_sha256)  # the module E uses
+    assert E.file_sha256(weights, cache) == expected
+    assert hashed == []  # served from the memo
+
+    weights.write_bytes(b"changed")
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert E.file_sha256(weights, cache) == real_sha256(b"changed").hexdigest()
+    assert hashed == [1]
+    assert E.file_sha256(weights) == real_sha256(b"changed").hexdigest()  # no cache: still right
+
+    (cache / E.SHA_CACHE_NAME).write_text("{corrupt")
+    assert E.file_sha256(weights, cache) == real_sha256(b"changed").hexdigest()
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+def test_preprocess_matches_torchvision() -> None:
+    transforms = pytest.importorskip("torchvision.transforms")
+    tv = transforms.Compose(
+        [
+            transforms.Resize(256, interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.CenterCrop(224),
+            transforms.ToTensor(),
+            transforms.Normalize(E.IMAGENET_MEAN, E.IMAGENET_STD),
+        ]
+    )
+    for img in (photo(1, 333, 250), photo(2, 200, 301), photo(3, 256, 256)):
+        ours = E.preprocess(img)
+        assert ours.shape == (3, 224, 224) and ours.dtype == np.float32
+        np.testing.assert_allclose(ours, tv(img).numpy(), atol=1e-5)
+
+
+def test_preprocess_other_modes() -> None:
+    for mode in ("L", "RGBA", "P"):
+        assert E.preprocess(photo(4).convert(mode)).shape == (3, 224, 224)
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+@pytest.fixture
+def photo_dir(tmp_path: Path) -> tuple[list[str], set[int]]:
+    """Eight paths: good JPEG/PNG files with three broken ones among them."""
+    paths: list[str] = []
+    broken: set[int] = set()
+    for i in range(8):
+        if i == 2:
+            p = tmp_path / "notes.jpg"
+            p.write_text("this is not a photo\n")
+            broken.add(i)
+        elif i == 5:
+            p = tmp_path / "missing.jpg"
+            broken.add(i)
+        elif i == 6:
+            p = tmp_path / "empty.png"
+            p.write_bytes(b"")
+            broken.add(i)
+        else:
+            p = tmp_path / f"photo{i}.{'png' if i % 2 else 'jpg'}"
+            photo(10 + i, 300 + 10 * i, 260).save(p, quality=95)
+        paths.append(str(p))
+    return paths, broken
+
+
+def test_embed_files_every_index_in_order(
+    tiny_embedder: Embedder, photo_dir: tuple[list[str], set[int]]
+) -> None:
+    paths, broken = photo_dir
+    results = list(tiny_embedder.embed_files(paths))
+    assert [i for i, _, _ in results] == list(range(len(paths)))
+    for i, vec, err in results:
+        if i in broken:
+            assert vec is None and isinstance(err, str) and err.strip()
+        else:
+            assert err is None and vec is not None and vec.shape == (96,)
+            with Image.open(paths[i]) as im:
+                direct = tiny_embedder.embed_images([im.convert("RGB")])[0]
+            assert cos(vec, direct) > 0.999
+
+
+def test_embed_files_stops_on_cancel(
+    tiny_embedder: Embedder, photo_dir: tuple[list[str], set[int]]
+) -> None:
+    paths, _ = photo_dir
+    cancel = CancelToken()
+    seen: list[int] = []
+    for i, _, _ in tiny_embedder.embed_files(paths * 3, cancel):
+        seen.append(i)
+        cancel.cancel()  # mid-batch: the rest of this batch still arrives, then nothing
+    assert seen == list(range(tiny_embedder.batch_size))
+
+
+def test_embed_files_can_be_abandoned(tiny_embedder: Embedder, photo_dir: Any) -> None:
+    paths, _ = photo_dir
+    gen = tiny_embedder.embed_files(paths * 50)
+    assert isinstance(gen, Generator)
+    assert next(gen)[0] == 0
+    gen.close()  # shuts the decode pool down without waiting for 400 files
+
+
+def test_empty_inputs(tiny_embedder: Embedder) -> None:
+    assert tiny_embedder.embed_images([]).shape == (0, 96)
+    assert list(tiny_embedder.embed_files([])) == []
+
+
+def test_dynamic_size_model_for_patch_features(tiny_pth: Path) -> None:
+    model: Any = E.build_model(TINY, tiny_pth, img_size=518, dynamic_img_size=True)
+    with torch.inference_mode():
+        tokens = model.forward_features(torch.zeros(1, 3, 14 * 20, 14 * 30))
+    assert tokens.shape == (1, 1 + 20 * 30, 96)
+    assert not model.training
+
+
+# --------------------------------------------------------------------------- device
+
+
+def test_pick_device() -> None:
+    assert E.pick_device("cpu") == torch.device("cpu")
+    assert E.pick_device("auto").type in {"cpu", "cuda", "mps"}
+    with pytest.raises(ValueError, match="device"):
+        E.pick_device("quantum")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            E.pick_device("cuda")
