@@ -1,0 +1,500 @@
+"""`Library`: the one facade over storage, scanning, embedding and search.
+
+The CLI and the GUI call only this class. Long jobs are generators of
+`Progress` that return their result (see `progress.drive`); everything else
+returns plain data classes, never ORM rows, so callers need no session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import exists, func, select
+
+from dino_desktop.config import WEIGHTS_ENV, LibraryPaths, Settings, library_home
+from dino_desktop.core import embedder as emb
+from dino_desktop.core import scanner
+from dino_desktop.core.db import (
+    Embedding,
+    Folder,
+    ImageRow,
+    ModelRow,
+    open_engine,
+    session_factory,
+)
+from dino_desktop.core.images import ImageError
+from dino_desktop.core.index import VectorIndex, open_index
+from dino_desktop.core.progress import CancelToken, Job, Progress
+
+if TYPE_CHECKING:
+    from dino_desktop.core.embedder import Embedder
+
+EMBED_COMMIT_EVERY = 256
+
+
+class LibraryError(Exception):
+    """An expected failure with a message meant for the user (bad path, bad argument)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FolderInfo:
+    id: int
+    path: str
+    is_reference: bool
+    images: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    id: int
+    path: str
+    status: str
+    width: int | None
+    height: int | None
+    taken_at: datetime | None
+    camera: str | None
+    size: int
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    images: int
+    embedded: int
+    pending: int
+    failed: int
+    folders: list[FolderInfo]
+    model: str
+    weights: str | None
+
+
+@dataclass(slots=True)
+class ScanResult:
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    embedded: int = 0
+    pending: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    weights_missing: str | None = None  # the WeightsUnavailable message, when embedding waited
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    path: str
+    score: float
+    image_id: int
+
+
+class Library:
+    """One photo library: a folder with the database, index, caches and settings."""
+
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        model: str | None = None,
+        weights: str | os.PathLike[str] | None = None,
+        device: str | None = None,
+    ) -> None:
+        self.paths = LibraryPaths(library_home(home))
+        self.paths.ensure()
+        self.settings = Settings.load(self.paths.settings)
+        self.model_name = model or self.settings.model
+        emb.get_spec(self.model_name)  # fail early on an unknown model name
+        self._weights_arg = Path(weights).expanduser() if weights else None
+        self.device = device or self.settings.device
+        self.engine = open_engine(self.paths.db)
+        self.sessions = session_factory(self.engine)
+        self._embedder: Embedder | None = None
+        self._model_id: int | None = None
+        self._index: VectorIndex | None = None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- folders -------------------------------------------------------------
+
+    def add_folder(self, path: str | os.PathLike[str], *, reference: bool = False) -> FolderInfo:
+        """Register a folder (idempotent); `reference` marks it protected."""
+        real = os.path.realpath(os.path.expanduser(os.fspath(path)))
+        if not os.path.isdir(real):
+            raise LibraryError(f"not a folder: {os.fspath(path)}")
+        with self.sessions() as session, session.begin():
+            folder = session.scalar(select(Folder).where(Folder.path == real))
+            if folder is None:
+                folder = Folder(path=real, is_reference=reference, added_at=datetime.now())
+                session.add(folder)
+            elif reference and not folder.is_reference:
+                folder.is_reference = True
+            session.flush()
+            folder_id = folder.id
+        return next(f for f in self.folders() if f.id == folder_id)
+
+    def remove_folder(self, folder_id: int) -> None:
+        """Forget a folder and its photos' records (the files on disk are not touched)."""
+        with self.sessions() as session, session.begin():
+            folder = session.get(Folder, folder_id)
+            if folder is not None:
+                session.delete(folder)
+
+    def set_reference(self, folder_id: int, reference: bool) -> None:
+        with self.sessions() as session, session.begin():
+            folder = session.get(Folder, folder_id)
+            if folder is None:
+                raise LibraryError(f"no folder with id {folder_id}")
+            folder.is_reference = reference
+
+    def folders(self) -> list[FolderInfo]:
+        with self.sessions() as session:
+            counts: dict[int, int] = {}
+            failed: dict[int, int] = {}
+            for folder_id, status, n in session.execute(
+                select(ImageRow.folder_id, ImageRow.status, func.count()).group_by(
+                    ImageRow.folder_id, ImageRow.status
+                )
+            ):
+                (counts if status == "ok" else failed)[folder_id] = n
+            return [
+                FolderInfo(f.id, f.path, f.is_reference, counts.get(f.id, 0), failed.get(f.id, 0))
+                for f in session.scalars(select(Folder).order_by(Folder.path))
+            ]
+
+    # ---- scanning and embedding ---------------------------------------------
+
+    def scan(
+        self,
+        paths: Iterable[str | os.PathLike[str]] = (),
+        *,
+        reference: bool = False,
+        embed: bool = True,
+        cancel: CancelToken | None = None,
+    ) -> Job[ScanResult]:
+        """Add `paths` as folders (none: every registered folder), scan them, embed what waits."""
+        cancel = cancel or CancelToken()
+        added = [self.add_folder(p, reference=reference) for p in paths]
+        folder_ids = [f.id for f in added] or [f.id for f in self.folders()]
+        report = yield from scanner.scan(self.sessions, folder_ids, cancel)
+        result = ScanResult(
+            added=report.added,
+            updated=report.updated,
+            removed=report.removed,
+            unchanged=report.unchanged,
+            failed=report.failed,
+            warnings=report.warnings,
+            cancelled=report.cancelled,
+        )
+        if embed and not report.cancelled:
+            try:
+                result.embedded, failed = yield from self.embed_pending(cancel)
+                result.failed.extend(failed)
+            except emb.WeightsUnavailable as exc:
+                result.weights_missing = str(exc)
+            result.cancelled = cancel.cancelled
+        result.pending = self.pending_count()
+        return result
+
+    def embed_pending(
+        self, cancel: CancelToken | None = None
+    ) -> Job[tuple[int, list[tuple[str, str]]]]:
+        """Embed every readable photo that has no vector for the current model.
+
+        Returns (embedded, failed). Raises WeightsUnavailable before any work when
+        there are no weights. A photo that fails to decode is marked failed.
+        """
+        cancel = cancel or CancelToken()
+        embedder = self.embedder()
+        model_id = self.model_id()
+        todo = self._pending_rows(model_id)
+        total = len(todo)
+        yield Progress("embed", 0, total, None, "computing embeddings")
+        embedded = 0
+        failed: list[tuple[str, str]] = []
+        batch: list[tuple[int, np.ndarray | None, str | None]] = []
+        paths = [p for _, p in todo]
+        for done, (index, vector, error) in enumerate(embedder.embed_files(paths, cancel), 1):
+            batch.append((todo[index][0], vector, error))
+            if error is not None:
+                failed.append((paths[index], error))
+            if len(batch) >= EMBED_COMMIT_EVERY:
+                embedded += self._store_vectors(model_id, batch)
+                batch = []
+            yield Progress("embed", done, total, paths[index])
+        embedded += self._store_vectors(model_id, batch)
+        return embedded, failed
+
+    def _pending_rows(self, model_id: int) -> list[tuple[int, str]]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(ImageRow.id, Folder.path, ImageRow.relpath)
+                .join(Folder)
+                .where(ImageRow.status == "ok")
+                .where(
+                    ~exists().where(
+                        (Embedding.image_id == ImageRow.id) & (Embedding.model_id == model_id)
+                    )
+                )
+                .order_by(ImageRow.id)
+            )
+            return [(image_id, os.path.join(root, rel)) for image_id, root, rel in rows]
+
+    def _store_vectors(
+        self, model_id: int, batch: list[tuple[int, np.ndarray | None, str | None]]
+    ) -> int:
+        stored = 0
+        with self.sessions() as session, session.begin():
+            for image_id, vector, error in batch:
+                row = session.get(ImageRow, image_id)
+                if row is None:  # removed meanwhile
+                    continue
+                if vector is None:
+                    row.status = "failed"
+                    row.error = error
+                    continue
+                session.merge(
+                    Embedding(
+                        image_id=image_id,
+                        model_id=model_id,
+                        vector=np.asarray(vector, dtype=np.float32).tobytes(),
+                    )
+                )
+                stored += 1
+        return stored
+
+    def pending_count(self) -> int:
+        """Readable photos still waiting for an embedding from the current model."""
+        model_id = self._model_id
+        if model_id is None:
+            try:
+                model_id = self._lookup_model_id(create=False)
+            except emb.WeightsUnavailable:
+                model_id = None
+        with self.sessions() as session:
+            if model_id is None:
+                # No weights (or weights never used): every readable photo waits.
+                model_ids: list[int] = []
+            else:
+                model_ids = [model_id]
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(ImageRow)
+                    .where(ImageRow.status == "ok")
+                    .where(
+                        ~exists().where(
+                            (Embedding.image_id == ImageRow.id)
+                            & (Embedding.model_id.in_(model_ids))
+                        )
+                    )
+                )
+                or 0
+            )
+
+    # ---- model ---------------------------------------------------------------
+
+    def weights_path(self) -> Path:
+        """The weights file in use; raises WeightsUnavailable with what to download."""
+        return emb.resolve_weights(self.model_name, self._weights_arg, self.paths.models_dir)
+
+    def weights_source(self) -> str | None:
+        if self._weights_arg is not None:
+            return "option"
+        if os.environ.get(WEIGHTS_ENV):
+            return "environment"
+        try:
+            self.weights_path()
+        except emb.WeightsUnavailable:
+            return None
+        return "cache"
+
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            weights = self.weights_path()
+            try:
+                self._embedder = emb.Embedder(
+                    self.model_name,
+                    weights,
+                    device=self.device,
+                    batch_size=self.settings.batch_size,
+                )
+            except ValueError as exc:  # e.g. --device cuda on a machine without CUDA
+                raise LibraryError(str(exc)) from exc
+        return self._embedder
+
+    def model_id(self) -> int:
+        """The row of (model, weights file): vectors of different weights never mix."""
+        if self._model_id is None:
+            self._model_id = self._lookup_model_id(create=True)
+        assert self._model_id is not None
+        return self._model_id
+
+    def _lookup_model_id(self, *, create: bool) -> int | None:
+        spec = emb.get_spec(self.model_name)
+        sha = emb.file_sha256(self.weights_path(), self.paths.models_dir)
+        with self.sessions() as session, session.begin():
+            row_id: int | None = session.scalar(
+                select(ModelRow.id).where(
+                    (ModelRow.name == self.model_name) & (ModelRow.weights_sha256 == sha)
+                )
+            )
+            if row_id is None and create:
+                row = ModelRow(
+                    name=self.model_name,
+                    weights_sha256=sha,
+                    dim=spec.dim,
+                    image_size=emb.IMAGE_SIZE,
+                )
+                session.add(row)
+                session.flush()
+                row_id = row.id
+            return row_id
+
+    def import_weights(self, source: str | os.PathLike[str]) -> Path:
+        return emb.import_weights(self.model_name, Path(source), self.paths.models_dir)
+
+    def model_status(self) -> dict[str, Any]:
+        spec = emb.get_spec(self.model_name)
+        try:
+            weights: str | None = str(self.weights_path())
+        except emb.WeightsUnavailable:
+            weights = None
+        return {
+            "model": self.model_name,
+            "dim": spec.dim,
+            "weights": weights,
+            "source": self.weights_source(),
+            "cache": str(self.paths.models_dir),
+            "download": spec.hf_repo and f"https://huggingface.co/{spec.hf_repo}",
+            "meta_url": spec.meta_url,
+            "pending": self.pending_count(),
+        }
+
+    # ---- reading -------------------------------------------------------------
+
+    def status(self) -> Status:
+        folders = self.folders()
+        with self.sessions() as session:
+            failed = session.scalar(
+                select(func.count()).select_from(ImageRow).where(ImageRow.status == "failed")
+            )
+        images = sum(f.images for f in folders)
+        pending = self.pending_count()
+        try:
+            weights: str | None = str(self.weights_path())
+        except emb.WeightsUnavailable:
+            weights = None
+        return Status(
+            images=images,
+            embedded=images - pending,
+            pending=pending,
+            failed=int(failed or 0),
+            folders=folders,
+            model=self.model_name,
+            weights=weights,
+        )
+
+    def images(self) -> Iterator[ImageRecord]:
+        """Every indexed file, readable or not, in folder and path order."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(ImageRow, Folder.path)
+                .join(Folder)
+                .order_by(Folder.path, ImageRow.relpath)
+                .execution_options(yield_per=2000)
+            )
+            for row, root in rows:
+                yield ImageRecord(
+                    id=row.id,
+                    path=os.path.join(root, row.relpath),
+                    status=row.status,
+                    width=row.width,
+                    height=row.height,
+                    taken_at=row.taken_at,
+                    camera=row.camera,
+                    size=row.size,
+                    error=row.error,
+                )
+
+    def find_image(self, path: str | os.PathLike[str]) -> tuple[int, int, int] | None:
+        """(image id, size, mtime_ns) of the library's record for a file path, if any."""
+        real = os.path.realpath(os.fspath(path))
+        with self.sessions() as session:
+            for folder in session.scalars(select(Folder)):
+                root = folder.path.rstrip(os.sep) + os.sep
+                if real.startswith(root):
+                    row = session.scalar(
+                        select(ImageRow).where(
+                            (ImageRow.folder_id == folder.id)
+                            & (ImageRow.relpath == real[len(root) :])
+                        )
+                    )
+                    if row is not None:
+                        return row.id, row.size, row.mtime_ns
+        return None
+
+    def paths_of(self, ids: Iterable[int]) -> dict[int, str]:
+        wanted = list(ids)
+        out: dict[int, str] = {}
+        with self.sessions() as session:
+            for start in range(0, len(wanted), 500):
+                rows = session.execute(
+                    select(ImageRow.id, Folder.path, ImageRow.relpath)
+                    .join(Folder)
+                    .where(ImageRow.id.in_(wanted[start : start + 500]))
+                )
+                out.update({i: os.path.join(root, rel) for i, root, rel in rows})
+        return out
+
+    # ---- search --------------------------------------------------------------
+
+    def index(self) -> VectorIndex:
+        """The FAISS index of the current model, rebuilt when the database moved on."""
+        model_id = self.model_id()
+        self._index = open_index(self.sessions, model_id, self.embedder().dim, self.paths.index_dir)
+        return self._index
+
+    def query_vector(self, image: str | os.PathLike[str]) -> np.ndarray:
+        """The embedding of any image file: the stored one if it is an unchanged library photo."""
+        path = os.fspath(image)
+        if not os.path.isfile(path):
+            raise LibraryError(f"no such image file: {path}")
+        model_id = self.model_id()
+        known = self.find_image(path)
+        if known is not None:
+            st = os.stat(path)
+            if (known[1], known[2]) == (st.st_size, st.st_mtime_ns):
+                with self.sessions() as session:
+                    blob = session.scalar(
+                        select(Embedding.vector).where(
+                            (Embedding.image_id == known[0]) & (Embedding.model_id == model_id)
+                        )
+                    )
+                if blob is not None:
+                    return np.frombuffer(blob, dtype=np.float32)
+        _, vector, error = next(self.embedder().embed_files([path]))
+        if vector is None:
+            raise ImageError(f"cannot read {path}: {error}")
+        return vector
+
+    def search(self, image: str | os.PathLike[str], top: int = 10) -> list[SearchHit]:
+        """The `top` photos nearest to an image file (inside the library or not), best first."""
+        query = self.query_vector(image)
+        hits = self.index().search(query, top)
+        paths = self.paths_of(i for i, _ in hits)
+        return [SearchHit(paths[i], s, i) for i, s in hits if i in paths]

@@ -1,0 +1,139 @@
+"""Library: scan → embed → store → search, end to end with a tiny random ViT."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import imagegen
+import numpy as np
+import pytest
+import weightsgen
+from sqlalchemy import select
+
+from dino_desktop.core import db
+from dino_desktop.core.embedder import WeightsUnavailable
+from dino_desktop.core.library import Library, LibraryError
+from dino_desktop.core.progress import drive
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    weightsgen.register_tiny_model()
+    return weightsgen.write_meta_checkpoint(
+        tmp_path_factory.mktemp("weights") / "tiny.pth", weightsgen.TINY
+    )
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(8):
+        imagegen.save_jpeg(root / f"p{i}.jpg", seed=i, size=(320, 240))
+    imagegen.save_as(root / "x.png", "PNG", seed=20)
+    (root / "broken.jpg").write_bytes(b"this is not a jpeg")
+    return root
+
+
+def _lib(tmp_path: Path, weights: Path | None) -> Library:
+    weightsgen.register_tiny_model()
+    return Library(tmp_path / "lib", model=weightsgen.TINY, weights=weights, device="cpu")
+
+
+def test_scan_embeds_every_readable_photo_and_search_finds_itself(
+    tmp_path: Path, photos: Path, tiny_weights: Path
+) -> None:
+    lib = _lib(tmp_path, tiny_weights)
+    result = drive(lib.scan([str(photos)]))
+    assert (result.added, result.embedded, result.pending) == (10, 9, 0)
+    assert [p for p, _ in result.failed] == [str(photos / "broken.jpg")]
+    status = lib.status()
+    assert (status.images, status.embedded, status.failed) == (9, 9, 1)
+
+    hits = lib.search(photos / "p3.jpg", top=3)
+    assert hits[0].path == str(photos / "p3.jpg") and hits[0].score >= 0.999
+    assert len(hits) == 3 and hits[0].score >= hits[1].score >= hits[2].score
+
+    # Vectors are stored L2-normalised under the model's row.
+    with lib.sessions() as session:
+        vectors = [
+            np.frombuffer(e.vector, np.float32) for e in session.scalars(select(db.Embedding))
+        ]
+    assert len(vectors) == 9
+    assert all(abs(float(np.linalg.norm(v)) - 1) < 1e-4 for v in vectors)
+
+
+def test_search_by_a_file_outside_the_library(
+    tmp_path: Path, photos: Path, tiny_weights: Path
+) -> None:
+    lib = _lib(tmp_path, tiny_weights)
+    drive(lib.scan([str(photos)]))
+    outside = tmp_path / "query.png"
+    imagegen.save_as(outside, "PNG", seed=3, size=(320, 240))  # the same picture as p3.jpg
+    hits = lib.search(outside, top=4)
+    assert len(hits) == 4
+    assert all(os.path.dirname(h.path) == str(photos) for h in hits)
+    assert hits[0].path == str(photos / "p3.jpg")
+    with pytest.raises(LibraryError, match="no such image"):
+        lib.search(tmp_path / "missing.jpg")
+
+
+def test_without_weights_files_are_indexed_and_embedding_waits(
+    tmp_path: Path, photos: Path, tiny_weights: Path
+) -> None:
+    lib = _lib(tmp_path, None)
+    result = drive(lib.scan([str(photos)]))
+    assert (result.added, result.embedded, result.pending) == (10, 0, 9)
+    assert result.weights_missing and "model import" in result.weights_missing
+    with pytest.raises(WeightsUnavailable):
+        lib.search(photos / "p1.jpg")
+    lib.close()
+
+    # Once the weights are imported, the next scan embeds what waited.
+    lib = _lib(tmp_path, None)
+    lib.import_weights(tiny_weights)
+    again = drive(lib.scan())
+    assert (again.unchanged, again.embedded, again.pending) == (10, 9, 0)
+
+
+def test_index_is_persisted_and_rebuilt_when_stale(
+    tmp_path: Path, photos: Path, tiny_weights: Path
+) -> None:
+    lib = _lib(tmp_path, tiny_weights)
+    drive(lib.scan([str(photos)]))
+    assert lib.index().size == 9
+    saved = list(lib.paths.index_dir.glob("*.faiss"))
+    assert len(saved) == 1
+    (photos / "p0.jpg").unlink()
+    drive(lib.scan())
+    assert lib.index().size == 8
+    assert all(h.path != str(photos / "p0.jpg") for h in lib.search(photos / "p1.jpg", top=20))
+
+
+def test_new_weights_never_mix_with_old_vectors(
+    tmp_path: Path, photos: Path, tiny_weights: Path
+) -> None:
+    lib = _lib(tmp_path, tiny_weights)
+    drive(lib.scan([str(photos)]))
+    lib.close()
+    other = weightsgen.write_meta_checkpoint(tmp_path / "other.pth", weightsgen.TINY, seed=7)
+    lib = _lib(tmp_path, other)
+    assert lib.pending_count() == 9
+    result = drive(lib.scan())
+    assert result.embedded == 9
+    with lib.sessions() as session:
+        assert len(session.scalars(select(db.ModelRow)).all()) == 2
+    assert lib.index().size == 9
+
+
+def test_reference_folders_and_removal(tmp_path: Path, photos: Path) -> None:
+    lib = _lib(tmp_path, None)
+    drive(lib.scan([str(photos)], reference=True, embed=False))
+    (folder,) = lib.folders()
+    assert folder.is_reference and folder.images == 9 and folder.failed == 1
+    lib.remove_folder(folder.id)
+    assert lib.folders() == [] and list(lib.images()) == []
+    assert (photos / "p0.jpg").exists()  # the files on disk are never touched
+    with pytest.raises(LibraryError, match="not a folder"):
+        lib.add_folder(photos / "p0.jpg")

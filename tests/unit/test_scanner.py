@@ -1,0 +1,174 @@
+"""Scanner: finds photos, records bad files, stays incremental, never loses rows wrongly."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import imagegen
+import pytest
+from sqlalchemy import select
+
+from dino_desktop.core import db, scanner
+from dino_desktop.core.library import Library
+from dino_desktop.core.progress import CancelToken, Progress, drive
+
+
+def _lib(tmp_path: Path) -> Library:
+    return Library(tmp_path / "lib")
+
+
+def _scan(lib: Library, *paths: Path, **kw: object) -> object:
+    return drive(lib.scan([str(p) for p in paths], embed=False, **kw))  # type: ignore[arg-type]
+
+
+def _rows(lib: Library) -> dict[str, db.ImageRow]:
+    with lib.sessions() as session:
+        return {r.relpath: r for r in session.scalars(select(db.ImageRow))}
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    root = tmp_path / "Fotos 2024"
+    (root / "été ☀").mkdir(parents=True)
+    imagegen.save_jpeg(root / "a.jpg", seed=1, make="Canon", model="Canon EOS 5D")
+    imagegen.save_jpeg(root / "été ☀" / "IMG 2.JPG", seed=2, orientation=6, size=(400, 300))
+    imagegen.save_as(root / "b.png", "PNG", seed=3)
+    imagegen.save_as(root / "c.webp", "WEBP", seed=4)
+    (root / "notes.txt").write_text("not a photo")
+    (root / ".hidden").mkdir()
+    imagegen.save_jpeg(root / ".hidden" / "skip.jpg", seed=5)
+    return root
+
+
+def test_first_scan_indexes_every_photo_with_metadata(tmp_path: Path, photos: Path) -> None:
+    lib = _lib(tmp_path)
+    result = _scan(lib, photos)
+    assert (result.added, result.updated, result.removed, result.failed) == (4, 0, 0, [])
+    rows = _rows(lib)
+    assert set(rows) == {"a.jpg", os.path.join("été ☀", "IMG 2.JPG"), "b.png", "c.webp"}
+    rotated = rows[os.path.join("été ☀", "IMG 2.JPG")]
+    assert (rotated.width, rotated.height, rotated.orientation) == (300, 400, 6)
+    a = rows["a.jpg"]
+    assert a.camera == "Canon EOS 5D"
+    assert a.sha256 and len(a.sha256) == 64 and a.phash and len(a.phash) == 16
+    assert a.inode == (photos / "a.jpg").stat().st_ino
+
+
+def test_rescan_reads_nothing_when_nothing_changed(
+    tmp_path: Path, photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib = _lib(tmp_path)
+    _scan(lib, photos)
+
+    def forbidden(*_a: object, **_k: object) -> None:
+        raise AssertionError("an unchanged file was read")
+
+    monkeypatch.setattr(scanner, "read_info", forbidden)
+    monkeypatch.setattr(scanner, "sha256_file", forbidden)
+    result = _scan(lib, photos)
+    assert (result.added, result.updated, result.removed, result.unchanged) == (0, 0, 0, 4)
+
+
+def test_changed_added_and_deleted_files_are_picked_up(tmp_path: Path, photos: Path) -> None:
+    lib = _lib(tmp_path)
+    _scan(lib, photos)
+    old_sha = _rows(lib)["a.jpg"].sha256
+    imagegen.save_jpeg(photos / "a.jpg", seed=9)
+    os.utime(photos / "a.jpg", ns=(1, 1_000_000_000))
+    (photos / "b.png").unlink()
+    imagegen.save_as(photos / "new.gif", "GIF", seed=6)
+    result = _scan(lib, photos)
+    assert (result.added, result.updated, result.removed, result.unchanged) == (1, 1, 1, 2)
+    rows = _rows(lib)
+    assert "b.png" not in rows and "new.gif" in rows
+    assert rows["a.jpg"].sha256 != old_sha
+
+
+def test_bad_files_are_recorded_with_reasons_and_the_scan_goes_on(tmp_path: Path) -> None:
+    root = tmp_path / "mixed"
+    root.mkdir()
+    imagegen.save_jpeg(root / "good.jpg", seed=1)
+    bad = imagegen.bad_files(root)
+    (root / "dangling.jpg").symlink_to(root / "nowhere.jpg")
+    (root / "loop").symlink_to(root)  # a directory symlink back to the root
+    (root / "self.jpg").symlink_to(root / "self.jpg")
+    (root / "folder.jpg").mkdir()
+    imagegen.save_jpeg(root / "folder.jpg" / "inside.jpg", seed=2)
+    lib = _lib(tmp_path)
+    result = _scan(lib, root)
+    failed = dict(result.failed)
+    for name in bad:
+        assert str(root / name) in failed, name
+    assert "empty" in failed[str(root / "empty.jpg")]
+    assert "large" in failed[str(root / "bomb.png")] or "bomb" in failed[str(root / "bomb.png")]
+    assert "symbolic link" in failed[str(root / "dangling.jpg")]
+    assert "symbolic link" in failed[str(root / "self.jpg")]
+    ok = {r for r, row in _rows(lib).items() if row.status == "ok"}
+    assert ok == {"good.jpg", os.path.join("folder.jpg", "inside.jpg")}
+    # The loop is entered at most once: no photo appears under loop/.
+    assert not any(r.startswith("loop") for r in _rows(lib))
+    again = _scan(lib, root)
+    assert (again.added, again.updated) == (0, 0)
+    assert dict(again.failed) == failed
+
+
+def test_a_missing_folder_never_empties_the_library(tmp_path: Path, photos: Path) -> None:
+    lib = _lib(tmp_path)
+    _scan(lib, photos)
+    moved = tmp_path / "elsewhere"
+    shutil.move(photos, moved)  # like an unplugged drive
+    result = drive(lib.scan(embed=False))
+    assert result.removed == 0
+    assert any("not available" in w for w in result.warnings)
+    assert len(_rows(lib)) == 4
+
+
+def test_unreadable_subfolder_keeps_its_rows(
+    tmp_path: Path, photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib = _lib(tmp_path)
+    _scan(lib, photos)
+    real_scandir = os.scandir
+
+    def failing_scandir(path: str) -> object:
+        if str(path).endswith("été ☀"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(scanner.os, "scandir", failing_scandir)
+    result = _scan(lib, photos)
+    assert result.removed == 0
+    assert any("could not list" in w for w in result.warnings)
+
+
+def test_nested_registered_folders_do_not_index_a_file_twice(tmp_path: Path, photos: Path) -> None:
+    lib = _lib(tmp_path)
+    _scan(lib, photos / "été ☀")
+    _scan(lib, photos)
+    with lib.sessions() as session:
+        assert len(session.scalars(select(db.ImageRow)).all()) == 4
+
+
+def test_cancel_keeps_what_was_done_and_a_rescan_finishes(tmp_path: Path) -> None:
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(30):
+        imagegen.save_jpeg(root / f"{i:02}.jpg", seed=i, size=(64, 48))
+    lib = _lib(tmp_path)
+    cancel = CancelToken()
+    job = lib.scan([str(root)], embed=False, cancel=cancel)
+    steps: list[Progress] = []
+
+    def stop_after_some(step: Progress) -> None:
+        steps.append(step)
+        if step.phase == "index" and step.done == 5:
+            cancel.cancel()
+
+    result = drive(job, stop_after_some)
+    assert result.cancelled and result.removed == 0
+    assert 5 <= result.added < 30
+    again = _scan(lib, root)
+    assert again.added + result.added == 30 and not again.cancelled
+    assert any(s.total == 30 for s in steps if s.phase == "index")
