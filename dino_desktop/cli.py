@@ -1,0 +1,323 @@
+"""The command line: argparse subcommands over `Library`, progress on stderr.
+
+A public interface (DESIGN.md §5): scripts depend on the commands, the `--json`
+shapes and the exit codes (0 ok, 1 error, 2 usage, 3 model weights
+unavailable), so changes here are additive only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dino_desktop import __version__
+from dino_desktop.config import HOME_ENV, WEIGHTS_ENV
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_WEIGHTS = 0, 1, 2, 3
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # The same options are accepted before and after the subcommand; after it
+    # they default to SUPPRESS so they don't overwrite what was given before.
+    default: Any = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--library",
+        metavar="DIR",
+        default=default,
+        help=f"library folder (env {HOME_ENV}; default: the user data dir)",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="NAME",
+        default=default,
+        help="timm model name, e.g. vit_small_patch14_dinov2 (default from settings)",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="FILE",
+        default=default,
+        help=f"weights file, Meta .pth or timm .safetensors (env {WEIGHTS_ENV})",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda", "mps"],
+        default=default,
+        help="where the model runs (default: auto = cuda, then mps, then cpu)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dino-desktop",
+        description="A photo organizer that understands pictures. "
+        "Without a command, opens the desktop app.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _global_options(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, suppress=True)
+    common.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("scan", parents=[common], help="add folders, scan them and embed photos")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="folders (none: rescan all)")
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="mark the folders as reference: protected, never a removal candidate",
+    )
+    p.add_argument("--no-embed", action="store_true", help="index files only, embed later")
+
+    sub.add_parser("status", parents=[common], help="library summary")
+    sub.add_parser("list", parents=[common], help="every indexed file, failed ones with errors")
+
+    p = sub.add_parser("search", parents=[common], help="nearest photos to any image file")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--top", type=int, default=10, metavar="K", help="how many (default 10)")
+
+    p = sub.add_parser("model", parents=[common], help="model weights: status, import, download")
+    msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    msub.add_parser("status", parents=[common], help="which weights are in use")
+    mi = msub.add_parser("import", parents=[common], help="install a weights file into the cache")
+    mi.add_argument("file", metavar="FILE")
+    md = msub.add_parser("download", parents=[common], help="download the weights (needs network)")
+    md.add_argument("--source", choices=["timm", "meta"], default="timm")
+    return parser
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=True)
+    sys.stdout.write("\n")
+
+
+def _progress_bar() -> tuple[Callable[[Any], None], Callable[[], None]]:
+    """A tqdm bar on stderr per phase; silent when stderr is not a terminal."""
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {"phase": None, "bar": None}
+    labels = {"walk": "Looking for photos", "index": "Reading photos", "embed": "Embedding"}
+
+    def update(step: Any) -> None:
+        if step.phase != state["phase"]:
+            if state["bar"] is not None:
+                state["bar"].close()
+            state["phase"] = step.phase
+            state["bar"] = tqdm(
+                total=step.total,
+                desc=labels.get(step.phase, step.phase),
+                unit="photo",
+                file=sys.stderr,
+                disable=None,
+                dynamic_ncols=True,
+            )
+        bar = state["bar"]
+        bar.total = step.total
+        bar.n = step.done
+        bar.refresh()
+
+    def close() -> None:
+        if state["bar"] is not None:
+            state["bar"].close()
+
+    return update, close
+
+
+def _cmd_scan(lib: Any, args: argparse.Namespace) -> int:
+    from dino_desktop.core.progress import drive
+
+    update, close = _progress_bar()
+    try:
+        result = drive(
+            lib.scan(args.paths, reference=args.reference, embed=not args.no_embed), update
+        )
+    finally:
+        close()
+    for warning in result.warnings:
+        print(f"dino-desktop: warning: {warning}", file=sys.stderr)
+    if result.weights_missing:
+        print(f"dino-desktop: embeddings pending: {result.weights_missing}", file=sys.stderr)
+    failed = [{"path": p, "error": e} for p, e in result.failed]
+    if args.json:
+        _print_json(
+            {
+                "added": result.added,
+                "updated": result.updated,
+                "removed": result.removed,
+                "unchanged": result.unchanged,
+                "embedded": result.embedded,
+                "pending": result.pending,
+                "failed": failed,
+            }
+        )
+    else:
+        print(
+            f"{result.added} added, {result.updated} updated, {result.removed} removed, "
+            f"{result.unchanged} unchanged; {result.embedded} embedded, "
+            f"{result.pending} pending; {len(failed)} could not be read"
+        )
+        for item in failed:
+            print(f"  {item['path']}: {item['error']}")
+    return EXIT_OK
+
+
+def _cmd_status(lib: Any, args: argparse.Namespace) -> int:
+    st = lib.status()
+    folders = [
+        {"path": f.path, "reference": f.is_reference, "images": f.images, "failed": f.failed}
+        for f in st.folders
+    ]
+    if args.json:
+        _print_json(
+            {
+                "images": st.images,
+                "embedded": st.embedded,
+                "pending": st.pending,
+                "failed": st.failed,
+                "folders": folders,
+                "model": st.model,
+                "weights": st.weights,
+            }
+        )
+    else:
+        print(f"Library: {lib.paths.home}")
+        print(
+            f"Photos: {st.images} ({st.embedded} embedded, {st.pending} pending), "
+            f"{st.failed} could not be read"
+        )
+        print(f"Model: {st.model}; weights: {st.weights or 'not installed'}")
+        for f in folders:
+            mark = " [reference]" if f["reference"] else ""
+            print(f"  {f['path']}{mark}: {f['images']} photos, {f['failed']} unreadable")
+    return EXIT_OK
+
+
+def _cmd_list(lib: Any, args: argparse.Namespace) -> int:
+    rows = [
+        {
+            "path": r.path,
+            "status": r.status,
+            "width": r.width,
+            "height": r.height,
+            "taken_at": r.taken_at.isoformat() if r.taken_at else None,
+            "error": r.error,
+        }
+        for r in lib.images()
+    ]
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            detail = f"{r['width']}×{r['height']}" if r["status"] == "ok" else r["error"]
+            print(f"{r['status']:6} {r['path']}  {detail}")
+    return EXIT_OK
+
+
+def _cmd_search(lib: Any, args: argparse.Namespace) -> int:
+    if args.top < 1:
+        print("dino-desktop: error: --top must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    hits = lib.search(args.image, top=args.top)
+    if args.json:
+        _print_json([{"path": h.path, "score": round(h.score, 6)} for h in hits])
+    else:
+        for h in hits:
+            print(f"{h.score:.4f}  {h.path}")
+    return EXIT_OK
+
+
+def _cmd_model(lib: Any, args: argparse.Namespace) -> int:
+    from dino_desktop.core import embedder as emb
+
+    if args.model_command == "import":
+        path = lib.import_weights(args.file)
+        result: dict[str, Any] = {"model": lib.model_name, "weights": str(path)}
+        if args.json:
+            _print_json(result)
+        else:
+            print(f"Installed weights for {lib.model_name}: {path}")
+        return EXIT_OK
+    if args.model_command == "download":
+        from tqdm import tqdm
+
+        bar = tqdm(unit="B", unit_scale=True, desc="Downloading", file=sys.stderr, disable=None)
+
+        def on_progress(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        try:
+            path = emb.download_weights(
+                lib.model_name, lib.paths.models_dir, source=args.source, on_progress=on_progress
+            )
+        finally:
+            bar.close()
+        if args.json:
+            _print_json({"model": lib.model_name, "weights": str(path)})
+        else:
+            print(f"Downloaded weights for {lib.model_name}: {path}")
+        return EXIT_OK
+    status = lib.model_status()
+    if args.json:
+        _print_json(status)
+    else:
+        print(f"Model: {status['model']} ({status['dim']}-d)")
+        if status["weights"]:
+            print(f"Weights: {status['weights']} (from {status['source']})")
+        else:
+            print("Weights: not installed. Run 'dino-desktop model download', or download")
+            print(f"  {status['meta_url'] or status['download']}")
+            print("  and run 'dino-desktop model import FILE'.")
+        print(f"Photos waiting for embeddings: {status['pending']}")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
+    "scan": _cmd_scan,
+    "status": _cmd_status,
+    "list": _cmd_list,
+    "search": _cmd_search,
+    "model": _cmd_model,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        from dino_desktop.gui.app import run_gui
+
+        return run_gui(args)
+
+    # Imported here so `--help` and argument errors stay instant.
+    from dino_desktop.core import embedder as emb
+    from dino_desktop.core.db import SchemaTooNew
+    from dino_desktop.core.images import ImageError
+    from dino_desktop.core.library import Library, LibraryError
+
+    try:
+        lib = Library(args.library, model=args.model, weights=args.weights, device=args.device)
+    except ValueError as exc:  # unknown model name
+        print(f"dino-desktop: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (LibraryError, SchemaTooNew, OSError) as exc:
+        print(f"dino-desktop: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        with lib:
+            return COMMANDS[args.command](lib, args)
+    except emb.WeightsUnavailable as exc:
+        print(f"dino-desktop: {exc}", file=sys.stderr)
+        return EXIT_WEIGHTS
+    except (LibraryError, ImageError, emb.WeightsError, SchemaTooNew) as exc:
+        print(f"dino-desktop: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("dino-desktop: interrupted; the work done so far is saved", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"dino-desktop: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,27 @@
+"""The house rules that keep the core reusable: no Qt in the core, checked by import-linter."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_import_linter_contracts_hold() -> None:
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
+    out = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "The core never imports Qt KEPT" in out.stdout
+
+
+def test_every_module_has_a_docstring() -> None:
+    missing = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "dino_desktop").rglob("*.py")
+        if ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) is None
+    ]
+    assert missing == []

@@ -1,0 +1,222 @@
+"""The public CLI contract: commands, JSON shapes, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import imagegen
+import pytest
+import weightsgen
+
+from dino_desktop.cli import main
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    try:
+        data = json.loads(out) if "--json" in args else out
+    except json.JSONDecodeError:
+        data = out
+    return code, data, err
+
+
+@pytest.fixture(scope="module")
+def vits_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weights ViT-S/14 checkpoint in Meta's .pth format (no semantic quality)."""
+    return weightsgen.write_meta_checkpoint(
+        tmp_path_factory.mktemp("w") / "dinov2_vits14_pretrain.pth", "vit_small_patch14_dinov2"
+    )
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Photos of mixed formats, EXIF orientations and odd names, plus bad files."""
+    root = tmp_path_factory.mktemp("mixed") / "Photos 2024"
+    (root / "été").mkdir(parents=True)
+    for i in range(8):
+        imagegen.save_jpeg(root / f"IMG_{i:04}.jpg", seed=i, orientation=i + 1, size=(360, 240))
+    for i, fmt in enumerate(["PNG", "WEBP", "TIFF", "GIF", "BMP"]):
+        imagegen.save_as(root / "été" / f"pic {i}.{fmt.lower()}", fmt, seed=100 + i)
+    imagegen.cmyk_jpeg(root / "cmyk.jpg", seed=200)
+    imagegen.png16(root / "deep.png", seed=201)
+    imagegen.rgba_png(root / "alpha.png", seed=202)
+    imagegen.animated_gif(root / "anim.gif", seed=203)
+    imagegen.multipage_tiff(root / "pages.tif", seed=204)
+    imagegen.save_as(root / "one.png", "PNG", size=(1, 1))
+    imagegen.save_jpeg(root / "pano.jpg", seed=205, size=(6000, 300))
+    BAD_NAMES.update(p.name for p in imagegen.bad_files(root).values())
+    return root
+
+
+BAD_NAMES: set[str] = set()  # filled by the `mixed` fixture
+
+
+N_GOOD = 8 + 5 + 3 + 2 + 1 + 1
+
+
+def test_scan_search_status_list_with_real_vits_architecture(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, mixed: Path, vits_weights: Path
+) -> None:
+    lib = str(tmp_path / "lib")
+    base = ["--library", lib, "--model", "vit_small_patch14_dinov2", "--weights", str(vits_weights)]
+    code, first, _ = run(capsys, *base, "scan", str(mixed), "--json")
+    assert code == 0
+    bad = BAD_NAMES
+    failed = {Path(f["path"]).name for f in first["failed"]}
+    assert failed == bad
+    assert all(f["error"] for f in first["failed"])
+    assert (first["added"], first["embedded"], first["pending"]) == (N_GOOD + len(bad), N_GOOD, 0)
+
+    code, second, _ = run(capsys, *base, "scan", str(mixed), "--json")
+    assert code == 0
+    assert (second["added"], second["updated"], second["embedded"]) == (0, 0, 0)
+    assert second["unchanged"] == N_GOOD + len(bad)
+
+    code, hits, _ = run(capsys, *base, "search", str(mixed / "IMG_0003.jpg"), "--json")
+    assert code == 0 and len(hits) == 10
+    assert hits[0]["path"] == str(mixed / "IMG_0003.jpg") and hits[0]["score"] >= 0.999
+
+    outside = tmp_path / "outside.png"
+    imagegen.save_as(outside, "PNG", seed=55)
+    code, hits, _ = run(capsys, *base, "search", str(outside), "--top", "3", "--json")
+    assert code == 0 and len(hits) == 3 and all(Path(h["path"]).is_absolute() for h in hits)
+
+    code, status, _ = run(capsys, *base, "status", "--json")
+    assert (status["images"], status["embedded"], status["pending"]) == (N_GOOD, N_GOOD, 0)
+    assert status["failed"] == len(bad) and status["weights"] == str(vits_weights)
+    assert status["folders"][0]["path"] == str(mixed)
+
+    code, rows, _ = run(capsys, *base, "list", "--json")
+    assert len(rows) == N_GOOD + len(bad)
+    assert {r["status"] for r in rows} == {"ok", "failed"}
+    assert all(r["error"] for r in rows if r["status"] == "failed")
+    assert set(rows[0]) == {"path", "status", "width", "height", "taken_at", "error"}
+
+
+def test_offline_without_weights(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, mixed: Path
+) -> None:
+    lib = str(tmp_path / "lib")
+    code, result, err = run(capsys, "--library", lib, "scan", str(mixed), "--json")
+    assert code == 0
+    assert result["embedded"] == 0 and result["pending"] == N_GOOD
+    assert "model import" in err
+    code, _, err = run(capsys, "--library", lib, "search", str(mixed / "IMG_0001.jpg"))
+    assert code == 3
+    assert "dinov2_vits14" in err and "dino-desktop model import" in err
+    assert "Traceback" not in err
+    code, status, _ = run(capsys, "--library", lib, "model", "status", "--json")
+    assert code == 0 and status["weights"] is None and status["pending"] == N_GOOD
+
+
+def test_model_import_then_scan_embeds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, vits_weights: Path
+) -> None:
+    lib = str(tmp_path / "lib")
+    photos = tmp_path / "p"
+    photos.mkdir()
+    imagegen.save_jpeg(photos / "a.jpg", seed=1)
+    run(capsys, "--library", lib, "scan", str(photos))
+    code, out, _ = run(capsys, "--library", lib, "model", "import", str(vits_weights), "--json")
+    assert code == 0 and Path(out["weights"]).parent == Path(lib) / "models"
+    code, result, _ = run(capsys, "--library", lib, "scan", "--json")
+    assert code == 0 and result["embedded"] == 1 and result["pending"] == 0
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"nope")
+    code, _, err = run(capsys, "--library", lib, "model", "import", str(bad))
+    assert code == 1 and "Traceback" not in err
+
+
+def test_expected_errors_are_one_line_with_exit_codes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lib = str(tmp_path / "lib")
+    code, _, err = run(capsys, "--library", lib, "scan", str(tmp_path / "nope"))
+    assert code == 1 and "not a folder" in err and "Traceback" not in err
+    code, _, err = run(capsys, "--library", lib, "--model", "resnet50", "status")
+    assert code == 2 and "vit_small_patch14_dinov2" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["--library", lib, "search"])
+    assert exc.value.code == 2
+    # Global options are accepted after the subcommand too.
+    code, status, _ = run(capsys, "status", "--json", "--library", lib)
+    assert code == 0 and status["images"] == 0
+
+
+def _cli(*args: str, **kw: Any) -> subprocess.Popen[str]:
+    """The CLI in a subprocess, with the tiny test model registered."""
+    code = (
+        "import sys, weightsgen; weightsgen.register_tiny_model(); "
+        "from dino_desktop.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
+
+
+def test_entry_point_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "dino_desktop", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "scan" in out.stdout and "search" in out.stdout
+
+
+def test_sigkill_mid_scan_leaves_a_sound_db_and_the_rescan_finishes(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    n = 120
+    for i in range(n):
+        imagegen.save_jpeg(photos / f"{i:03}.jpg", seed=i, size=(800, 600))
+    weightsgen.register_tiny_model()
+    weights = weightsgen.write_meta_checkpoint(tmp_path / "tiny.pth", weightsgen.TINY)
+    lib = tmp_path / "lib"
+    args = ["--library", str(lib), "--model", weightsgen.TINY, "--weights", str(weights)]
+    proc = _cli(*args, "scan", str(photos), "--json")
+    db_path = lib / "library.sqlite3"
+    deadline = time.monotonic() + 120
+    # Kill once some rows are committed but before the job is done.
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1)
+            rows = con.execute("SELECT count(*) FROM images").fetchone()[0]
+            con.close()
+        except sqlite3.Error:
+            rows = 0
+        if rows >= 1:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the scan finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    con = sqlite3.connect(db_path)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    done = con.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    con.close()
+    assert done < n
+
+    proc = _cli(*args, "scan", "--json")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    result = json.loads(out)
+    assert result["pending"] == 0 and not result["failed"]
+    con = sqlite3.connect(db_path)
+    assert con.execute("SELECT count(*) FROM images WHERE status='ok'").fetchone()[0] == n
+    assert con.execute("SELECT count(*) FROM embeddings").fetchone()[0] == n
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
