@@ -1,0 +1,29 @@
+"""Start the desktop app: a QApplication, the library, the main window."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from dino_desktop.core.db import SchemaTooNew
+from dino_desktop.core.library import Library, LibraryError
+from dino_desktop.gui.main_window import MainWindow
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("DINO Desktop")
+    app.setOrganizationDomain("dino-desktop.org")
+    try:
+        library = Library(args.library, model=args.model, weights=args.weights, device=args.device)
+    except (LibraryError, SchemaTooNew, ValueError, OSError) as exc:
+        QMessageBox.critical(None, "DINO Desktop", f"Cannot open the library: {exc}")
+        return 1
+    window = MainWindow(library)
+    window.show()
+    try:
+        return int(app.exec())
+    finally:
+        library.close()

@@ -1,0 +1,67 @@
+"""Run core jobs (generators of Progress) on a thread pool, reporting through Qt signals.
+
+Progress is throttled to about ten signals a second so a fast job cannot flood
+the GUI thread; the last step and the result are always delivered.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from dino_desktop.core.progress import CancelToken, Job, Progress
+
+THROTTLE_S = 0.1
+
+
+class WorkerSignals(QObject):
+    progressed = Signal(object)  # Progress
+    finished = Signal(object)  # the job's result
+    failed = Signal(str)  # a message for the user
+
+
+class JobWorker(QRunnable):
+    """Drives one job to its end on a pool thread; `cancel()` asks it to stop."""
+
+    def __init__(self, make_job: Callable[[CancelToken], Job[Any]]) -> None:
+        super().__init__()
+        self.signals = WorkerSignals()
+        self.token = CancelToken()
+        self._make_job = make_job
+        self.setAutoDelete(False)
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    def run(self) -> None:
+        last = 0.0
+        pending: Progress | None = None
+        try:
+            job = self._make_job(self.token)
+            while True:
+                try:
+                    step = next(job)
+                except StopIteration as stop:
+                    if pending is not None:
+                        self.signals.progressed.emit(pending)
+                    self.signals.finished.emit(stop.value)
+                    return
+                now = time.monotonic()
+                if now - last >= THROTTLE_S:
+                    self.signals.progressed.emit(step)
+                    last = now
+                    pending = None
+                else:
+                    pending = step
+        except Exception as exc:  # reported in the GUI, never a silent dead thread
+            traceback.print_exc()
+            self.signals.failed.emit(str(exc) or type(exc).__name__)
+
+
+def start(worker: JobWorker, pool: QThreadPool | None = None) -> JobWorker:
+    (pool or QThreadPool.globalInstance()).start(worker)
+    return worker
