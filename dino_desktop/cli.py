@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -314,6 +315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_WEIGHTS
     except (LibraryError, ImageError, emb.WeightsError, SchemaTooNew) as exc:
         print(f"dino-desktop: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error worth a message.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("dino-desktop: interrupted; the work done so far is saved", file=sys.stderr)

@@ -175,8 +175,9 @@ def _unavailable_message(spec: ModelSpec, cache_dir: Path, reason: str) -> str:
     else:
         get = "No download source is known for this model; get a weights file"
     return (
-        f"{reason} {get}, then run `dino-desktop model import FILE` "
-        f"(or pass --weights FILE / set {ENV_WEIGHTS}). Model cache: {cache_dir}"
+        f"{reason} Run `dino-desktop model download`, or: {get}, then run "
+        f"`dino-desktop model import FILE` (or pass --weights FILE / set {ENV_WEIGHTS}). "
+        f"Model cache: {cache_dir}"
     )
 
 

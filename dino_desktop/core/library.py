@@ -112,7 +112,7 @@ class Library:
         self.settings = Settings.load(self.paths.settings)
         self.model_name = model or self.settings.model
         emb.get_spec(self.model_name)  # fail early on an unknown model name
-        self._weights_arg = Path(weights).expanduser() if weights else None
+        self._weights_arg = Path(weights).expanduser().resolve() if weights else None
         self.device = device or self.settings.device
         self.engine = open_engine(self.paths.db)
         self.sessions = session_factory(self.engine)
@@ -219,9 +219,11 @@ class Library:
         there are no weights. A photo that fails to decode is marked failed.
         """
         cancel = cancel or CancelToken()
-        embedder = self.embedder()
         model_id = self.model_id()
         todo = self._pending_rows(model_id)
+        if not todo:
+            return 0, []  # nothing waits: don't pay for loading the model
+        embedder = self.embedder()
         total = len(todo)
         yield Progress("embed", 0, total, None, "computing embeddings")
         embedded = 0
@@ -409,14 +411,14 @@ class Library:
             weights=weights,
         )
 
-    def images(self) -> Iterator[ImageRecord]:
-        """Every indexed file, readable or not, in folder and path order."""
+    def images(self, *, failed_only: bool = False) -> Iterator[ImageRecord]:
+        """Every indexed file (or only the unreadable ones), in folder and path order."""
+        query = select(ImageRow, Folder.path).join(Folder)
+        if failed_only:
+            query = query.where(ImageRow.status == "failed")
         with self.sessions() as session:
             rows = session.execute(
-                select(ImageRow, Folder.path)
-                .join(Folder)
-                .order_by(Folder.path, ImageRow.relpath)
-                .execution_options(yield_per=2000)
+                query.order_by(Folder.path, ImageRow.relpath).execution_options(yield_per=2000)
             )
             for row, root in rows:
                 yield ImageRecord(

@@ -32,6 +32,7 @@ from dino_desktop.core.library import Library, ScanResult
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.gui.workers import JobWorker, start
 
+REFRESH_S = 2.0
 _PHASES = {"walk": "Looking for photos", "index": "Reading", "embed": "Embedding"}
 
 
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
         self.library = library
         self.worker: JobWorker | None = None
         self._phase_started: tuple[str | None, float, int] = (None, 0.0, 0)
+        self._last_refresh = 0.0
         self.setWindowTitle("DINO Desktop")
         self.resize(1100, 700)
 
@@ -105,6 +107,9 @@ class MainWindow(QMainWindow):
         self.failed_heading = QLabel()
         center_layout.addWidget(self.failed_heading)
         center_layout.addWidget(self.failed_tree, 1)
+        # Takes the spare height while there is no list of failures to show.
+        self.filler = QWidget()
+        center_layout.addWidget(self.filler, 1)
 
         splitter = QSplitter()
         splitter.addWidget(side)
@@ -144,10 +149,11 @@ class MainWindow(QMainWindow):
             self.folder_list.addItem(item)
             if folder.id == current:
                 self.folder_list.setCurrentItem(item)
+        folders = f"{len(status.folders)} folder{'' if len(status.folders) == 1 else 's'}"
         self.summary.setText(
-            f"<h2>Your library</h2><p><b>{status.images:,}</b> photos in "
-            f"{len(status.folders)} folders · <b>{status.embedded:,}</b> understood by the model"
-            f" · {status.pending:,} waiting · {status.failed:,} could not be read</p>"
+            f"<h2>Your library</h2><p><b>{status.images:,}</b> photos in {folders} · "
+            f"<b>{status.embedded:,}</b> understood by the model · {status.pending:,} waiting · "
+            f"{status.failed:,} could not be read</p>"
         )
         if status.weights:
             self.model_label.setText(f"Model: {status.model}\nWeights: {status.weights}")
@@ -162,7 +168,7 @@ class MainWindow(QMainWindow):
         self.counts_label.setText(
             f"{status.images:,} indexed · {status.pending:,} pending · {status.failed:,} failed"
         )
-        failed = [r for r in self.library.images() if r.status == "failed"]
+        failed = list(self.library.images(failed_only=True))
         self.failed_heading.setText(
             f"<b>{len(failed)} files could not be read</b>" if failed else ""
         )
@@ -171,6 +177,7 @@ class MainWindow(QMainWindow):
             [QTreeWidgetItem([r.path, r.error or ""]) for r in failed]
         )
         self.failed_tree.setVisible(bool(failed))
+        self.filler.setVisible(not failed)
         self._update_buttons()
 
     def _current_folder_id(self) -> int | None:
@@ -247,6 +254,7 @@ class MainWindow(QMainWindow):
         worker.signals.failed.connect(self._on_failed)
         self.worker = worker
         self._phase_started = (None, time.monotonic(), 0)
+        self._last_refresh = time.monotonic()
         self._show_busy(True)
         return start(worker)
 
@@ -258,6 +266,10 @@ class MainWindow(QMainWindow):
     def _on_progress(self, step: Progress) -> None:
         phase, started, first = self._phase_started
         now = time.monotonic()
+        if now - self._last_refresh > REFRESH_S:
+            # Let the counts grow while a long scan runs (reads only; cheap).
+            self._last_refresh = now
+            self.refresh()
         if step.phase != phase:
             self._phase_started = (step.phase, now, step.done)
             started, first = now, step.done
