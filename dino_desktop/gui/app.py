@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.resources import files
 
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from dino_desktop.core.db import SchemaTooNew
@@ -12,10 +14,17 @@ from dino_desktop.core.library import Library, LibraryError
 from dino_desktop.gui.main_window import MainWindow
 
 
+def app_icon() -> QIcon:
+    """The application icon, from the installed package's data."""
+    return QIcon(str(files("dino_desktop.resources") / "dino-desktop.svg"))
+
+
 def run_gui(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("DINO Desktop")
     app.setOrganizationDomain("dino-desktop.org")
+    app.setDesktopFileName("io.github.dino_desktop.DinoDesktop")
+    app.setWindowIcon(app_icon())
     try:
         library = Library(args.library, model=args.model, weights=args.weights, device=args.device)
     except (LibraryError, SchemaTooNew, ValueError, OSError) as exc:

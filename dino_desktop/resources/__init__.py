@@ -1,0 +1,1 @@
+"""Package data: the application icon (loaded with importlib.resources)."""
