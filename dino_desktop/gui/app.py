@@ -20,7 +20,8 @@ def app_icon() -> QIcon:
 
 
 def run_gui(args: argparse.Namespace) -> int:
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("DINO Desktop")
     app.setOrganizationDomain("dino-desktop.org")
     app.setDesktopFileName("io.github.dino_desktop.DinoDesktop")

@@ -12,8 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_import_linter_contracts_hold() -> None:
-    exe = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
-    out = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([_tool("lint-imports")], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "The core never imports Qt KEPT" in out.stdout
 
@@ -25,3 +24,17 @@ def test_every_module_has_a_docstring() -> None:
         if ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) is None
     ]
     assert missing == []
+
+
+def _tool(name: str) -> str:
+    return shutil.which(name) or str(Path(sys.executable).parent / name)
+
+
+def test_ruff_is_clean() -> None:
+    out = subprocess.run([_tool("ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_mypy_strict_is_clean() -> None:
+    out = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
