@@ -60,3 +60,23 @@ def test_eta_reads_naturally() -> None:
     assert format_eta(42) == "42 s"
     assert format_eta(125) == "2 min 05 s"
     assert format_eta(3 * 3600 + 60) == "3 h 01 min"
+
+
+def test_cancel_stops_the_scan_and_keeps_what_was_done(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path
+) -> None:
+    photos = tmp_path / "many"
+    photos.mkdir()
+    for i in range(60):
+        imagegen.save_jpeg(photos / f"{i:02}.jpg", seed=i, size=(96, 64))
+    worker = window.start_scan([str(photos)])
+    assert worker is not None
+    assert window.start_scan([str(photos)]) is None  # one job at a time
+    results = []
+    worker.signals.finished.connect(results.append)
+    window.cancel_job()
+    with qtbot.waitSignal(worker.signals.finished, timeout=60000):
+        pass
+    (result,) = results
+    assert result.cancelled
+    assert window.library.status().images == result.added < 60
