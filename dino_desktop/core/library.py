@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,16 +76,11 @@ class Status:
 
 
 @dataclass(slots=True)
-class ScanResult:
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
+class ScanResult(scanner.ScanReport):
+    """A scan's report plus what the embedding step did."""
+
     embedded: int = 0
     pending: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    cancelled: bool = False
     weights_missing: str | None = None  # the WeightsUnavailable message, when embedding waited
 
 
@@ -191,15 +186,7 @@ class Library:
         added = [self.add_folder(p, reference=reference) for p in paths]
         folder_ids = [f.id for f in added] or [f.id for f in self.folders()]
         report = yield from scanner.scan(self.sessions, folder_ids, cancel)
-        result = ScanResult(
-            added=report.added,
-            updated=report.updated,
-            removed=report.removed,
-            unchanged=report.unchanged,
-            failed=report.failed,
-            warnings=report.warnings,
-            cancelled=report.cancelled,
-        )
+        result = ScanResult(**{f.name: getattr(report, f.name) for f in fields(report)})
         if embed and not report.cancelled:
             try:
                 result.embedded, failed = yield from self.embed_pending(cancel)
