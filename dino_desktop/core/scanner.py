@@ -87,6 +87,9 @@ def walk_folder(
     scanned as folders of their own.
     """
     root = folder.path
+    # Every path below comes from joining names onto root, so slicing off the
+    # prefix is exact (and far cheaper than os.path.relpath per file).
+    prefix = root if root.endswith(os.sep) else root + os.sep
     visited: set[tuple[int, int]] = set()
     try:
         st = os.stat(root)
@@ -102,8 +105,7 @@ def walk_folder(
             with os.scandir(current) as entries:
                 listing = list(entries)
         except OSError:
-            rel = os.path.relpath(current, root)
-            walk.unreadable.append("" if rel == "." else rel + os.sep)
+            walk.unreadable.append(current[len(prefix) :] + os.sep if current != root else "")
             yield None
             continue
         for entry in listing:
@@ -127,7 +129,7 @@ def walk_folder(
                 continue
             if not _is_image_name(entry.name):
                 continue
-            relpath = os.path.relpath(entry.path, root)
+            relpath = entry.path[len(prefix) :]
             try:
                 fst = entry.stat(follow_symlinks=True)
             except OSError as exc:
