@@ -28,7 +28,7 @@ from dino_desktop.core.db import (
     open_engine,
     session_factory,
 )
-from dino_desktop.core.images import ImageError
+from dino_desktop.core.images import ImageError, open_image
 from dino_desktop.core.index import VectorIndex, open_index
 from dino_desktop.core.progress import CancelToken, Job, Progress
 
@@ -62,6 +62,24 @@ class ImageRecord:
     camera: str | None
     size: int
     error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoRow:
+    """A readable photo, as light as possible: the GUI holds 100,000s of these."""
+
+    id: int
+    path: str
+    folder_id: int
+    taken_at: datetime | None
+    width: int
+    height: int
+    size: int
+    mtime_ns: int
+    camera: str | None
+
+
+SORTS = ("date", "name", "folder")
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,6 +438,44 @@ class Library:
                     error=row.error,
                 )
 
+    def photos(self, *, folder_id: int | None = None, sort: str = "date") -> list[PhotoRow]:
+        """Readable photos, optionally of one folder, sorted by date taken, name or folder.
+
+        Photos without a date sort after dated ones, by name.
+        """
+        if sort not in SORTS:
+            raise LibraryError(f"unknown sort {sort!r}; choose from {', '.join(SORTS)}")
+        query = (
+            select(
+                ImageRow.id,
+                Folder.path,
+                ImageRow.relpath,
+                ImageRow.folder_id,
+                ImageRow.taken_at,
+                ImageRow.width,
+                ImageRow.height,
+                ImageRow.size,
+                ImageRow.mtime_ns,
+                ImageRow.camera,
+            )
+            .join(Folder)
+            .where(ImageRow.status == "ok")
+        )
+        if folder_id is not None:
+            query = query.where(ImageRow.folder_id == folder_id)
+        with self.sessions() as session:
+            rows = [
+                PhotoRow(i, os.path.join(root, rel), fid, taken, w or 0, h or 0, size, mt, cam)
+                for i, root, rel, fid, taken, w, h, size, mt, cam in session.execute(query)
+            ]
+        if sort == "date":
+            rows.sort(key=lambda r: (r.taken_at is None, r.taken_at or datetime.min, r.path))
+        elif sort == "name":
+            rows.sort(key=lambda r: (os.path.basename(r.path).casefold(), r.path))
+        else:
+            rows.sort(key=lambda r: r.path)
+        return rows
+
     def find_image(self, path: str | os.PathLike[str]) -> tuple[int, int, int] | None:
         """(image id, size, mtime_ns) of the library's record for a file path, if any."""
         real = os.path.realpath(os.fspath(path))
@@ -483,7 +539,26 @@ class Library:
 
     def search(self, image: str | os.PathLike[str], top: int = 10) -> list[SearchHit]:
         """The `top` photos nearest to an image file (inside the library or not), best first."""
-        query = self.query_vector(image)
-        hits = self.index().search(query, top)
+        return self.search_vector(self.query_vector(image), top)
+
+    def search_region(
+        self, image: str | os.PathLike[str], box: tuple[int, int, int, int], top: int = 10
+    ) -> list[SearchHit]:
+        """Search by a region of a photo: `box` = (left, top, right, bottom) in display pixels
+        (after EXIF orientation); the crop is embedded as the query."""
+        img = open_image(os.fspath(image))
+        left, upper, right, lower = box
+        left, right = sorted((max(0, left), min(img.width, right)))
+        upper, lower = sorted((max(0, upper), min(img.height, lower)))
+        if right - left < 8 or lower - upper < 8:
+            raise LibraryError("the selected region is too small to search by")
+        crop = img.crop((left, upper, right, lower))
+        return self.search_vector(self.embedder().embed_images([crop])[0], top)
+
+    def search_vector(self, vector: np.ndarray, top: int = 10) -> list[SearchHit]:
+        hits = self.index().search(vector, top)
         paths = self.paths_of(i for i, _ in hits)
         return [SearchHit(paths[i], s, i) for i, s in hits if i in paths]
+
+    def save_settings(self) -> None:
+        self.settings.save(self.paths.settings)

@@ -137,3 +137,41 @@ def test_reference_folders_and_removal(tmp_path: Path, photos: Path) -> None:
     assert (photos / "p0.jpg").exists()  # the files on disk are never touched
     with pytest.raises(LibraryError, match="not a folder"):
         lib.add_folder(photos / "p0.jpg")
+
+
+def test_photos_sorted_and_filtered(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    a = tmp_path / "a"
+    b = tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    imagegen.save_jpeg(a / "zebra.jpg", seed=1, taken_at=datetime(2020, 1, 1))
+    imagegen.save_jpeg(b / "Apple.jpg", seed=2, taken_at=datetime(2023, 5, 1))
+    imagegen.save_jpeg(a / "mango.jpg", seed=3)  # no date: after the dated ones
+    (a / "broken.jpg").write_bytes(b"x")
+    lib = _lib(tmp_path, None)
+    drive(lib.scan([str(a), str(b)], embed=False))
+    names = lambda rows: [Path(r.path).name for r in rows]  # noqa: E731
+    assert names(lib.photos(sort="date")) == ["zebra.jpg", "Apple.jpg", "mango.jpg"]
+    assert names(lib.photos(sort="name")) == ["Apple.jpg", "mango.jpg", "zebra.jpg"]
+    assert names(lib.photos(sort="folder")) == ["mango.jpg", "zebra.jpg", "Apple.jpg"]
+    folder_a = next(f.id for f in lib.folders() if f.path == str(a))
+    assert names(lib.photos(folder_id=folder_a, sort="name")) == ["mango.jpg", "zebra.jpg"]
+    with pytest.raises(LibraryError, match="unknown sort"):
+        lib.photos(sort="size")
+
+
+def test_search_by_region_embeds_the_crop(tmp_path: Path, photos: Path, tiny_weights: Path) -> None:
+    lib = _lib(tmp_path, tiny_weights)
+    drive(lib.scan([str(photos)]))
+    # A crop of p2 saved as its own photo is found first when searching by that region.
+    from PIL import Image
+
+    with Image.open(photos / "p2.jpg") as im:
+        im.crop((40, 30, 200, 150)).save(photos / "crop.png")
+    drive(lib.scan())
+    hits = lib.search_region(photos / "p2.jpg", (40, 30, 200, 150), top=3)
+    assert hits[0].path == str(photos / "crop.png") and hits[0].score > 0.99
+    with pytest.raises(LibraryError, match="too small"):
+        lib.search_region(photos / "p2.jpg", (10, 10, 12, 12))
