@@ -438,10 +438,13 @@ class Library:
                     error=row.error,
                 )
 
-    def photos(self, *, folder_id: int | None = None, sort: str = "date") -> list[PhotoRow]:
+    def photos(
+        self, *, folder_id: int | None = None, sort: str = "date", after_id: int = 0
+    ) -> list[PhotoRow]:
         """Readable photos, optionally of one folder, sorted by date taken, name or folder.
 
-        Photos without a date sort after dated ones, by name.
+        Photos without a date sort after dated ones. `after_id` returns only rows
+        added since (ids grow), which lets a view append while a scan runs.
         """
         if sort not in SORTS:
             raise LibraryError(f"unknown sort {sort!r}; choose from {', '.join(SORTS)}")
@@ -460,6 +463,7 @@ class Library:
             )
             .join(Folder)
             .where(ImageRow.status == "ok")
+            .where(ImageRow.id > after_id)
         )
         if folder_id is not None:
             query = query.where(ImageRow.folder_id == folder_id)

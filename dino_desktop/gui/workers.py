@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
@@ -27,6 +27,9 @@ class WorkerSignals(QObject):
 class JobWorker(QRunnable):
     """Drives one job to its end on a pool thread; `cancel()` asks it to stop."""
 
+    # Workers started and not yet ended: the GUI tests fail any test that leaves one.
+    live: ClassVar[set[JobWorker]] = set()
+
     def __init__(self, make_job: Callable[[CancelToken], Job[Any]]) -> None:
         super().__init__()
         self.signals = WorkerSignals()
@@ -38,6 +41,12 @@ class JobWorker(QRunnable):
         self.token.cancel()
 
     def run(self) -> None:
+        try:
+            self._drive()
+        finally:
+            JobWorker.live.discard(self)
+
+    def _drive(self) -> None:
         last = 0.0
         pending: Progress | None = None
         try:
@@ -48,6 +57,7 @@ class JobWorker(QRunnable):
                 except StopIteration as stop:
                     if pending is not None:
                         self.signals.progressed.emit(pending)
+                    JobWorker.live.discard(self)  # its work is over once the result is out
                     self.signals.finished.emit(stop.value)
                     return
                 now = time.monotonic()
@@ -59,9 +69,11 @@ class JobWorker(QRunnable):
                     pending = step
         except Exception as exc:  # reported in the GUI, never a silent dead thread
             traceback.print_exc()
+            JobWorker.live.discard(self)
             self.signals.failed.emit(str(exc) or type(exc).__name__)
 
 
 def start(worker: JobWorker, pool: QThreadPool | None = None) -> JobWorker:
+    JobWorker.live.add(worker)
     (pool or QThreadPool.globalInstance()).start(worker)
     return worker
