@@ -1,0 +1,798 @@
+"""Journaled, undoable changes to the user's files: trash and move.
+
+Every change that DINO Desktop makes to a user's files goes through `FileOps`
+(DESIGN.md §2). The rules it keeps:
+
+* **Journal first.** An entry (`JournalRow`) listing every item with its source
+  and planned destination is committed *before* any file is touched, then
+  updated item by item (in batches) as the work proceeds, so after a crash the
+  journal says what was done, what failed and what was still pending.
+* **Never overwrite.** Destinations are created exclusively (a hard link, a
+  symlink or an ``O_EXCL`` placeholder), trying "a.jpg", "a (1).jpg",
+  "a (2).jpg", … A move is "link, then unlink the source", or for another
+  device "copy to a hidden temporary name, fsync, link into place, unlink the
+  source", so a crash leaves the file at its source, its destination or both,
+  never nowhere.
+* **Never touch a reference folder**: a path in (or a symlink into) a folder
+  marked ``is_reference`` is refused before anything happens, and so is a move
+  into one.
+* **Deletion is the system trash** (Send2Trash), never unlink. A "trashed" item
+  is checked: the source must be gone and the trashed file must be found.
+* **Undoable.** `FileOps.undo` puts files back where they were (next to it,
+  under a collision-safe name, when the old name is taken meanwhile).
+
+Undoing a trash needs to know where the system trash put the file. On Linux and
+other freedesktop.org systems the trash is a documented folder structure
+(``<trash>/files`` and ``<trash>/info/*.trashinfo``) and the file is found and
+restored. On macOS and Windows the trash still works, but its location is not
+exposed, so undo of a trash there answers "restore it from the system trash".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from dino_desktop.core.db import Folder, ImageRow, JournalRow
+
+PAYLOAD_VERSION = 1
+# How many names "a (1).jpg" … to try before giving up on a destination.
+MAX_COLLISION_NAMES = 10_000
+
+
+class FileOpError(Exception):
+    """An expected failure; the message is one readable line for the user."""
+
+
+class ReferenceFolderError(FileOpError):
+    """The operation would change a folder marked as reference; nothing was done."""
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """What an operation did.
+
+    `done` lists the paths acted on: the sources for trash and move, the
+    restored paths (where the files are now) for undo. `failed` pairs a path with
+    the reason; a failed item was left as it was. `moved` pairs each file's old
+    and new location where the new one is known (for a trash: the file inside the
+    trash folder). `notes` are remarks the user should see, e.g. that a restored
+    file got a new name because its old one was taken.
+    """
+
+    journal_id: int
+    done: list[str]
+    failed: list[tuple[str, str]]
+    moved: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class _ItemError(Exception):
+    """One item cannot be done; the others go on. `retry`: worth trying again later."""
+
+    def __init__(self, reason: str, *, retry: bool = False) -> None:
+        super().__init__(reason)
+        self.retry = retry
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason for the user, without Python's exception decoration."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[:1].lower() + exc.strerror[1:]
+    return str(exc) or type(exc).__name__
+
+
+# ---- exclusive placement -------------------------------------------------------
+
+
+def collision_names(name: str) -> Iterable[str]:
+    """The names tried for a destination, in order: "a.jpg", "a (1).jpg", …"""
+    yield name
+    stem, ext = os.path.splitext(name)
+    for n in range(1, MAX_COLLISION_NAMES):
+        yield f"{stem} ({n}){ext}"
+
+
+def _create_exclusive(dest_dir: str, name: str, make: Callable[[str], None]) -> str:
+    """Call `make(candidate)` on free names until one succeeds; return the path used.
+
+    `make` must fail with FileExistsError when the name is taken (link, symlink
+    and O_EXCL all do), so checking and creating are one atomic step and a file
+    appearing meanwhile is never overwritten.
+    """
+    for candidate in collision_names(name):
+        path = os.path.join(dest_dir, candidate)
+        try:
+            make(path)
+        except FileExistsError:
+            continue
+        return path
+    raise _ItemError(f"no free name for {name} in {dest_dir}")
+
+
+def _fsync_dir(path: str) -> None:
+    # A new directory entry is durable only once the directory is synced (POSIX);
+    # Windows cannot open directories, and its rename is durable enough there.
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _link_or_reserve(tmp: str, target: str) -> None:
+    """Put our finished temporary file at `target`, failing if `target` exists."""
+    try:
+        os.link(tmp, target)
+        return
+    except FileExistsError:
+        raise
+    except OSError:
+        pass  # no hard links here (FAT, some network shares): reserve the name instead
+    # O_EXCL reserves the name atomically; replacing our own empty placeholder
+    # then overwrites nothing that belongs to anyone else.
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        os.unlink(target)  # our own empty placeholder
+        raise
+
+
+def _copy_exclusive(src: str, dest_dir: str, name: str) -> str:
+    """Copy `src` into `dest_dir` under a free name, durably; return the new path."""
+    fd, tmp = tempfile.mkstemp(prefix=".dino-", suffix=".partial", dir=dest_dir)
+    os.close(fd)
+    try:
+        # Copy under a hidden temporary name first: a crash mid-copy then leaves
+        # no half file under a real name.
+        shutil.copyfile(src, tmp)
+        shutil.copystat(src, tmp)  # a move keeps the modification time and mode
+        with open(tmp, "rb+") as out:
+            os.fsync(out.fileno())
+        final = _create_exclusive(dest_dir, name, lambda cand: _link_or_reserve(tmp, cand))
+    finally:
+        # Our own temporary copy (linked into place by now, or incomplete).
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    _fsync_dir(dest_dir)
+    return final
+
+
+def _place(src: str, dest_dir: str, name: str) -> str:
+    """Move the file `src` to `dest_dir`/`name` (or a collision-safe variant).
+
+    Returns the path it now has. Never overwrites; on failure the file is still
+    at `src` (raises OSError or `_ItemError`).
+    """
+    st = os.lstat(src)
+    if stat.S_ISDIR(st.st_mode):
+        raise _ItemError("is a folder (only files are handled)")
+    if stat.S_ISLNK(st.st_mode):
+        # Recreate the link itself (not its target); symlink() is exclusive.
+        target = os.readlink(src)
+        final = _create_exclusive(dest_dir, name, lambda cand: os.symlink(target, cand))
+    else:
+        try:
+            final = _create_exclusive(dest_dir, name, lambda cand: os.link(src, cand))
+        except (FileNotFoundError, _ItemError):
+            raise
+        except OSError:
+            # Another device, or no hard links on this file system: copy.
+            final = _copy_exclusive(src, dest_dir, name)
+    try:
+        os.unlink(src)  # the data now lives at `final`: this ends the move, it deletes nothing
+    except OSError:
+        # Undo our half: `final` is a second name for (or a copy of) a file that is
+        # still at `src`, so removing it loses nothing.
+        os.unlink(final)
+        raise
+    return final
+
+
+# ---- the freedesktop.org trash -------------------------------------------------
+
+
+def _freedesktop() -> bool:
+    """Whether the system trash follows the freedesktop.org spec (Linux, BSD)."""
+    return os.name == "posix" and sys.platform != "darwin"
+
+
+def _xdg_data_home() -> str:
+    # The basedir spec: an unset, empty or relative XDG_DATA_HOME means the default.
+    value = os.environ.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(value):
+        value = os.path.join(os.path.expanduser("~"), ".local", "share")
+    return value
+
+
+_trash_lock = threading.Lock()
+
+
+def _send_to_trash(path: str) -> None:
+    """Hand one file to Send2Trash (tests replace this to simulate failures)."""
+    if not _freedesktop():
+        from send2trash import send2trash
+
+        send2trash(path)
+        return
+    # Send2Trash's freedesktop implementation, not its gio one (chosen when
+    # PyGObject is installed): gio caches the data dir for the process and names
+    # files its own way, while this one we can point at the current home trash.
+    from send2trash import plat_other
+
+    with _trash_lock:
+        # plat_other reads XDG_DATA_HOME once, at import: re-read it now so the
+        # file goes where `_trash_dirs` looks (and a test's tmp dir is honoured).
+        home = _xdg_data_home()
+        home_b = os.fsencode(home)
+        plat_other.XDG_DATA_HOME = home_b
+        plat_other.HOMETRASH_B = os.path.join(home_b, b"Trash")
+        plat_other.HOMETRASH = os.path.join(home, "Trash")
+        plat_other.send2trash(path)
+
+
+@dataclass(frozen=True, slots=True)
+class _TrashDir:
+    root: str  # holds files/ and info/
+    topdir: str  # the base of relative Path= values
+
+
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    dev: int
+    ino: int
+    size: int
+
+
+def _mount_point(path: str) -> str:
+    path = os.path.realpath(path)
+    while not os.path.ismount(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def _trash_dirs(src: str) -> list[_TrashDir]:
+    """The trash folders a file on `src`'s device can go to, most likely first.
+
+    Send2Trash uses the home trash for files on the home directory's device, else
+    the volume's ``.Trash/<uid>`` or ``.Trash-<uid>``, falling back to the home
+    trash when it cannot rename there.
+    """
+    data_home = _xdg_data_home()
+    home = _TrashDir(os.path.join(data_home, "Trash"), data_home)
+    top = _mount_point(os.path.dirname(src))
+    uid = str(os.getuid())
+    volume = [
+        _TrashDir(os.path.join(top, ".Trash", uid), top),
+        _TrashDir(os.path.join(top, f".Trash-{uid}"), top),
+    ]
+    try:
+        same = os.lstat(src).st_dev == os.stat(os.path.realpath(os.path.expanduser("~"))).st_dev
+    except OSError:
+        same = True
+    return [home, *volume] if same else [*volume, home]
+
+
+def _read_trashinfo(info_path: str, topdir: str) -> tuple[str, str] | None:
+    """(original path, deletion date) from a .trashinfo file, None if unreadable."""
+    try:
+        with open(info_path, "rb") as f:
+            text = f.read(1 << 16)
+    except OSError:
+        return None
+    original: str | None = None
+    deleted = ""
+    for line in text.splitlines():
+        if line.startswith(b"Path="):
+            # Percent-encoded bytes: decode the way the OS names files (PEP 383).
+            original = os.fsdecode(unquote_to_bytes(line[5:].strip()))
+        elif line.startswith(b"DeletionDate="):
+            deleted = line[13:].strip().decode("ascii", "replace")
+    if original is None:
+        return None
+    if not os.path.isabs(original):
+        original = os.path.join(topdir, original)
+    return os.path.normpath(original), deleted
+
+
+def _trash_candidates(src: str, dirs: list[_TrashDir]) -> Iterable[tuple[str, str, str]]:
+    """(trashed file, its .trashinfo, topdir) for entries that may hold `src`."""
+    # Trash names keep the start of the original name (Send2Trash: "a 1.jpg",
+    # gio: "a.2.jpg"), so only those entries need their .trashinfo read.
+    base = os.path.basename(src)
+    prefix = base.split(".", 1)[0]
+    for d in dirs:
+        info_dir = os.path.join(d.root, "info")
+        try:
+            with os.scandir(info_dir) as entries:
+                names = [
+                    e.name
+                    for e in entries
+                    if e.name.endswith(".trashinfo") and e.name.startswith(prefix)
+                ]
+        except OSError:
+            continue
+        for name in names:
+            trashed = os.path.join(d.root, "files", name[: -len(".trashinfo")])
+            yield trashed, os.path.join(info_dir, name), d.topdir
+
+
+def _find_in_trash(src: str, ident: _Identity, dirs: list[_TrashDir]) -> tuple[str, str] | None:
+    """Where `src` went in the trash: (trashed file, .trashinfo), or None.
+
+    The same inode on the same device is the file itself (a rename keeps it, and
+    a live inode is never reused). Failing that (Send2Trash copied it across
+    devices), the entry whose Path is `src`, with the right size, newest first.
+    """
+    best: tuple[tuple[str, int], str, str] | None = None
+    for trashed, info, topdir in _trash_candidates(src, dirs):
+        try:
+            st = os.lstat(trashed)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino, st.st_size) == (ident.dev, ident.ino, ident.size):
+            return trashed, info
+        if st.st_size != ident.size:
+            continue
+        parsed = _read_trashinfo(info, topdir)
+        if parsed is None or parsed[0] != src:
+            continue
+        try:
+            info_mtime = os.stat(info).st_mtime_ns
+        except OSError:
+            info_mtime = 0
+        key = (parsed[1], info_mtime)
+        if best is None or key > best[0]:
+            best = (key, trashed, info)
+    return None if best is None else (best[1], best[2])
+
+
+def _drop_orphan_info(src: str, dirs: list[_TrashDir]) -> None:
+    """Remove a .trashinfo that Send2Trash wrote before its rename failed.
+
+    It describes nothing (the file is still at `src`) and would show as a broken
+    entry in the system trash.
+    """
+    for trashed, info, topdir in list(_trash_candidates(src, dirs)):
+        if os.path.lexists(trashed):
+            continue
+        parsed = _read_trashinfo(info, topdir)
+        if parsed is not None and parsed[0] == src:
+            with contextlib.suppress(OSError):
+                os.unlink(info)
+
+
+# ---- paths and folders ---------------------------------------------------------
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.normcase(path), os.path.normcase(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _real_forms(path: str) -> set[str]:
+    """The path as given, through its folder's real path, and fully resolved."""
+    head, tail = os.path.split(path)
+    return {path, os.path.join(os.path.realpath(head), tail), os.path.realpath(path)}
+
+
+def _now() -> datetime:
+    return datetime.now()
+
+
+class FileOps:
+    """Trash, move and undo over one library's database (journal, folders, images).
+
+    Safe to share between threads: each call opens its own sessions.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    # ---- public API ----------------------------------------------------------
+
+    def trash(self, paths: Sequence[str]) -> OpResult:
+        """Send files to the system trash, journaled; see the module docstring.
+
+        Raises ReferenceFolderError (nothing done) if any path is in a reference
+        folder. Files that cannot be trashed (missing, permission denied, a
+        folder) are listed in `failed`; the others are trashed.
+        """
+        sources = self._sources(paths)
+        self._refuse_reference(sources, "trash")
+        items = [{"src": s, "dest": None, "status": "pending", "reason": None} for s in sources]
+        return self._run("trash", {}, items, self._trash_one)
+
+    def move(self, paths: Sequence[str], dest_dir: str) -> OpResult:
+        """Move files into `dest_dir`, journaled, never overwriting.
+
+        A name already taken in `dest_dir` gets a suffix: "a.jpg" → "a (1).jpg".
+        Raises FileOpError if `dest_dir` is not a folder and ReferenceFolderError
+        if a source or `dest_dir` is in a reference folder (nothing done then).
+        """
+        dest = os.path.abspath(os.fspath(dest_dir))
+        if not os.path.isdir(dest):
+            raise FileOpError(f"not a folder: {dest}")
+        sources = self._sources(paths)
+        self._refuse_reference(sources, "move")
+        self._refuse_reference([dest], "move files into", containing=False)
+        items = [
+            {
+                "src": s,
+                "dest": os.path.join(dest, os.path.basename(s)),  # planned; may get a suffix
+                "status": "pending",
+                "reason": None,
+            }
+            for s in sources
+        ]
+        return self._run("move", {"dest_dir": dest}, items, self._move_one)
+
+    def undo(self, journal_id: int | None = None) -> OpResult:
+        """Undo a trash or move: the given entry, or the latest one not undone yet.
+
+        Files go back to their old paths; where that path is taken meanwhile, the
+        file is restored next to it under a collision-safe name (see `notes`).
+        An entry undone once is refused ("already undone"). An entry whose undo
+        failed for a passing reason (e.g. permission denied) stays open, and a
+        second call retries only what is left.
+
+        Raises FileOpError for a trash whose files' place in the trash is unknown
+        (macOS, Windows): restore them from the system trash there.
+        """
+        with self._sessions() as session:
+            if journal_id is None:
+                row = session.scalar(
+                    select(JournalRow)
+                    .where(JournalRow.undone_at.is_(None))
+                    .order_by(JournalRow.id.desc())
+                    .limit(1)
+                )
+                if row is None:
+                    raise FileOpError("nothing to undo")
+            else:
+                row = session.get(JournalRow, journal_id)
+                if row is None:
+                    raise FileOpError(f"no file operation #{journal_id}")
+            if row.undone_at is not None:
+                raise FileOpError(f"file operation #{row.id} was already undone")
+            entry_id, action = row.id, row.action
+            payload: dict[str, Any] = json.loads(row.payload)
+        if action not in ("trash", "move"):
+            raise FileOpError(f"file operation #{entry_id} ({action}) cannot be undone")
+
+        items: list[dict[str, Any]] = payload.get("items", [])
+        todo = [
+            it
+            for it in items
+            if it.get("status") == "done" and (it.get("undo") or {}).get("status") != "done"
+        ]
+        failed: list[tuple[str, str]] = []
+        for it in items:
+            if it.get("status") == "pending":
+                # Interrupted before this item was recorded: it may or may not
+                # have happened, so guessing could move the wrong file.
+                where = it.get("dest") or "the system trash"
+                failed.append((it["src"], f"interrupted; check {it['src']} and {where}"))
+        if action == "trash":
+            unknown = [it["src"] for it in todo if not it.get("dest")]
+            if todo and len(unknown) == len(todo):
+                raise FileOpError(
+                    "restore it from the system trash: "
+                    + ", ".join(unknown)
+                    + " (where this system keeps trashed files is not known)"
+                )
+        self._refuse_reference([it["src"] for it in todo], "restore files into")
+        if action == "move":
+            self._refuse_reference([it["dest"] for it in todo], "move files out of")
+
+        payload["undo"] = {"status": "pending", "started_at": _now().isoformat()}
+        self._save(entry_id, payload, [])  # journal first, as for any change
+        done: list[str] = []
+        moved: list[tuple[str, str]] = []
+        notes: list[str] = []
+        retry = False
+        gone: list[str] = []
+        pending_batch = 0
+        try:
+            for it in todo:
+                try:
+                    current, restored = self._undo_one(action, it)
+                except _ItemError as exc:
+                    it["undo"] = {"status": "failed", "reason": str(exc), "retry": exc.retry}
+                    failed.append((it["src"], str(exc)))
+                    retry = retry or exc.retry
+                else:
+                    it["undo"] = {"status": "done", "path": restored}
+                    done.append(restored)
+                    moved.append((current, restored))
+                    gone.append(current)
+                    if restored != it["src"]:
+                        notes.append(
+                            f"{it['src']} was taken; restored as {os.path.basename(restored)}"
+                        )
+                pending_batch += 1
+                if pending_batch >= self._batch_size(len(todo)):
+                    self._save(entry_id, payload, gone)
+                    gone, pending_batch = [], 0
+            finished = True
+        except BaseException:
+            finished = False
+            raise
+        finally:
+            # Interrupted or with failures worth retrying, the entry stays open:
+            # the next undo does only the items not marked restored.
+            closed = finished and not retry
+            payload["undo"]["status"] = "done" if closed else "partial"
+            self._save(entry_id, payload, gone, undone=closed)
+        return OpResult(entry_id, done, failed, moved, notes)
+
+    def history(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest entries, newest first: id, created_at, action, count, undone.
+
+        `count` is the number of files acted on; `failed` and `status` are given too.
+        """
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(JournalRow).order_by(JournalRow.id.desc()).limit(max(0, limit))
+            ).all()
+            out: list[dict[str, Any]] = []
+            for row in rows:
+                try:
+                    payload = json.loads(row.payload)
+                    items = payload.get("items", [])
+                except (ValueError, AttributeError):
+                    payload, items = {}, []
+                out.append(
+                    {
+                        "id": row.id,
+                        "created_at": row.created_at.isoformat(timespec="seconds"),
+                        "action": row.action,
+                        "count": sum(1 for it in items if it.get("status") == "done"),
+                        "failed": sum(1 for it in items if it.get("status") == "failed"),
+                        "status": payload.get("status"),
+                        "undone": row.undone_at is not None,
+                    }
+                )
+            return out
+
+    # ---- the journaled loop --------------------------------------------------
+
+    @staticmethod
+    def _batch_size(n: int) -> int:
+        # The payload is rewritten whole on each save: save every ~5% of a large
+        # operation (at least every 50 items), not after every file.
+        return max(50, n // 20)
+
+    def _run(
+        self,
+        action: str,
+        extra: dict[str, Any],
+        items: list[dict[str, Any]],
+        act: Callable[[dict[str, Any]], str | None],
+    ) -> OpResult:
+        payload: dict[str, Any] = {
+            "version": PAYLOAD_VERSION,
+            "status": "pending",
+            **extra,
+            "items": items,
+        }
+        try:
+            with self._sessions() as session, session.begin():
+                row = JournalRow(
+                    created_at=_now(), action=action, payload=json.dumps(payload), undone_at=None
+                )
+                session.add(row)
+                session.flush()
+                entry_id = row.id
+        except SQLAlchemyError as exc:
+            raise FileOpError(f"cannot write the journal, nothing was done: {exc}") from exc
+
+        done: list[str] = []
+        failed: list[tuple[str, str]] = []
+        moved: list[tuple[str, str]] = []
+        notes: list[str] = []
+        gone: list[str] = []
+        pending_batch = 0
+        try:
+            for it in items:
+                try:
+                    note = act(it)
+                except _ItemError as exc:
+                    it["status"], it["reason"] = "failed", str(exc)
+                    failed.append((it["src"], str(exc)))
+                except OSError as exc:
+                    it["status"], it["reason"] = "failed", _reason(exc)
+                    failed.append((it["src"], _reason(exc)))
+                else:
+                    it["status"] = "done"
+                    done.append(it["src"])
+                    gone.append(it["src"])
+                    if it.get("dest"):
+                        moved.append((it["src"], it["dest"]))
+                    if note:
+                        notes.append(note)
+                pending_batch += 1
+                if pending_batch >= self._batch_size(len(items)):
+                    self._save(entry_id, payload, gone)
+                    gone, pending_batch = [], 0
+            payload["status"] = "done"
+        finally:
+            # Also on an unexpected error: record what did happen before it.
+            self._save(entry_id, payload, gone)
+        return OpResult(entry_id, done, failed, moved, notes)
+
+    def _trash_one(self, it: dict[str, Any]) -> str | None:
+        src: str = it["src"]
+        try:
+            st = os.lstat(src)
+        except FileNotFoundError:
+            raise _ItemError("no such file") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise _ItemError("is a folder (only files are handled)")
+        ident = _Identity(st.st_dev, st.st_ino, st.st_size)
+        dirs = _trash_dirs(src) if _freedesktop() else []
+        try:
+            _send_to_trash(src)
+        except OSError:
+            if dirs and os.path.lexists(src):
+                _drop_orphan_info(src, dirs)
+            raise
+        if os.path.lexists(src):
+            # Some trash implementations "succeed" without moving anything.
+            raise _ItemError("the system trash reported success, but the file is still there")
+        if not dirs:
+            return None  # macOS / Windows: trashed, location not exposed
+        found = _find_in_trash(src, ident, dirs)
+        if found is None:
+            # Gone from its folder and handed to the trash, but not where the
+            # freedesktop spec says: it cannot be restored from here.
+            return f"{src}: trashed, but not found in the trash folder; undo is not possible"
+        it["dest"], it["info"] = found
+        return None
+
+    def _move_one(self, it: dict[str, Any]) -> str | None:
+        src: str = it["src"]
+        dest_dir = os.path.dirname(it["dest"])
+        if not os.path.lexists(src):
+            raise _ItemError("no such file")
+        if os.path.samefile(os.path.dirname(src), dest_dir):
+            raise _ItemError("already in that folder")
+        final = _place(src, dest_dir, os.path.basename(src))
+        st = os.lstat(final)
+        # What undo checks before moving it back: the same file, unchanged.
+        it["dest"], it["ident"] = final, [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+        if os.path.basename(final) != os.path.basename(src):
+            return f"{os.path.basename(src)} was taken in {dest_dir}; moved as {final}"
+        return None
+
+    def _undo_one(self, action: str, it: dict[str, Any]) -> tuple[str, str]:
+        """Put one item back; return (where it was, where it is now)."""
+        src: str = it["src"]
+        current: str | None = it.get("dest")
+        if not current:
+            raise _ItemError("restore it from the system trash (its place there is not known)")
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            where = "the trash (emptied?)" if action == "trash" else current
+            raise _ItemError(f"no longer in {where}") from None
+        except OSError as exc:
+            raise _ItemError(_reason(exc), retry=True) from exc
+        ident = it.get("ident")
+        # The inode alone is not enough: a file deleted and another created under
+        # the same name often gets the freed inode number.
+        if ident is not None and [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns] != ident:
+            raise _ItemError(f"{current} was replaced or changed since the move; left where it is")
+        parent = os.path.dirname(src)
+        try:
+            os.makedirs(parent, exist_ok=True)  # its folder may be gone since
+            restored = _place(current, parent, os.path.basename(src))
+        except _ItemError:
+            raise
+        except OSError as exc:
+            raise _ItemError(_reason(exc), retry=True) from exc
+        if action == "trash" and it.get("info"):
+            # Trash metadata, not a user file; a leftover only shows as a broken entry.
+            with contextlib.suppress(OSError):
+                os.unlink(it["info"])
+        return current, restored
+
+    # ---- database ------------------------------------------------------------
+
+    def _save(
+        self, entry_id: int, payload: dict[str, Any], gone: list[str], *, undone: bool = False
+    ) -> None:
+        """Write the payload, and forget the images that left their paths, in one commit."""
+        with self._sessions() as session, session.begin():
+            row = session.get(JournalRow, entry_id)
+            if row is None:  # deleted under us: nothing sensible left to record
+                return
+            row.payload = json.dumps(payload)
+            if undone:
+                row.undone_at = _now()
+            if gone:
+                self._forget_images(session, gone)
+
+    @staticmethod
+    def _forget_images(session: Session, paths: list[str]) -> None:
+        # Rows are keyed by the registered folder's real path plus the path below
+        # it as the scanner walked it; try the path as given and with its folder
+        # resolved. Embeddings go with their rows (ON DELETE CASCADE).
+        folders = [(f.id, f.path) for f in session.scalars(select(Folder))]
+        for path in paths:
+            head, tail = os.path.split(path)
+            for form in {path, os.path.join(os.path.realpath(head), tail)}:
+                for folder_id, root in folders:
+                    prefix = root.rstrip(os.sep) + os.sep
+                    if form.startswith(prefix):
+                        session.execute(
+                            delete(ImageRow).where(
+                                ImageRow.folder_id == folder_id,
+                                ImageRow.relpath == form[len(prefix) :],
+                            )
+                        )
+
+    # ---- checks --------------------------------------------------------------
+
+    @staticmethod
+    def _sources(paths: Sequence[str]) -> list[str]:
+        if isinstance(paths, str):
+            raise TypeError("paths must be a sequence of paths, not one string")
+        out: list[str] = []
+        seen: set[str] = set()
+        for p in paths:
+            path = os.path.abspath(os.fspath(p))
+            if path not in seen:
+                seen.add(path)
+                out.append(path)
+        if not out:
+            raise FileOpError("no files given")
+        return out
+
+    def _refuse_reference(
+        self, paths: Iterable[str], verb: str, *, containing: bool = True
+    ) -> None:
+        """Raise ReferenceFolderError if a path is in (or a symlink into) a reference folder.
+
+        `containing`: also refuse a path that contains one (a source could be a
+        folder); off for a destination folder, which may well hold one.
+        """
+        with self._sessions() as session:
+            refs = [
+                f.path for f in session.scalars(select(Folder).where(Folder.is_reference.is_(True)))
+            ]
+        if not refs:
+            return
+        for path in paths:
+            for form in _real_forms(path):
+                for ref in refs:
+                    if _inside(form, ref) or (containing and _inside(ref, form)):
+                        raise ReferenceFolderError(
+                            f"cannot {verb} {path}: {ref} is a reference folder, "
+                            "which DINO Desktop never changes"
+                        )
