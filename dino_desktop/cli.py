@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--top", type=int, default=10, metavar="K", help="how many (default 10)")
 
+    p = sub.add_parser("trash", parents=[common], help="move files to the system trash (undoable)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p = sub.add_parser("undo", parents=[common], help="undo the last (or given) file operation")
+    p.add_argument("journal", nargs="?", type=int, metavar="JOURNAL")
+
     p = sub.add_parser("model", parents=[common], help="model weights: status, import, download")
     msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     msub.add_parser("status", parents=[common], help="which weights are in use")
@@ -276,12 +281,53 @@ def _cmd_model(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_trash(lib: Any, args: argparse.Namespace) -> int:
+    result = lib.trash(args.paths)
+    if args.json:
+        _print_json(
+            {
+                "trashed": result.done,
+                "journal": result.journal_id,
+                "failed": [{"path": p, "error": e} for p, e in result.failed],
+            }
+        )
+    else:
+        print(
+            f"Moved {len(result.done)} file(s) to the trash (undo: dino-desktop undo "
+            f"{result.journal_id})"
+        )
+        for path, error in result.failed:
+            print(f"  not moved: {path}: {error}")
+    return EXIT_ERROR if result.failed else EXIT_OK
+
+
+def _cmd_undo(lib: Any, args: argparse.Namespace) -> int:
+    result = lib.undo(args.journal)
+    if args.json:
+        _print_json(
+            {
+                "undone": result.done,
+                "journal": result.journal_id,
+                "failed": [{"path": p, "error": e} for p, e in result.failed],
+            }
+        )
+    else:
+        print(f"Restored {len(result.done)} file(s)")
+        for note in result.notes:
+            print(f"  {note}")
+        for path, error in result.failed:
+            print(f"  not restored: {path}: {error}")
+    return EXIT_ERROR if result.failed else EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "scan": _cmd_scan,
     "status": _cmd_status,
     "list": _cmd_list,
     "search": _cmd_search,
     "model": _cmd_model,
+    "trash": _cmd_trash,
+    "undo": _cmd_undo,
 }
 
 
@@ -296,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here so `--help` and argument errors stay instant.
     from dino_desktop.core import embedder as emb
     from dino_desktop.core.db import SchemaTooNew
+    from dino_desktop.core.fileops import FileOpError
     from dino_desktop.core.images import ImageError
     from dino_desktop.core.library import Library, LibraryError
 
@@ -313,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except emb.WeightsUnavailable as exc:
         print(f"dino-desktop: {exc}", file=sys.stderr)
         return EXIT_WEIGHTS
-    except (LibraryError, ImageError, emb.WeightsError, SchemaTooNew) as exc:
+    except (LibraryError, ImageError, emb.WeightsError, SchemaTooNew, FileOpError) as exc:
         print(f"dino-desktop: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:

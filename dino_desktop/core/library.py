@@ -28,6 +28,7 @@ from dino_desktop.core.db import (
     open_engine,
     session_factory,
 )
+from dino_desktop.core.fileops import FileOps, OpResult
 from dino_desktop.core.images import ImageError, open_image
 from dino_desktop.core.index import VectorIndex, open_index
 from dino_desktop.core.progress import CancelToken, Job, Progress
@@ -129,6 +130,7 @@ class Library:
         self.device = device or self.settings.device
         self.engine = open_engine(self.paths.db)
         self.sessions = session_factory(self.engine)
+        self.fileops = FileOps(self.sessions)
         self._embedder: Embedder | None = None
         self._model_id: int | None = None
         self._index: VectorIndex | None = None
@@ -563,6 +565,16 @@ class Library:
         hits = self.index().search(vector, top)
         paths = self.paths_of(i for i, _ in hits)
         return [SearchHit(paths[i], s, i) for i, s in hits if i in paths]
+
+    # ---- changing files (journaled, undoable) --------------------------------
+
+    def trash(self, paths: Iterable[str | os.PathLike[str]]) -> OpResult:
+        """Move files to the system trash (never from a reference folder); journaled."""
+        return self.fileops.trash([os.path.abspath(os.fspath(p)) for p in paths])
+
+    def undo(self, journal_id: int | None = None) -> OpResult:
+        """Undo the latest (or the given) file operation."""
+        return self.fileops.undo(journal_id)
 
     def save_settings(self) -> None:
         self.settings.save(self.paths.settings)

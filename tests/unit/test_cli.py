@@ -220,3 +220,38 @@ def test_sigkill_mid_scan_leaves_a_sound_db_and_the_rescan_finishes(tmp_path: Pa
     assert con.execute("SELECT count(*) FROM images WHERE status='ok'").fetchone()[0] == n
     assert con.execute("SELECT count(*) FROM embeddings").fetchone()[0] == n
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_trash_and_undo_restore_the_bytes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lib = str(tmp_path / "lib")
+    photos = tmp_path / "p"
+    photos.mkdir()
+    a = imagegen.save_jpeg(photos / "a.jpg", seed=1)
+    original = a.read_bytes()
+    run(capsys, "--library", lib, "scan", str(photos), "--no-embed")
+    code, out, _ = run(capsys, "--library", lib, "trash", str(a), "--json")
+    assert code == 0 and out["trashed"] == [str(a)] and isinstance(out["journal"], int)
+    assert not a.exists()
+    trashed = list((tmp_path / "xdg-data" / "Trash" / "files").iterdir())
+    assert [p.read_bytes() for p in trashed] == [original]
+    code, status, _ = run(capsys, "--library", lib, "status", "--json")
+    assert status["images"] == 0
+    code, out, _ = run(capsys, "--library", lib, "undo", "--json")
+    assert code == 0 and out["undone"] == [str(a)]
+    assert a.read_bytes() == original
+    code, _, err = run(capsys, "--library", lib, "undo", str(out["journal"]))
+    assert code == 1 and "already undone" in err
+
+
+def test_trash_refuses_reference_folders(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lib = str(tmp_path / "lib")
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    a = imagegen.save_jpeg(ref / "a.jpg", seed=1)
+    run(capsys, "--library", lib, "scan", str(ref), "--reference", "--no-embed")
+    code, _, err = run(capsys, "--library", lib, "trash", str(a))
+    assert code == 1 and "reference" in err and a.exists()
