@@ -1,8 +1,7 @@
 """fileops: journaled trash / move with undo; never overwrites, never loses a file.
 
 Every test works in tmp_path and checks the bytes after. The system trash used is
-the one under tmp_path: conftest points XDG_DATA_HOME there, and HOME is pointed
-there too, so Send2Trash sees the files on the "home" device and never reaches a
+the one under tmp_path: tests/conftest.py points XDG_DATA_HOME and HOME there, so Send2Trash sees the files on the "home" device and never reaches a
 real trash folder.
 """
 
@@ -27,13 +26,6 @@ from dino_desktop.core.fileops import FileOpError, FileOps, ReferenceFolderError
 pytestmark = pytest.mark.skipif(
     sys.platform in ("darwin", "win32"), reason="exercises the freedesktop.org trash"
 )
-
-
-@pytest.fixture(autouse=True)
-def _home_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
 
 
 @pytest.fixture
