@@ -1,8 +1,9 @@
 """fileops: journaled trash / move with undo; never overwrites, never loses a file.
 
 Every test works in tmp_path and checks the bytes after. The system trash used is
-the one under tmp_path: tests/conftest.py points XDG_DATA_HOME and HOME there, so Send2Trash sees the files on the "home" device and never reaches a
-real trash folder.
+the one under tmp_path: tests/conftest.py points XDG_DATA_HOME and HOME there,
+so Send2Trash sees the files on the "home" device and never reaches a real
+trash folder.
 """
 
 from __future__ import annotations
