@@ -72,6 +72,7 @@ class Settings:
     model: str = "vit_small_patch14_dinov2"
     device: str = "auto"
     batch_size: int = 16
+    precision: str = "auto"  # auto | fp32 | bf16: the embedder's compute dtype
 
     @classmethod
     def load(cls, path: Path) -> Settings:
