@@ -128,6 +128,7 @@ MODELS: dict[str, ModelSpec] = {
         _dinov2("giant", "g", 1536, 4520, reg4),
     )
 }
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: fp32 on CPU/MPS, bf16 (or fp16) on CUDA
 DEFAULT_MODEL = "vit_small_patch14_dinov2"
 
 IMAGE_SIZE = 224
@@ -670,6 +671,7 @@ class Embedder:
         batch_size: int = 16,
         workers: int | None = None,
         cache_dir: Path | None = None,
+        precision: str = "auto",
     ) -> None:
         """Load the model. `cache_dir`, if given, is where `weights_sha256` is remembered."""
         import torch
@@ -687,8 +689,14 @@ class Embedder:
         self.image_size = IMAGE_SIZE
         # fp32 on the CPU and MPS (whether bf16 pays off there is for the benchmarks to
         # decide); on CUDA autocast to bf16 where the GPU has it, else fp16.
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}"
+            )
         self.dtype: torch.dtype = torch.float32
-        if self.device.type == "cuda":
+        if precision == "bf16":
+            self.dtype = torch.bfloat16
+        elif precision == "auto" and self.device.type == "cuda":
             self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.model = build_model(name, weights, device=self.device)
         features = getattr(self.model, "num_features", self.dim)
@@ -711,7 +719,7 @@ class Embedder:
         model: Any = self.model  # timm's VisionTransformer API, not typed on nn.Module
         x = torch.from_numpy(batch).to(self.device)
         autocast = (
-            torch.autocast(device_type="cuda", dtype=self.dtype)
+            torch.autocast(device_type=self.device.type, dtype=self.dtype)
             if self.dtype != torch.float32
             else contextlib.nullcontext()
         )

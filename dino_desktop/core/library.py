@@ -341,6 +341,7 @@ class Library:
                     weights,
                     device=self.device,
                     batch_size=self.settings.batch_size,
+                    precision=self.settings.precision,
                 )
             except ValueError as exc:  # e.g. --device cuda on a machine without CUDA
                 raise LibraryError(str(exc)) from exc

@@ -487,3 +487,17 @@ def test_pick_device() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             E.pick_device("cuda")
+
+
+def test_precision_setting_picks_the_dtype(tmp_path: Path) -> None:
+    weightsgen.register_tiny_model()
+    weights = weightsgen.write_meta_checkpoint(tmp_path / "t.pth", weightsgen.TINY)
+    assert E.Embedder(weightsgen.TINY, weights, device="cpu").dtype == torch.float32
+    bf16 = E.Embedder(weightsgen.TINY, weights, device="cpu", precision="bf16")
+    assert bf16.dtype == torch.bfloat16
+    img = photo(3)
+    fp32 = E.Embedder(weightsgen.TINY, weights, device="cpu").embed_images([img])[0]
+    low = bf16.embed_images([img])[0]
+    assert low.dtype == np.float32 and float(fp32 @ low) > 0.99
+    with pytest.raises(ValueError, match="precision"):
+        E.Embedder(weightsgen.TINY, weights, device="cpu", precision="int4")
