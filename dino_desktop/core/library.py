@@ -8,11 +8,12 @@ returns plain data classes, never ORM rows, so callers need no session.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import exists, func, select
@@ -65,9 +66,12 @@ class ImageRecord:
     error: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class PhotoRow:
-    """A readable photo, as light as possible: the GUI holds 100,000s of these."""
+class PhotoRow(NamedTuple):
+    """A readable photo, as light as possible: the GUI holds 100,000s of these.
+
+    A NamedTuple of atoms, so the garbage collector does not track the rows and
+    full collections stay short while the GUI holds a large library.
+    """
 
     id: int
     path: str
@@ -132,6 +136,8 @@ class Library:
         self.sessions = session_factory(self.engine)
         self.fileops = FileOps(self.sessions)
         self._embedder: Embedder | None = None
+        # The GUI may search while a scan embeds: build the model once.
+        self._embedder_lock = threading.Lock()
         self._model_id: int | None = None
         self._index: VectorIndex | None = None
 
@@ -333,6 +339,10 @@ class Library:
         return "cache"
 
     def embedder(self) -> Embedder:
+        with self._embedder_lock:
+            return self._get_embedder()
+
+    def _get_embedder(self) -> Embedder:
         if self._embedder is None:
             weights = self.weights_path()
             try:
@@ -441,6 +451,42 @@ class Library:
                     error=row.error,
                 )
 
+    def photos_by_id(self, ids: Iterable[int]) -> dict[int, PhotoRow]:
+        """PhotoRows for the given image ids (readable photos only)."""
+        wanted = list(ids)
+        out: dict[int, PhotoRow] = {}
+        for start in range(0, len(wanted), 500):
+            out.update(
+                (r.id, r) for r in self._photo_rows(ImageRow.id.in_(wanted[start : start + 500]))
+            )
+        return out
+
+    def _photo_rows(self, *conditions: Any) -> list[PhotoRow]:
+        # Core rows and one path prefix per folder: this runs over the whole
+        # library when the GUI opens, so no ORM objects and no per-row join.
+        with self.sessions() as session:
+            prefixes = {
+                fid: root if root.endswith(os.sep) else root + os.sep
+                for fid, root in session.execute(select(Folder.id, Folder.path))
+            }
+            result = session.execute(
+                select(
+                    ImageRow.id,
+                    ImageRow.folder_id,
+                    ImageRow.relpath,
+                    ImageRow.taken_at,
+                    ImageRow.width,
+                    ImageRow.height,
+                    ImageRow.size,
+                    ImageRow.mtime_ns,
+                    ImageRow.camera,
+                ).where(ImageRow.status == "ok", *conditions)
+            )
+            return [
+                PhotoRow(i, prefixes[fid] + rel, fid, taken, w or 0, h or 0, size, mt, cam)
+                for i, fid, rel, taken, w, h, size, mt, cam in result
+            ]
+
     def photos(
         self, *, folder_id: int | None = None, sort: str = "date", after_id: int = 0
     ) -> list[PhotoRow]:
@@ -451,30 +497,10 @@ class Library:
         """
         if sort not in SORTS:
             raise LibraryError(f"unknown sort {sort!r}; choose from {', '.join(SORTS)}")
-        query = (
-            select(
-                ImageRow.id,
-                Folder.path,
-                ImageRow.relpath,
-                ImageRow.folder_id,
-                ImageRow.taken_at,
-                ImageRow.width,
-                ImageRow.height,
-                ImageRow.size,
-                ImageRow.mtime_ns,
-                ImageRow.camera,
-            )
-            .join(Folder)
-            .where(ImageRow.status == "ok")
-            .where(ImageRow.id > after_id)
-        )
+        conditions = [ImageRow.id > after_id]
         if folder_id is not None:
-            query = query.where(ImageRow.folder_id == folder_id)
-        with self.sessions() as session:
-            rows = [
-                PhotoRow(i, os.path.join(root, rel), fid, taken, w or 0, h or 0, size, mt, cam)
-                for i, root, rel, fid, taken, w, h, size, mt, cam in session.execute(query)
-            ]
+            conditions.append(ImageRow.folder_id == folder_id)
+        rows = self._photo_rows(*conditions)
         if sort == "date":
             rows.sort(key=lambda r: (r.taken_at is None, r.taken_at or datetime.min, r.path))
         elif sort == "name":
@@ -578,4 +604,16 @@ class Library:
         return self.fileops.undo(journal_id)
 
     def save_settings(self) -> None:
+        """Save the settings and let the next embedding use them (model, device, precision)."""
         self.settings.save(self.paths.settings)
+        self.use_model(self.model_name)
+
+    def use_model(self, name: str) -> None:
+        """Switch model (or re-read device and precision): the next embedding builds it anew."""
+        emb.get_spec(name)
+        with self._embedder_lock:
+            self.model_name = name
+            self.device = self.settings.device
+            self._embedder = None
+            self._model_id = None
+            self._index = None

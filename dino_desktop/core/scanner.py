@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core.db import Embedding, Folder, ImageRow
@@ -170,38 +170,42 @@ def _probe(found: _Found) -> _Probe:
     return _Probe(found, digest, info, None)
 
 
-def _apply(session: Session, probe: _Probe, row: ImageRow | None, now: datetime) -> ImageRow:
-    found = probe.found
-    if row is None:
-        row = ImageRow(folder_id=found.folder_id, relpath=found.relpath)
-        session.add(row)
-    else:
-        # The content changed: vectors of the old content must not survive.
-        session.execute(delete(Embedding).where(Embedding.image_id == row.id))
-    row.size = found.size
-    row.mtime_ns = found.mtime_ns
-    row.dev = found.dev or None
-    row.inode = found.inode or None
-    row.scanned_at = now
-    info = probe.info
+def _values(probe: _Probe, now: datetime) -> dict[str, Any]:
+    """The image row's columns for one probed file (readable or not)."""
+    found, info = probe.found, probe.info
+    values: dict[str, Any] = {
+        "folder_id": found.folder_id,
+        "relpath": found.relpath,
+        "size": found.size,
+        "mtime_ns": found.mtime_ns,
+        "dev": found.dev or None,
+        "inode": found.inode or None,
+        "scanned_at": now,
+        "status": "failed",
+        "error": probe.error,
+        "sha256": None,
+        "phash": None,
+        "width": None,
+        "height": None,
+        "orientation": None,
+        "taken_at": None,
+        "camera": None,
+        "format": None,
+    }
     if probe.error is None and info is not None:
-        row.status = "ok"
-        row.error = None
-        row.sha256 = probe.sha256
-        row.phash = info.phash
-        row.width = info.width
-        row.height = info.height
-        row.orientation = info.orientation
-        row.taken_at = info.taken_at
-        row.camera = info.camera
-        row.format = info.format
-    else:
-        row.status = "failed"
-        row.error = probe.error
-        row.sha256 = row.phash = row.camera = row.format = None
-        row.width = row.height = row.orientation = None
-        row.taken_at = None
-    return row
+        values.update(
+            status="ok",
+            error=None,
+            sha256=probe.sha256,
+            phash=info.phash,
+            width=info.width,
+            height=info.height,
+            orientation=info.orientation,
+            taken_at=info.taken_at,
+            camera=info.camera,
+            format=info.format,
+        )
+    return values
 
 
 def scan(
@@ -328,18 +332,30 @@ def _commit(
     known: dict[tuple[int, str], tuple[int, int, int, str, str | None]],
     report: ScanReport,
 ) -> None:
+    """Write one batch in one transaction, with bulk statements (no ORM objects:
+    a scan of a million files must not feed the garbage collector)."""
     if not probes:
         return
     now = datetime.now()
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for probe in probes:
+        found = probe.found
+        old = known.get((found.folder_id, found.relpath))
+        values = _values(probe, now)
+        if old is None:
+            inserts.append(values)
+        else:
+            updates.append({"id": old[0], **values})
+        if probe.error is not None:
+            report.failed.append((found.path, probe.error))
     with sessions() as session, session.begin():
-        for probe in probes:
-            found = probe.found
-            old = known.get((found.folder_id, found.relpath))
-            row = session.get(ImageRow, old[0]) if old is not None else None
-            _apply(session, probe, row, now)
-            if old is None:
-                report.added += 1
-            else:
-                report.updated += 1
-            if probe.error is not None:
-                report.failed.append((found.path, probe.error))
+        if inserts:
+            session.execute(insert(ImageRow), inserts)
+        if updates:
+            # The content changed: vectors of the old content must not survive.
+            changed = [u["id"] for u in updates]
+            session.execute(delete(Embedding).where(Embedding.image_id.in_(changed)))
+            session.execute(update(ImageRow), updates)
+    report.added += len(inserts)
+    report.updated += len(updates)
