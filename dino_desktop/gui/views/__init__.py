@@ -1,0 +1,1 @@
+"""The main window's views: each is a QWidget over one `Library` (browse, search, duplicates…)."""
