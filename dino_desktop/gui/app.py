@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from importlib.resources import files
 
@@ -11,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from dino_desktop.core.db import SchemaTooNew
 from dino_desktop.core.library import Library, LibraryError
+from dino_desktop.gui import theme
 from dino_desktop.gui.main_window import MainWindow
 
 
@@ -26,6 +28,7 @@ def run_gui(args: argparse.Namespace) -> int:
     app.setOrganizationDomain("dino-desktop.org")
     app.setDesktopFileName("io.github.dino_desktop.DinoDesktop")
     app.setWindowIcon(app_icon())
+    theme.follow_system(app)
     try:
         library = Library(args.library, model=args.model, weights=args.weights, device=args.device)
     except (LibraryError, SchemaTooNew, ValueError, OSError) as exc:
@@ -33,6 +36,10 @@ def run_gui(args: argparse.Namespace) -> int:
         return 1
     window = MainWindow(library)
     window.show()
+    # Everything made at start-up lives as long as the app: move it out of the
+    # collector's sight, so full collections (which hold the GIL) stay short.
+    gc.collect()
+    gc.freeze()
     try:
         return int(app.exec())
     finally:

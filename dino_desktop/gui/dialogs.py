@@ -643,6 +643,8 @@ class SettingsDialog(QDialog):
             QMessageBox.warning(self, "Settings", f"The settings could not be saved: {exc}")
             return
         self.model_changed = model != self.library.model_name
+        if self.model_changed:
+            self.library.use_model(model)
         self.runtime_changed = self.model_changed or (
             (before.device, before.precision, before.batch_size)
             != (settings.device, settings.precision, settings.batch_size)

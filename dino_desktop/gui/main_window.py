@@ -1,44 +1,62 @@
-"""The main window: folders in a sidebar, the library overview, scanning in the background."""
+"""The main window: sidebar (views, folders), the views, the details panel, the status bar.
+
+Every scan, search, trash and undo runs in a `JobWorker`; the GUI thread only
+reads small things from `Library` (counts, folder lists) and paints.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QThreadPool
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QPoint, QSettings, Qt, QThreadPool, QTimer, QUrl
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
-    QHBoxLayout,
-    QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
-    QTreeWidget,
-    QTreeWidgetItem,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from dino_desktop import __version__
 from dino_desktop.core import embedder as emb
-from dino_desktop.core.library import Library, ScanResult
+from dino_desktop.core.fileops import OpResult
+from dino_desktop.core.library import Library, PhotoRow, ScanResult, SearchHit
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.gui.details import DetailsPanel
+from dino_desktop.gui.dialogs import SettingsDialog, WeightsDialog
+from dino_desktop.gui.failed_dialog import FailedFilesDialog
+from dino_desktop.gui.thumbnails import ThumbnailLoader
+from dino_desktop.gui.viewer import ImageViewer
+from dino_desktop.gui.views.browse import PhotosView
+from dino_desktop.gui.views.search import SimilarView, image_paths_of
 from dino_desktop.gui.workers import JobWorker, start
 
 REFRESH_S = 2.0
 _PHASES = {"walk": "Looking for photos", "index": "Reading", "embed": "Embedding"}
-
-
-def _import_job(lib: Library, path: str) -> Job[Path]:
-    yield Progress("import", 0, 1, path, "checking the weights file")
-    return lib.import_weights(path)
+_FOLDER_ROLE = Qt.ItemDataRole.UserRole
 
 
 def format_eta(seconds: float) -> str:
@@ -50,150 +68,249 @@ def format_eta(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-class MainWindow(QMainWindow):
-    """Folders on the left; the overview with model state and unreadable files in the middle."""
+def _one(step: str, work: Callable[[], Any]) -> Job[Any]:
+    """A job of one step, for short work that must still stay off the GUI thread."""
+    yield Progress(step, 0, None, None, step)
+    return work()
 
-    def __init__(self, library: Library) -> None:
+
+class MainWindow(QMainWindow):
+    """Folders and views on the left, photos in the middle, details on the right."""
+
+    def __init__(
+        self, library: Library, *, scan_on_start: bool = True, prompt_for_weights: bool = True
+    ) -> None:
         super().__init__()
         self.library = library
-        self.worker: JobWorker | None = None
+        self.prompt_for_weights = prompt_for_weights
+        self.worker: JobWorker | None = None  # the scan (one at a time)
+        self.search_worker: JobWorker | None = None
+        self.file_worker: JobWorker | None = None  # trash / undo
+        self.viewer: ImageViewer | None = None
+        self._weights_prompted = False
         self._phase_started: tuple[str | None, float, int] = (None, 0.0, 0)
         self._last_refresh = 0.0
         self.setWindowTitle("DINO Desktop")
-        self.resize(1100, 700)
+        self.setAcceptDrops(True)
+        self.resize(1280, 800)
 
+        self.loader = ThumbnailLoader(library.paths.cache_dir, parent=self)
+        self.photos_view = PhotosView(library, self.loader)
+        self.similar_view = SimilarView(self.loader)
+        self.details = DetailsPanel()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.photos_view)
+        self.stack.addWidget(self.similar_view)
+        for view in (self.photos_view, self.similar_view):
+            view.selection_changed.connect(self._show_details)
+            view.photo_activated.connect(self.open_viewer)
+            view.context_menu_requested.connect(self._context_menu)
+        self.similar_view.search_requested.connect(self.search_file)
+        self.loader.thumbnail_loaded.connect(self._thumbnail_arrived)
+
+        self._build_sidebar()
+        splitter = QSplitter()
+        splitter.addWidget(self.sidebar)
+        splitter.addWidget(self.stack)
+        splitter.addWidget(self.details)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([240, 760, 280])
+        splitter.setChildrenCollapsible(False)
+        self.splitter = splitter
+        self.setCentralWidget(splitter)
+        self._build_status_bar()
+        self._build_actions()
+        self._restore_geometry()
+        self.refresh()
+        self.photos_view.reload(None)
+        if scan_on_start and self.library.folders():
+            # Start-up rescan: incremental, so unchanged libraries cost one stat per file.
+            QTimer.singleShot(0, lambda: self.start_scan([]))
+
+    # ---- building --------------------------------------------------------------
+
+    def _build_sidebar(self) -> None:
+        self.view_list = QListWidget()
+        self.view_list.addItems(["Photos", "Similar"])
+        self.view_list.setMaximumHeight(64)
+        self.view_list.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.folder_list = QListWidget()
-        self.folder_list.currentItemChanged.connect(lambda *_: self._update_buttons())
+        self.folder_list.currentItemChanged.connect(self._folder_chosen)
+        self.folder_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.folder_list.customContextMenuRequested.connect(self._folder_menu)
         add = QPushButton("Add folder…")
         add.clicked.connect(self.choose_folder)
-        self.reference_button = QPushButton("Mark as reference")
+        self.reference_button = QPushButton("Reference folder")
+        self.reference_button.setCheckable(True)
         self.reference_button.setToolTip(
-            "Reference folders are protected: their photos are never offered for removal."
+            "Reference folders are protected: their photos are never moved or trashed."
         )
         self.reference_button.clicked.connect(self.toggle_reference)
         self.remove_button = QPushButton("Remove from library")
         self.remove_button.setToolTip("Forget this folder. Files on disk are not touched.")
         self.remove_button.clicked.connect(self.remove_folder)
-        side = QWidget()
-        side_layout = QVBoxLayout(side)
-        side_layout.addWidget(QLabel("<b>Folders</b>"))
-        side_layout.addWidget(self.folder_list)
+        buttons = QWidget()
+        row = QVBoxLayout(buttons)
+        row.setContentsMargins(0, 0, 0, 0)
         for button in (add, self.reference_button, self.remove_button):
-            side_layout.addWidget(button)
+            row.addWidget(button)
+        self.sidebar = QWidget()
+        layout = QVBoxLayout(self.sidebar)
+        layout.setContentsMargins(6, 6, 0, 6)
+        layout.addWidget(QLabel("<b>Library</b>"))
+        layout.addWidget(self.view_list)
+        layout.addWidget(QLabel("<b>Folders</b>"))
+        layout.addWidget(self.folder_list, 1)
+        layout.addWidget(buttons)
+        self.view_list.setCurrentRow(0)
 
-        self.summary = QLabel()
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
-        self.summary.setWordWrap(True)
-        self.model_label = QLabel()
-        self.model_label.setWordWrap(True)
-        self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.import_button = QPushButton("Import model weights…")
-        self.import_button.clicked.connect(self.choose_weights)
-        self.rescan_button = QPushButton("Rescan all folders")
-        self.rescan_button.clicked.connect(lambda: self.start_scan([]))
-        self.failed_tree = QTreeWidget()
-        self.failed_tree.setHeaderLabels(["File", "Why it could not be read"])
-        self.failed_tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        self.failed_tree.setRootIsDecorated(False)
-        center = QWidget()
-        center_layout = QVBoxLayout(center)
-        center_layout.addWidget(self.summary)
-        row = QHBoxLayout()
-        row.addWidget(self.rescan_button)
-        row.addWidget(self.import_button)
-        row.addStretch(1)
-        center_layout.addLayout(row)
-        center_layout.addWidget(self.model_label)
-        self.failed_heading = QLabel()
-        center_layout.addWidget(self.failed_heading)
-        center_layout.addWidget(self.failed_tree, 1)
-        # Takes the spare height while there is no list of failures to show.
-        self.filler = QWidget()
-        center_layout.addWidget(self.filler, 1)
-
-        splitter = QSplitter()
-        splitter.addWidget(side)
-        splitter.addWidget(center)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([300, 800])
-        self.setCentralWidget(splitter)
-
+    def _build_status_bar(self) -> None:
         bar = self.statusBar()
         self.counts_label = QLabel()
+        self.failed_button = QPushButton()
+        self.failed_button.setFlat(True)
+        self.failed_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.failed_button.clicked.connect(self.show_failed_files)
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(240)
+        self.progress.setMaximumWidth(220)
         self.progress_label = QLabel()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_job)
         bar.addWidget(self.counts_label)
+        bar.addWidget(self.failed_button)
         bar.addPermanentWidget(self.progress_label)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
         self._show_busy(False)
-        self.refresh()
 
-    # ---- state ---------------------------------------------------------------
+    def _action(
+        self, menu: QMenu, text: str, slot: Callable[[], Any], shortcut: Any = None
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "&Add folder…", self.choose_folder, QKeySequence.StandardKey.Open)
+        self.rescan_action = self._action(
+            file_menu, "&Rescan all folders", lambda: self.start_scan([]), "F5"
+        )
+        self._action(file_menu, "Files that could not be read…", self.show_failed_files)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Settings…", self.open_settings, "Ctrl+,")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit = bar.addMenu("&Edit")
+        self.undo_action = self._action(edit, "&Undo", self.undo, QKeySequence.StandardKey.Undo)
+        self._action(edit, "&Paste image to search", self.paste, QKeySequence.StandardKey.Paste)
+        photo = bar.addMenu("&Photo")
+        self._action(photo, "&Open", self._open_selected, "Return")
+        self._action(photo, "Find &similar", self.find_similar_selected, "Ctrl+F")
+        self._action(photo, "Show in &folder", lambda: self._show_in_folder(self._selected()))
+        self._action(
+            photo, "Open with system &viewer", lambda: self._open_external(self._selected())
+        )
+        photo.addSeparator()
+        self._action(photo, "Move to &trash", lambda: self.trash(self._selected()), "Delete")
+        view = bar.addMenu("&View")
+        self._action(view, "&Photos", lambda: self.show_view(0), "Ctrl+1")
+        self._action(view, "&Similar", lambda: self.show_view(1), "Ctrl+2")
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&About DINO Desktop", self.about)
+
+    # ---- state -----------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Re-read the library (quick reads; writes happen only in workers)."""
+        """Re-read counts and folders (small reads; writes happen only in workers)."""
         status = self.library.status()
         current = self._current_folder_id()
+        self.folder_list.blockSignals(True)
         self.folder_list.clear()
+        everything = QListWidgetItem(f"All photos\n{status.images:,} photos")
+        everything.setData(_FOLDER_ROLE, None)
+        self.folder_list.addItem(everything)
+        self.folder_list.setCurrentItem(everything)
         for folder in status.folders:
-            mark = "  🔒 reference" if folder.is_reference else ""
+            mark = " 🔒" if folder.is_reference else ""
             item = QListWidgetItem(
-                f"{Path(folder.path).name or folder.path}{mark}\n{folder.images} photos"
+                f"{Path(folder.path).name or folder.path}{mark}\n{folder.images:,} photos"
             )
-            item.setToolTip(folder.path)
-            item.setData(Qt.ItemDataRole.UserRole, folder.id)
+            item.setToolTip(folder.path + ("\nReference folder: protected" if mark else ""))
+            item.setData(_FOLDER_ROLE, folder.id)
             self.folder_list.addItem(item)
             if folder.id == current:
                 self.folder_list.setCurrentItem(item)
-        folders = f"{len(status.folders)} folder{'' if len(status.folders) == 1 else 's'}"
-        self.summary.setText(
-            f"<h2>Your library</h2><p><b>{status.images:,}</b> photos in {folders} · "
-            f"<b>{status.embedded:,}</b> understood by the model · {status.pending:,} waiting · "
-            f"{status.failed:,} could not be read</p>"
-        )
-        if status.weights:
-            self.model_label.setText(f"Model: {status.model}\nWeights: {status.weights}")
-        else:
-            spec = emb.get_spec(status.model)
-            self.model_label.setText(
-                f"Model: {status.model}: weights not installed, so search waits.\n"
-                f"Download {spec.meta_url or spec.hf_repo} and import it here "
-                "(or run 'dino-desktop model import FILE')."
-            )
-        self.import_button.setVisible(status.weights is None)
-        self.counts_label.setText(
+        self.folder_list.blockSignals(False)
+        counts = (
             f"{status.images:,} indexed · {status.pending:,} pending · {status.failed:,} failed"
         )
-        failed = list(self.library.images(failed_only=True))
-        self.failed_heading.setText(
-            f"<b>{len(failed)} files could not be read</b>" if failed else ""
+        if status.pending and status.weights is None:
+            counts += " (model weights not installed)"
+        self.counts_label.setText(counts)
+        self.failed_button.setText(
+            f"{status.failed:,} files could not be read" if status.failed else ""
         )
-        self.failed_tree.clear()
-        self.failed_tree.addTopLevelItems(
-            [QTreeWidgetItem([r.path, r.error or ""]) for r in failed]
-        )
-        self.failed_tree.setVisible(bool(failed))
-        self.filler.setVisible(not failed)
-        self._update_buttons()
+        self.failed_button.setVisible(bool(status.failed))
+        self._update_actions()
 
     def _current_folder_id(self) -> int | None:
         item = self.folder_list.currentItem()
-        return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
+        if item is None:
+            return None
+        value = item.data(_FOLDER_ROLE)
+        return None if value is None else int(value)
 
-    def _update_buttons(self) -> None:
+    def _update_actions(self) -> None:
         folder_id = self._current_folder_id()
         busy = self.worker is not None
         self.remove_button.setEnabled(folder_id is not None and not busy)
         self.reference_button.setEnabled(folder_id is not None)
         reference = any(f.is_reference for f in self.library.folders() if f.id == folder_id)
-        self.reference_button.setText("Unmark reference" if reference else "Mark as reference")
-        self.rescan_button.setEnabled(not busy)
+        self.reference_button.setChecked(reference)
+        self.rescan_action.setEnabled(not busy)
 
-    # ---- folders -------------------------------------------------------------
+    def show_view(self, index: int) -> None:
+        self.view_list.setCurrentRow(index)
+
+    def _active_view(self) -> PhotosView | SimilarView:
+        return (
+            self.similar_view
+            if self.stack.currentWidget() is self.similar_view
+            else self.photos_view
+        )
+
+    def _selected(self) -> list[PhotoRow]:
+        return self._active_view().selected_photos()
+
+    def _show_details(self, photos: list[PhotoRow]) -> None:
+        preview = self.loader.pixmap(photos[0]) if len(photos) == 1 else None
+        self.details.show_photos(photos, preview)
+
+    def _thumbnail_arrived(self, image_id: int, _image: Any) -> None:
+        selected = self._selected()
+        if len(selected) == 1 and selected[0].id == image_id:
+            self.details.set_preview(self.loader.pixmap(selected[0]))
+
+    # ---- folders -----------------------------------------------------------------
+
+    def _folder_chosen(self, *_args: Any) -> None:
+        self.photos_view.reload(self._current_folder_id())
+        self.show_view(0)
+        self._update_actions()
+
+    def _folder_menu(self, pos: QPoint) -> None:
+        if self._current_folder_id() is None:
+            return
+        menu = QMenu(self)
+        menu.addAction("Rescan", lambda: self.start_scan([]))
+        menu.addAction("Toggle reference", self.toggle_reference)
+        menu.addAction("Remove from library", self.remove_folder)
+        menu.exec(self.folder_list.mapToGlobal(pos))
 
     def choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Add a folder of photos")
@@ -210,7 +327,7 @@ class MainWindow(QMainWindow):
 
     def remove_folder(self) -> None:
         folder_id = self._current_folder_id()
-        if folder_id is None:
+        if folder_id is None or self.worker is not None:
             return
         answer = QMessageBox.question(
             self,
@@ -220,38 +337,33 @@ class MainWindow(QMainWindow):
         if answer == QMessageBox.StandardButton.Yes:
             self.library.remove_folder(folder_id)
             self.refresh()
+            self.photos_view.reload(None)
 
-    # ---- background work -----------------------------------------------------
+    def show_failed_files(self) -> None:
+        FailedFilesDialog(list(self.library.images(failed_only=True)), self).exec()
+
+    # ---- scanning ----------------------------------------------------------------
 
     def start_scan(self, paths: list[str]) -> JobWorker | None:
+        """Add `paths` (none: rescan all) and scan in the background; one scan at a time."""
         if self.worker is not None:
             return None
+        try:
+            for path in paths:
+                self.library.add_folder(path)
+        except Exception as exc:
+            QMessageBox.warning(self, "Cannot add folder", str(exc))
+            return None
         if paths:
-            try:
-                for path in paths:
-                    self.library.add_folder(path)
-            except Exception as exc:
-                QMessageBox.warning(self, "Cannot add folder", str(exc))
-                return None
             self.refresh()
 
         def make(token: CancelToken) -> Job[ScanResult]:
             return self.library.scan(paths, cancel=token)
 
-        return self._run(make, self._scan_finished)
-
-    def choose_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Import DINOv2 weights", "", "Weights (*.pth *.pt *.safetensors)"
-        )
-        if path:
-            self._run(lambda _token: _import_job(self.library, path), self._import_finished)
-
-    def _run(self, make: Any, on_finished: Any) -> JobWorker:
         worker = JobWorker(make)
         worker.signals.progressed.connect(self._on_progress)
-        worker.signals.finished.connect(on_finished)
-        worker.signals.failed.connect(self._on_failed)
+        worker.signals.finished.connect(self._scan_finished)
+        worker.signals.failed.connect(self._scan_failed)
         self.worker = worker
         self._phase_started = (None, time.monotonic(), 0)
         self._last_refresh = time.monotonic()
@@ -267,9 +379,10 @@ class MainWindow(QMainWindow):
         phase, started, first = self._phase_started
         now = time.monotonic()
         if now - self._last_refresh > REFRESH_S:
-            # Let the counts grow while a long scan runs (reads only; cheap).
+            # The grid and the counts grow while a long scan runs (reads, throttled).
             self._last_refresh = now
             self.refresh()
+            self.photos_view.refresh()
         if step.phase != phase:
             self._phase_started = (step.phase, now, step.done)
             started, first = now, step.done
@@ -285,33 +398,29 @@ class MainWindow(QMainWindow):
             if step.done > first and now - started > 1:
                 text += f" · about {format_eta((step.total - step.done) / rate)} left"
         if step.current:
-            text += f" · {Path(step.current).name}"
+            text += f" · {os.path.basename(step.current)}"
         self.progress_label.setText(text)
 
-    def _finish(self) -> None:
+    def _scan_finished(self, result: ScanResult) -> None:
         self.worker = None
         self._show_busy(False)
         self.refresh()
-
-    def _scan_finished(self, result: ScanResult) -> None:
-        self._finish()
+        self.photos_view.refresh()
         note = (
-            f"Scan {'stopped' if result.cancelled else 'finished'}: {result.added} new, "
-            f"{result.updated} changed, {result.removed} gone, {result.embedded} embedded"
+            f"Scan {'stopped' if result.cancelled else 'finished'}: {result.added:,} new, "
+            f"{result.updated:,} changed, {result.removed:,} gone, {result.embedded:,} embedded"
         )
         if result.warnings:
             note += " · " + "; ".join(result.warnings)
         self.statusBar().showMessage(note, 15000)
+        if result.weights_missing and result.pending and self.prompt_for_weights:
+            self.ask_for_weights()
 
-    def _import_finished(self, path: Path) -> None:
-        self._finish()
-        self.statusBar().showMessage(f"Weights installed: {path}", 15000)
-        if self.library.pending_count():
-            self.start_scan([])
-
-    def _on_failed(self, message: str) -> None:
-        self._finish()
-        QMessageBox.warning(self, "DINO Desktop", message)
+    def _scan_failed(self, message: str) -> None:
+        self.worker = None
+        self._show_busy(False)
+        self.refresh()
+        QMessageBox.warning(self, "Scan stopped", message)
 
     def _show_busy(self, busy: bool) -> None:
         for widget in (self.progress, self.progress_label, self.cancel_button):
@@ -319,14 +428,277 @@ class MainWindow(QMainWindow):
         if not busy:
             self.progress.reset()
             self.progress_label.clear()
-        self._update_buttons() if hasattr(self, "rescan_button") else None
+        if hasattr(self, "rescan_action"):
+            self._update_actions()
+
+    # ---- the model ---------------------------------------------------------------
+
+    def weights_installed(self) -> bool:
+        try:
+            self.library.weights_path()
+        except emb.WeightsUnavailable:
+            return False
+        return True
+
+    def ask_for_weights(self) -> WeightsDialog | None:
+        """Offer to download or import the weights (once per session unless asked again)."""
+        if self._weights_prompted:
+            return None
+        self._weights_prompted = True
+        dialog = WeightsDialog(self.library, self)
+        dialog.weights_installed.connect(lambda _path: self._weights_arrived())
+        dialog.open()
+        return dialog
+
+    def _weights_arrived(self) -> None:
+        self.statusBar().showMessage("Model weights installed: computing embeddings…", 10000)
+        self.library.save_settings()  # forget any model built before
+        self.refresh()
+        if self.worker is None:
+            self.start_scan([])
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.library, self)
+        if dialog.exec() and dialog.runtime_changed:
+            self._weights_arrived()
+
+    # ---- similarity search ---------------------------------------------------------
+
+    def find_similar_selected(self) -> None:
+        photos = self._selected()
+        if photos:
+            self.find_similar(photos[0])
+
+    def find_similar(self, photo: PhotoRow) -> JobWorker | None:
+        return self._search(
+            lambda: self.library.search(photo.path, top=self.similar_view.top()),
+            f"Photos like <b>{os.path.basename(photo.path)}</b>",
+            self.loader.pixmap(photo),
+        )
+
+    def search_file(self, path: str) -> JobWorker | None:
+        return self._search(
+            lambda: self.library.search(path, top=self.similar_view.top()),
+            f"Photos like <b>{os.path.basename(path)}</b> ({os.path.dirname(path)})",
+            QPixmap(path),
+        )
+
+    def search_region(self, path: str, box: tuple[int, int, int, int]) -> JobWorker | None:
+        left, top, right, bottom = box
+        return self._search(
+            lambda: self.library.search_region(path, box, top=self.similar_view.top()),
+            f"Photos like a region of <b>{os.path.basename(path)}</b> "
+            f"({right - left} × {bottom - top} px)",
+            None,
+        )
+
+    def _search(
+        self, run: Callable[[], list[SearchHit]], title: str, query: QPixmap | None
+    ) -> JobWorker | None:
+        if not self.weights_installed():
+            self._weights_prompted = False  # asked for by the user: always offer
+            self.ask_for_weights()
+            return None
+        if self.search_worker is not None:
+            self.search_worker.cancel()  # its result is ignored below
+        library = self.library
+
+        def job() -> list[tuple[PhotoRow, float]]:
+            hits = run()
+            rows = library.photos_by_id(h.image_id for h in hits)
+            return [(rows[h.image_id], h.score) for h in hits if h.image_id in rows]
+
+        worker = JobWorker(lambda _token: _one("Searching…", job))
+        self.search_worker = worker
+        self.show_view(1)
+        self.similar_view.show_busy(f"{title}: searching…", query)
+
+        def finished(results: list[tuple[PhotoRow, float]]) -> None:
+            if self.search_worker is not worker:
+                return  # a newer search replaced this one
+            self.search_worker = None
+            self.similar_view.show_results(
+                f"{title}: {len(results)} most similar",
+                [r for r, _ in results],
+                [s for _, s in results],
+                query,
+            )
+
+        def failed(message: str) -> None:
+            if self.search_worker is worker:
+                self.search_worker = None
+                self.similar_view.show_message(f"{title}: {message}")
+
+        worker.signals.finished.connect(finished)
+        worker.signals.failed.connect(failed)
+        return start(worker)
+
+    def paste(self) -> None:
+        """Search by an image on the clipboard: a copied file, or image data."""
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime.hasUrls():
+            for url in mime.urls():
+                if url.isLocalFile():
+                    self.search_file(url.toLocalFile())
+                    return
+        if mime.hasImage():
+            image = QGuiApplication.clipboard().image()
+            if not image.isNull():
+                folder = self.library.paths.cache_dir / "pasted"
+                folder.mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(suffix=".png", prefix="pasted-", dir=folder)
+                os.close(fd)
+                image.save(name, b"PNG")
+                self.search_file(name)
+                return
+        self.statusBar().showMessage("The clipboard holds no image to search by.", 5000)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if image_paths_of(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = image_paths_of(event)
+        if paths:
+            event.acceptProposedAction()
+            self.search_file(paths[0])
+
+    # ---- photos: open, show, trash, undo ---------------------------------------------
+
+    def _open_selected(self) -> None:
+        photos = self._selected()
+        if photos:
+            self.open_viewer(photos[0])
+
+    def open_viewer(self, photo: PhotoRow) -> ImageViewer:
+        rows = (
+            self.similar_view.results()
+            if self.stack.currentWidget() is self.similar_view
+            else self.photos_view.photos()
+        )
+        paths = [r.path for r in rows] or [photo.path]
+        index = next((i for i, r in enumerate(rows) if r.id == photo.id), 0)
+        if self.viewer is not None:
+            self.viewer.close()
+        viewer = ImageViewer(paths, index, self)
+        viewer.region_selected.connect(lambda path, box: self.search_region(path, tuple(box)))
+        viewer.find_similar_requested.connect(self._find_similar_path)
+        viewer.resize(self.size() * 0.9)
+        viewer.show()
+        self.viewer = viewer
+        return viewer
+
+    def _find_similar_path(self, path: str) -> None:
+        self.search_file(path)
+
+    def _context_menu(self, photos: list[PhotoRow], pos: QPoint) -> None:
+        if not photos:
+            return
+        menu = QMenu(self)
+        menu.addAction("Open", lambda: self.open_viewer(photos[0]))
+        similar = (
+            "More like this" if self.stack.currentWidget() is self.similar_view else "Find similar"
+        )
+        menu.addAction(similar, lambda: self.find_similar(photos[0]))
+        menu.addSeparator()
+        menu.addAction("Show in folder", lambda: self._show_in_folder(photos))
+        menu.addAction("Open with system viewer", lambda: self._open_external(photos))
+        menu.addSeparator()
+        label = "Move to trash" if len(photos) == 1 else f"Move {len(photos)} photos to trash"
+        menu.addAction(label, lambda: self.trash(photos))
+        menu.exec(pos)
+
+    def _show_in_folder(self, photos: list[PhotoRow]) -> None:
+        if photos:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(photos[0].path)))
+
+    def _open_external(self, photos: list[PhotoRow]) -> None:
+        for photo in photos[:10]:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(photo.path))
+
+    def trash(self, photos: list[PhotoRow]) -> JobWorker | None:
+        """Move photos to the system trash (journaled; Ctrl+Z restores them)."""
+        if not photos or self.file_worker is not None:
+            return None
+        paths = [p.path for p in photos]
+        return self._file_job(
+            "Moving to trash…", lambda: self.library.trash(paths), "Moved {n} to the trash"
+        )
+
+    def undo(self) -> JobWorker | None:
+        if self.file_worker is not None:
+            return None
+        return self._file_job("Undoing…", self.library.undo, "Restored {n}")
+
+    def _file_job(self, text: str, work: Callable[[], OpResult], done: str) -> JobWorker:
+        worker = JobWorker(lambda _token: _one(text, work))
+        self.file_worker = worker
+        self.statusBar().showMessage(text)
+
+        def finished(result: OpResult) -> None:
+            self.file_worker = None
+            n = len(result.done)
+            note = done.format(n=f"{n} photo" + ("" if n == 1 else "s"))
+            if done.startswith("Moved"):
+                note += " — Undo with Ctrl+Z"
+            for path, reason in result.failed:
+                note += f" · not done: {os.path.basename(path)}: {reason}"
+            self.statusBar().showMessage(note, 15000)
+            self.refresh()
+            self.photos_view.refresh()
+            if result.failed:
+                QMessageBox.warning(
+                    self,
+                    "Some files were not changed",
+                    "\n".join(f"{path}: {reason}" for path, reason in result.failed[:20]),
+                )
+
+        def failed(message: str) -> None:
+            self.file_worker = None
+            QMessageBox.warning(self, "DINO Desktop", message)
+
+        worker.signals.finished.connect(finished)
+        worker.signals.failed.connect(failed)
+        return start(worker)
+
+    # ---- window --------------------------------------------------------------------
+
+    def _settings(self) -> QSettings:
+        return QSettings("DINO Desktop", "DINO Desktop")
+
+    def _restore_geometry(self) -> None:
+        settings = self._settings()
+        geometry = settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        splitter = settings.value("window/splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        settings = self._settings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/splitter", self.splitter.saveState())
         # Stop a running scan cleanly: what it indexed so far is committed.
-        if self.worker is not None:
-            self.worker.cancel()
-            QThreadPool.globalInstance().waitForDone(30000)
+        for worker in (self.worker, self.search_worker, self.file_worker):
+            if worker is not None:
+                worker.cancel()
+        if self.viewer is not None:
+            self.viewer.close()
+        QThreadPool.globalInstance().waitForDone(30000)
+        self.photos_view.shutdown()
+        self.loader.shutdown()
         super().closeEvent(event)
 
     def about(self) -> None:
-        QMessageBox.about(self, "About DINO Desktop", f"DINO Desktop {__version__}")
+        status = self.library.status()
+        QMessageBox.about(
+            self,
+            "About DINO Desktop",
+            f"<h3>DINO Desktop {__version__}</h3>"
+            "<p>A photo organizer that understands pictures.</p>"
+            f"<p>Model: {status.model}<br>Weights: {status.weights or 'not installed'}<br>"
+            f"Library: {self.library.paths.home}</p>"
+            "<p>DINOv2 weights © Meta Platforms, Apache License 2.0. "
+            "Qt © The Qt Company, LGPLv3 (PySide6).</p>",
+        )

@@ -35,7 +35,9 @@ class JobWorker(QRunnable):
         self.signals = WorkerSignals()
         self.token = CancelToken()
         self._make_job = make_job
-        self.setAutoDelete(False)
+        # Auto-delete stays on: PySide keeps a runnable that is not auto-deleted
+        # alive for good, with its job and result. We only keep the Python side
+        # (token, signals), which outlives the C++ object safely.
 
     def cancel(self) -> None:
         self.token.cancel()

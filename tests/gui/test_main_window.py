@@ -1,82 +1,195 @@
-"""The main window: adding a folder scans it in the background and the overview updates."""
+"""The main window as a user drives it: scan, browse, find similar, drop, trash and undo."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import imagegen
 import pytest
+import weightsgen
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from dino_desktop.core.library import Library
+from dino_desktop.core.progress import drive
+from dino_desktop.gui.dialogs import WeightsDialog
 from dino_desktop.gui.main_window import MainWindow, format_eta
 
 
-@pytest.fixture
-def window(qtbot: QtBot, tmp_path: Path) -> MainWindow:
-    lib = Library(tmp_path / "lib")
-    win = MainWindow(lib)
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    weightsgen.register_tiny_model()
+    return weightsgen.write_meta_checkpoint(
+        tmp_path_factory.mktemp("w") / "tiny.pth", weightsgen.TINY
+    )
+
+
+def _photos(folder: Path, n: int, size: tuple[int, int] = (160, 120)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        imagegen.save_jpeg(folder / f"{i:03}.jpg", seed=i, size=size)
+    return folder
+
+
+def _window(qtbot: QtBot, lib: Library, **kw: bool) -> MainWindow:
+    kw.setdefault("prompt_for_weights", False)
+    win = MainWindow(lib, **kw)
     qtbot.addWidget(win)
     win.show()
     return win
 
 
-def test_adding_a_folder_scans_in_the_background(
-    qtbot: QtBot, window: MainWindow, tmp_path: Path
-) -> None:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(5):
-        imagegen.save_jpeg(photos / f"{i}.jpg", seed=i, size=(200, 150))
-    (photos / "broken.jpg").write_bytes(b"nope")
-    worker = window.start_scan([str(photos)])
+@pytest.fixture
+def empty(qtbot: QtBot, tmp_path: Path) -> Iterator[MainWindow]:
+    win = _window(qtbot, Library(tmp_path / "lib"))
+    yield win
+    win.close()
+
+
+@pytest.fixture
+def scanned(qtbot: QtBot, tmp_path: Path, tiny_weights: Path) -> Iterator[MainWindow]:
+    weightsgen.register_tiny_model()
+    lib = Library(tmp_path / "lib", model=weightsgen.TINY, weights=tiny_weights, device="cpu")
+    drive(lib.scan([str(_photos(tmp_path / "photos", 12))]))
+    win = _window(qtbot, lib, scan_on_start=False)
+    qtbot.waitUntil(lambda: len(win.photos_view.photos()) == 12, timeout=10000)
+    yield win
+    win.close()
+
+
+def _wait_for(qtbot: QtBot, worker: object) -> None:
     assert worker is not None
-    assert window.cancel_button.isVisibleTo(window)
-    with qtbot.waitSignal(worker.signals.finished, timeout=60000):
+    with qtbot.waitSignal(worker.signals.finished, timeout=60000):  # type: ignore[attr-defined]
         pass
-    assert window.worker is None and not window.cancel_button.isVisibleTo(window)
-    assert window.folder_list.count() == 1
-    assert "5 photos" in window.folder_list.item(0).text()
-    assert "5 indexed" in window.counts_label.text() and "1 failed" in window.counts_label.text()
-    # Without weights, embedding waits and the window says how to get them.
-    assert "5 pending" in window.counts_label.text()
-    assert "model import" in window.model_label.text()
-    assert window.failed_tree.topLevelItemCount() == 1
-    assert window.failed_tree.topLevelItem(0).text(0) == str(photos / "broken.jpg")
 
 
-def test_reference_toggle(qtbot: QtBot, window: MainWindow, tmp_path: Path) -> None:
+def test_opens_on_an_empty_library(empty: MainWindow) -> None:
+    assert empty.photos_view.photos() == []
+    assert "0 indexed" in empty.counts_label.text()
+    assert not empty.failed_button.isVisibleTo(empty)
+    assert empty.folder_list.count() == 1  # "All photos"
+
+
+def test_a_scan_fills_the_grid_and_the_status_bar(
+    qtbot: QtBot, empty: MainWindow, tmp_path: Path
+) -> None:
+    folder = _photos(tmp_path / "photos", 6)
+    (folder / "broken.jpg").write_bytes(b"nope")
+    worker = empty.start_scan([str(folder)])
+    assert empty.cancel_button.isVisibleTo(empty)
+    _wait_for(qtbot, worker)
+    qtbot.waitUntil(lambda: len(empty.photos_view.photos()) == 6, timeout=10000)
+    assert not empty.cancel_button.isVisibleTo(empty)
+    text = empty.counts_label.text()
+    assert "6 indexed" in text and "6 pending" in text and "1 failed" in text
+    assert "weights not installed" in text
+    assert empty.failed_button.text() == "1 files could not be read"
+    assert empty.folder_list.count() == 2
+
+
+def test_cancel_stops_the_scan_and_a_later_scan_resumes(
+    qtbot: QtBot, empty: MainWindow, tmp_path: Path
+) -> None:
+    folder = _photos(tmp_path / "many", 60, size=(96, 64))
+    worker = empty.start_scan([str(folder)])
+    assert empty.start_scan([str(folder)]) is None  # one scan at a time
+    results = []
+    assert worker is not None
+    worker.signals.finished.connect(results.append)
+    empty.cancel_job()
+    _wait_for(qtbot, worker)
+    (first,) = results
+    assert first.cancelled and first.added < 60
+    again = empty.start_scan([])
+    results.clear()
+    assert again is not None
+    again.signals.finished.connect(results.append)
+    _wait_for(qtbot, again)
+    assert results[0].added == 60 - first.added and not results[0].cancelled
+    assert empty.library.status().images == 60
+
+
+def test_find_similar_shows_the_photo_first(qtbot: QtBot, scanned: MainWindow) -> None:
+    photo = scanned.photos_view.photos()[3]
+    _wait_for(qtbot, scanned.find_similar(photo))
+    results = scanned.similar_view.results()
+    assert results[0].id == photo.id
+    assert scanned.stack.currentWidget() is scanned.similar_view
+    assert scanned.similar_view.model.score_at(0) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_dropping_an_outside_file_runs_a_search(
+    qtbot: QtBot, scanned: MainWindow, tmp_path: Path
+) -> None:
+    outside = imagegen.save_jpeg(tmp_path / "outside" / "q.jpg", seed=5, size=(160, 120))
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(outside))])
+    event = QDropEvent(
+        QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+    )
+    scanned.similar_view.dropEvent(event)
+    assert scanned.search_worker is not None
+    _wait_for(qtbot, scanned.search_worker)
+    results = scanned.similar_view.results()
+    assert len(results) == 12
+    assert Path(results[0].path).name == "005.jpg"
+    assert "q.jpg" in scanned.similar_view.query_text.text()
+
+
+def test_weights_dialog_appears_when_search_needs_them(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    lib = Library(tmp_path / "lib")
+    drive(lib.scan([str(_photos(tmp_path / "p", 2))], embed=False))
+    win = _window(qtbot, lib, scan_on_start=False)
+    qtbot.waitUntil(lambda: len(win.photos_view.photos()) == 2, timeout=10000)
+    assert win.find_similar(win.photos_view.photos()[0]) is None
+    dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, WeightsDialog)]
+    assert dialogs and dialogs[0].isVisible()
+    dialogs[0].reject()
+    win.close()
+
+
+def test_trash_and_undo_from_the_window(
+    qtbot: QtBot, scanned: MainWindow, tmp_path: Path
+) -> None:
+    photo = scanned.photos_view.photos()[0]
+    data = Path(photo.path).read_bytes()
+    _wait_for(qtbot, scanned.trash([photo]))
+    assert not Path(photo.path).exists()
+    qtbot.waitUntil(lambda: len(scanned.photos_view.photos()) == 11, timeout=10000)
+    assert "Undo" in scanned.statusBar().currentMessage()
+    _wait_for(qtbot, scanned.undo())
+    assert Path(photo.path).read_bytes() == data
+
+
+def test_viewer_region_search(qtbot: QtBot, scanned: MainWindow) -> None:
+    photo = scanned.photos_view.photos()[2]
+    viewer = scanned.open_viewer(photo)
+    assert viewer.current_path == photo.path
+    worker = scanned.search_region(photo.path, (10, 10, 150, 110))
+    _wait_for(qtbot, worker)
+    assert scanned.similar_view.results()[0].id == photo.id
+    assert "region" in scanned.similar_view.query_text.text()
+    viewer.close()
+
+
+def test_reference_toggle(qtbot: QtBot, empty: MainWindow, tmp_path: Path) -> None:
     photos = tmp_path / "p"
     photos.mkdir()
-    window.library.add_folder(photos)
-    window.refresh()
-    window.folder_list.setCurrentRow(0)
-    window.toggle_reference()
-    assert window.library.folders()[0].is_reference
-    assert "reference" in window.folder_list.item(0).text()
+    empty.library.add_folder(photos)
+    empty.refresh()
+    empty.folder_list.setCurrentRow(1)
+    empty.toggle_reference()
+    assert empty.library.folders()[0].is_reference
+    assert "🔒" in empty.folder_list.item(1).text()
 
 
 def test_eta_reads_naturally() -> None:
     assert format_eta(42) == "42 s"
     assert format_eta(125) == "2 min 05 s"
     assert format_eta(3 * 3600 + 60) == "3 h 01 min"
-
-
-def test_cancel_stops_the_scan_and_keeps_what_was_done(
-    qtbot: QtBot, window: MainWindow, tmp_path: Path
-) -> None:
-    photos = tmp_path / "many"
-    photos.mkdir()
-    for i in range(60):
-        imagegen.save_jpeg(photos / f"{i:02}.jpg", seed=i, size=(96, 64))
-    worker = window.start_scan([str(photos)])
-    assert worker is not None
-    assert window.start_scan([str(photos)]) is None  # one job at a time
-    results = []
-    worker.signals.finished.connect(results.append)
-    window.cancel_job()
-    with qtbot.waitSignal(worker.signals.finished, timeout=60000):
-        pass
-    (result,) = results
-    assert result.cancelled
-    assert window.library.status().images == result.added < 60
