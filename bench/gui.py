@@ -23,7 +23,6 @@ stderr and one JSON object on the last line of stdout.
 from __future__ import annotations
 
 import argparse
-import gc
 import io
 import json
 import os
@@ -48,6 +47,7 @@ from sqlalchemy import insert
 from dino_desktop.core.db import Folder, ImageRow
 from dino_desktop.core.library import Library, ScanResult
 from dino_desktop.core.progress import CancelToken, Job
+from dino_desktop.gui.app import tune_gc
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.browse import PhotosView
 from dino_desktop.gui.workers import JobWorker
@@ -295,8 +295,7 @@ def main() -> None:
         if args.gc_freeze:
             # As gui/app.py does after start-up: objects that live as long as
             # the app leave the cyclic GC's way, so full collections get cheap.
-            gc.collect()
-            gc.freeze()
+            tune_gc()
 
         cold = first_screen(app, lib)
         log(f"first screen (cold thumbnails): {cold['seconds']:.3f} s, {cold['visible']} visible")

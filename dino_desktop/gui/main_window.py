@@ -406,10 +406,15 @@ class MainWindow(QMainWindow):
         self._show_busy(False)
         self.refresh()
         self.photos_view.refresh()
-        note = (
-            f"Scan {'stopped' if result.cancelled else 'finished'}: {result.added:,} new, "
-            f"{result.updated:,} changed, {result.removed:,} gone, {result.embedded:,} embedded"
-        )
+        changed = result.added or result.updated or result.removed or result.embedded
+        if not changed and not result.cancelled:
+            note = f"Library up to date: {result.unchanged:,} files checked, nothing changed"
+        else:
+            note = (
+                f"Scan {'stopped' if result.cancelled else 'finished'}: {result.added:,} new, "
+                f"{result.updated:,} changed, {result.removed:,} gone, "
+                f"{result.embedded:,} embedded"
+            )
         if result.warnings:
             note += " · " + "; ".join(result.warnings)
         self.statusBar().showMessage(note, 15000)
