@@ -176,8 +176,10 @@ class MainWindow(QMainWindow):
         self.progress_label = QLabel()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_job)
-        bar.addWidget(self.counts_label)
-        bar.addWidget(self.failed_button)
+        # Permanent widgets: temporary messages ("Moved to the trash — Undo…")
+        # show on the left without hiding or overlapping the counts.
+        bar.addPermanentWidget(self.counts_label)
+        bar.addPermanentWidget(self.failed_button)
         bar.addPermanentWidget(self.progress_label)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
@@ -651,6 +653,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(note, 15000)
             self.refresh()
             self.photos_view.refresh()
+            if result.done and not done.startswith("Moved"):
+                self.start_scan([])  # restored files: index them again (incremental)
             if result.failed:
                 QMessageBox.warning(
                     self,

@@ -165,6 +165,9 @@ def test_trash_and_undo_from_the_window(
     assert "Undo" in scanned.statusBar().currentMessage()
     _wait_for(qtbot, scanned.undo())
     assert Path(photo.path).read_bytes() == data
+    # The restored photo is indexed again and comes back to the grid.
+    _wait_for(qtbot, scanned.worker)
+    qtbot.waitUntil(lambda: len(scanned.photos_view.photos()) == 12, timeout=10000)
 
 
 def test_viewer_region_search(qtbot: QtBot, scanned: MainWindow) -> None:

@@ -29,6 +29,12 @@ from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.browse import PhotoGrid
 
 QUERY_EDGE = 96
+HINT = (
+    "<h3>Find similar photos</h3>"
+    "<p>Select a photo and press <b>Ctrl+F</b> (or right-click → Find similar),<br>"
+    "drop an image file here, paste one with <b>Ctrl+V</b>,<br>"
+    "or draw a rectangle on a photo in the viewer to search by a region.</p>"
+)
 
 
 def image_paths_of(event: QDragEnterEvent | QDropEvent) -> list[str]:
@@ -84,12 +90,7 @@ class SimilarView(QWidget):
         selection.selectionChanged.connect(
             lambda *_: self.selection_changed.emit(self.grid.selected_photos())
         )
-        self.hint = QLabel(
-            "<h3>Find similar photos</h3>"
-            "<p>Select a photo and press <b>Ctrl+F</b> (or right-click → Find similar),<br>"
-            "drop an image file here, paste one with <b>Ctrl+V</b>,<br>"
-            "or draw a rectangle on a photo in the viewer to search by a region.</p>"
-        )
+        self.hint = QLabel(HINT)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setTextFormat(Qt.TextFormat.RichText)
         self.stack = QStackedLayout()
@@ -109,10 +110,15 @@ class SimilarView(QWidget):
 
     def show_busy(self, text: str, query: QPixmap | None = None) -> None:
         self._set_query(text, query)
+        self.hint.setText(
+            "<h3>Searching…</h3><p>The first search after start-up also loads the model.</p>"
+        )
+        self.stack.setCurrentWidget(self.hint)
 
     def show_message(self, text: str) -> None:
         self._set_query(text, None)
         self.model.set_rows([])
+        self.hint.setText(HINT)
         self.stack.setCurrentWidget(self.hint)
 
     def show_results(
