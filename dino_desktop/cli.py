@@ -79,6 +79,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--top", type=int, default=10, metavar="K", help="how many (default 10)")
 
+    p = sub.add_parser(
+        "overlay", parents=[common], help="PCA overlay of DINOv2 patch features as a PNG"
+    )
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("out", metavar="OUT.png")
+    p.add_argument("--mode", choices=["rgb", "foreground"], default="rgb")
+    p.add_argument(
+        "--with",
+        dest="others",
+        nargs="+",
+        default=[],
+        metavar="IMAGE",
+        help="more photos: one joint PCA, written side by side",
+    )
+    p.add_argument(
+        "--opacity",
+        type=float,
+        default=1.0,
+        help="1 = the feature map alone (default), below 1 = blended over the photo",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="foreground threshold in [0, 1] (default: automatic, Otsu)",
+    )
+    p.add_argument("--invert", action="store_true", help="swap foreground and background")
+    p.add_argument(
+        "--background",
+        choices=["transparent", "dim"],
+        default="transparent",
+        help="foreground mode: what the background becomes",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace OUT.png if it exists")
+
     p = sub.add_parser("trash", parents=[common], help="move files to the system trash (undoable)")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p = sub.add_parser("undo", parents=[common], help="undo the last (or given) file operation")
@@ -281,6 +316,54 @@ def _cmd_model(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_overlay(lib: Any, args: argparse.Namespace) -> int:
+    from dino_desktop.core.overlay import strip
+
+    out = os.path.abspath(args.out)
+    if not out.lower().endswith(".png"):
+        print("dino-desktop: error: OUT must be a .png file", file=sys.stderr)
+        return EXIT_USAGE
+    if os.path.exists(out) and not args.overwrite:
+        print(f"dino-desktop: error: {out} exists (use --overwrite to replace it)", file=sys.stderr)
+        return EXIT_ERROR
+    if len(args.others) > 7:
+        print("dino-desktop: error: --with takes at most 7 photos (8 in all)", file=sys.stderr)
+        return EXIT_USAGE
+    if not 0.0 <= args.opacity <= 1.0 or not (args.threshold is None or 0 <= args.threshold <= 1):
+        print("dino-desktop: error: --opacity and --threshold are between 0 and 1", file=sys.stderr)
+        return EXIT_USAGE
+    paths = [args.image, *args.others]
+    for path in paths:
+        if not os.path.isfile(path):
+            print(f"dino-desktop: error: no such image file: {path}", file=sys.stderr)
+            return EXIT_ERROR
+    images = lib.overlay_engine().overlays(
+        paths,
+        args.mode,
+        threshold=args.threshold,
+        invert=args.invert,
+        opacity=args.opacity,
+        background=args.background,
+    )
+    picture = strip(images) if len(images) > 1 else images[0]
+    tmp = out + ".part"
+    picture.save(tmp, format="PNG")
+    os.replace(tmp, out)
+    if args.json:
+        _print_json(
+            {
+                "path": out,
+                "width": picture.width,
+                "height": picture.height,
+                "mode": args.mode,
+                "photos": [os.path.abspath(p) for p in paths],
+            }
+        )
+    else:
+        print(f"Wrote {out} ({picture.width}×{picture.height})")
+    return EXIT_OK
+
+
 def _cmd_trash(lib: Any, args: argparse.Namespace) -> int:
     result = lib.trash(args.paths)
     if args.json:
@@ -326,6 +409,7 @@ COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "list": _cmd_list,
     "search": _cmd_search,
     "model": _cmd_model,
+    "overlay": _cmd_overlay,
     "trash": _cmd_trash,
     "undo": _cmd_undo,
 }

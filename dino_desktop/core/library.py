@@ -36,6 +36,7 @@ from dino_desktop.core.progress import CancelToken, Job, Progress
 
 if TYPE_CHECKING:
     from dino_desktop.core.embedder import Embedder
+    from dino_desktop.core.overlay import OverlayEngine
 
 EMBED_COMMIT_EVERY = 256
 
@@ -139,6 +140,7 @@ class Library:
         # The GUI may search while a scan embeds: build the model once.
         self._embedder_lock = threading.Lock()
         self._model_id: int | None = None
+        self._overlay: OverlayEngine | None = None
         self._index: VectorIndex | None = None
 
     def close(self) -> None:
@@ -385,6 +387,20 @@ class Library:
                 row_id = row.id
             return row_id
 
+    def overlay_engine(self) -> OverlayEngine:
+        """Patch features for PCA overlays (a 518-px model of its own, built on first use)."""
+        with self._embedder_lock:
+            if self._overlay is None or self._overlay.model_name != self.model_name:
+                from dino_desktop.core.overlay import OverlayEngine
+
+                try:
+                    self._overlay = OverlayEngine(
+                        self.model_name, self.weights_path(), device=self.device
+                    )
+                except ValueError as exc:
+                    raise LibraryError(str(exc)) from exc
+            return self._overlay
+
     def import_weights(self, source: str | os.PathLike[str]) -> Path:
         return emb.import_weights(self.model_name, Path(source), self.paths.models_dir)
 
@@ -615,5 +631,6 @@ class Library:
             self.model_name = name
             self.device = self.settings.device
             self._embedder = None
+            self._overlay = None
             self._model_id = None
             self._index = None

@@ -255,3 +255,58 @@ def test_trash_refuses_reference_folders(
     run(capsys, "--library", lib, "scan", str(ref), "--reference", "--no-embed")
     code, _, err = run(capsys, "--library", lib, "trash", str(a))
     assert code == 1 and "reference" in err and a.exists()
+
+
+def test_overlay_pngs_for_every_mode(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from PIL import Image
+
+    weightsgen.register_tiny_model()
+    weights = weightsgen.write_meta_checkpoint(tmp_path / "tiny.pth", weightsgen.TINY)
+    base = [
+        "--library",
+        str(tmp_path / "lib"),
+        "--model",
+        weightsgen.TINY,
+        "--weights",
+        str(weights),
+    ]
+    rotated = imagegen.save_jpeg(tmp_path / "rot.jpg", seed=1, orientation=6, size=(400, 300))
+    wide = imagegen.save_jpeg(tmp_path / "wide.jpg", seed=2, size=(640, 360))
+    other = imagegen.save_as(tmp_path / "other.png", "PNG", seed=3, size=(200, 300))
+
+    code, out, _ = run(capsys, *base, "overlay", str(rotated), str(tmp_path / "a.png"), "--json")
+    assert code == 0
+    with Image.open(tmp_path / "a.png") as png:
+        assert png.size == (300, 400)  # the photo's display size, after EXIF rotation
+    assert (out["width"], out["height"]) == (300, 400)
+
+    fg = tmp_path / "fg.png"
+    code, _, _ = run(capsys, *base, "overlay", str(wide), str(fg), "--mode", "foreground")
+    assert code == 0
+    with Image.open(fg) as png:
+        assert png.size == (640, 360) and png.mode == "RGBA"
+        alpha = png.getchannel("A")
+        assert alpha.getextrema() == (0, 255)  # a background and a foreground
+
+    joint = tmp_path / "joint.png"
+    code, out, _ = run(
+        capsys,
+        *base,
+        "overlay",
+        str(wide),
+        str(joint),
+        "--with",
+        str(rotated),
+        str(other),
+        "--json",
+    )
+    assert code == 0 and out["height"] == 360 and out["width"] > 640 + 270 + 120
+
+    code, _, err = run(capsys, *base, "overlay", str(wide), str(joint))
+    assert code == 1 and "--overwrite" in err  # never replaces a file unasked
+    code, _, _ = run(capsys, *base, "overlay", str(wide), str(joint), "--overwrite")
+    assert code == 0
+    code, _, err = run(
+        capsys, "--library", str(tmp_path / "lib2"), "overlay", str(wide), str(tmp_path / "x.png")
+    )
+    assert code == 3 and "model import" in err
