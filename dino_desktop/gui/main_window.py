@@ -45,6 +45,7 @@ from dino_desktop.core import embedder as emb
 from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.library import Library, PhotoRow, ScanResult, SearchHit
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.gui.compare import CompareDialog
 from dino_desktop.gui.details import DetailsPanel
 from dino_desktop.gui.dialogs import SettingsDialog, WeightsDialog
 from dino_desktop.gui.failed_dialog import FailedFilesDialog
@@ -213,6 +214,7 @@ class MainWindow(QMainWindow):
         photo = bar.addMenu("&Photo")
         self._action(photo, "&Open", self._open_selected, "Return")
         self._action(photo, "Find &similar", self.find_similar_selected, "Ctrl+F")
+        self._action(photo, "&Compare features (2–8 photos)", self.compare_selected, "Ctrl+K")
         self._action(photo, "Show in &folder", lambda: self._show_in_folder(self._selected()))
         self._action(
             photo, "Open with system &viewer", lambda: self._open_external(self._selected())
@@ -587,13 +589,31 @@ class MainWindow(QMainWindow):
         index = next((i for i, r in enumerate(rows) if r.id == photo.id), 0)
         if self.viewer is not None:
             self.viewer.close()
-        viewer = ImageViewer(paths, index, self)
+        viewer = ImageViewer(paths, index, self, library=self.library)
         viewer.region_selected.connect(lambda path, box: self.search_region(path, tuple(box)))
         viewer.find_similar_requested.connect(self._find_similar_path)
         viewer.resize(self.size() * 0.9)
         viewer.show()
         self.viewer = viewer
         return viewer
+
+    def compare_selected(self) -> None:
+        photos = self._selected()
+        if not 2 <= len(photos) <= 8:
+            self.statusBar().showMessage("Select 2 to 8 photos to compare their features.", 5000)
+            return
+        self.compare(photos)
+
+    def compare(self, photos: list[PhotoRow]) -> CompareDialog | None:
+        """Side by side with one joint PCA of their patch features: same parts, same colours."""
+        if not self.weights_installed():
+            self._weights_prompted = False
+            self.ask_for_weights()
+            return None
+        dialog = CompareDialog(self.library, [p.path for p in photos], self)
+        dialog.resize(self.size() * 0.9)
+        dialog.show()
+        return dialog
 
     def _find_similar_path(self, path: str) -> None:
         self.search_file(path)
@@ -607,6 +627,8 @@ class MainWindow(QMainWindow):
             "More like this" if self.stack.currentWidget() is self.similar_view else "Find similar"
         )
         menu.addAction(similar, lambda: self.find_similar(photos[0]))
+        if 2 <= len(photos) <= 8:
+            menu.addAction("Compare features", lambda: self.compare(photos))
         menu.addSeparator()
         menu.addAction("Show in folder", lambda: self._show_in_folder(photos))
         menu.addAction("Open with system viewer", lambda: self._open_external(photos))

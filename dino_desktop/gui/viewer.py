@@ -15,12 +15,18 @@ is what `Library.search_region` expects.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
+from PIL import Image
 from PySide6.QtCore import (
     QObject,
     QPointF,
@@ -47,18 +53,34 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QAbstractScrollArea,
+    QCheckBox,
+    QComboBox,
     QDialog,
+    QFileDialog,
     QFrame,
+    QHBoxLayout,
     QLabel,
     QRubberBand,
     QSizePolicy,
+    QSlider,
     QStyle,
     QToolBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from dino_desktop.core import embedder as emb
 from dino_desktop.core.images import ImageError, open_image
+from dino_desktop.core.library import LibraryError
+from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.gui.workers import JobWorker, start
+
+if TYPE_CHECKING:
+    # Only for annotations: the overlay module (numeric code) is imported when an
+    # overlay is first wanted, not whenever the app opens a viewer.
+    from dino_desktop.core.library import Library
+    from dino_desktop.core.overlay import FeatureMap, PatchFeatures
 
 Box = tuple[int, int, int, int]
 """(left, top, right, bottom) in the photo's display pixels; right/bottom exclusive."""
@@ -70,6 +92,22 @@ MIN_DRAG_PX = 4  # a shorter drag is a click that slipped, not a region
 SMOOTH_DELAY_MS = 150  # after a resize settles, redraw the fitted photo smoothly
 BACKGROUND = QColor(0x1E, 0x1E, 0x1E)  # neutral dark, as photo viewers use: no colour cast
 FOREGROUND = QColor(0xC8, 0xC8, 0xC8)
+NOTE_BACKGROUND = QColor(0, 0, 0, 180)
+NOTE_TEXT = QColor(0xF0, 0xF0, 0xF0)
+
+DEFAULT_OPACITY = 70  # percent: the photo stays recognisable under the colours
+FEATURES_CACHE = 16  # photos whose patch features the viewer keeps (~2 MB each for ViT-S)
+MAPS_CACHE = 64  # computed maps (a few KB each): per photo, mode and threshold
+OVERLAY_THREADS = 2  # one features job at a time, plus a save that may run beside it
+PNG_FILTER = "PNG images (*.png)"
+MODE_CHOICES = (
+    ("Colours", "rgb", "The three main feature directions as red, green and blue"),
+    (
+        "Foreground parts",
+        "foreground",
+        "Parts of the main subject in colour, the background left clear",
+    ),
+)
 
 
 def decode_qimage(path: str) -> QImage:
@@ -115,6 +153,431 @@ class _DecodeTask(QRunnable):
             self.signals.decoded.emit(self.path, image)
 
 
+# ---- overlays: shared by the viewer and the compare dialog -----------------------
+
+
+def map_qimage(fmap: FeatureMap) -> QImage:
+    """The feature map as a small QImage (one pixel per patch) that owns its pixels."""
+    rgba = np.ascontiguousarray(fmap.rgba, dtype=np.uint8)
+    rows, cols = rgba.shape[:2]
+    data = rgba.tobytes()
+    wrapped = QImage(data, cols, rows, 4 * cols, QImage.Format.Format_RGBA8888)
+    # Premultiplied alpha, so smooth upsampling does not bleed the colour of
+    # transparent (background) patches into their neighbours; the conversion also
+    # copies the pixels out of `data`.
+    return wrapped.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+
+
+def veil_qimage(fmap: FeatureMap) -> QImage:
+    """Black over the map's background patches, at the strength of `render`'s "dim".
+
+    Drawn over the photo it darkens the background as a PNG saved with
+    background="dim" shows it, without building a full-size image.
+    """
+    from dino_desktop.core.overlay import DIM_FACTOR
+
+    alpha = 255 - np.asarray(fmap.rgba[..., 3], dtype=np.float32)
+    rgba = np.zeros((*alpha.shape, 4), dtype=np.uint8)
+    rgba[..., 3] = np.round(alpha * (1.0 - DIM_FACTOR)).astype(np.uint8)
+    rows, cols = alpha.shape
+    data = rgba.tobytes()
+    wrapped = QImage(data, cols, rows, 4 * cols, QImage.Format.Format_RGBA8888)
+    return wrapped.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayImages:
+    """A feature map ready to draw: its colours and, in foreground mode, the dimming veil."""
+
+    fmap: FeatureMap
+    colours: QImage
+    veil: QImage | None
+
+    @classmethod
+    def of(cls, fmap: FeatureMap) -> OverlayImages:
+        veil = veil_qimage(fmap) if fmap.foreground is not None else None
+        return cls(fmap, map_qimage(fmap), veil)
+
+
+def draw_overlay(
+    painter: QPainter, target: QRectF, images: OverlayImages, opacity: float, dim: bool
+) -> None:
+    """Stretch the patch-sized map over `target`, smoothly, at `opacity`; `dim`: veil too.
+
+    Bilinear upsampling happens while drawing, clipped to what is visible, so a
+    slider move costs one repaint and never builds a full-size overlay.
+    """
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    if dim and images.veil is not None:
+        painter.drawImage(target, images.veil)
+    if opacity > 0:
+        painter.setOpacity(opacity)
+        painter.drawImage(target, images.colours)
+    painter.restore()
+
+
+def draw_note(painter: QPainter, area: QRect, text: str) -> None:
+    """A short text in a dark rounded box at the bottom of `area`, readable over any photo."""
+    margin, pad_x, pad_y = 16, 14, 8
+    width = min(560, area.width() - 2 * (margin + pad_x))
+    if width <= 0:
+        return
+    flags = int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap)
+    painter.save()
+    bounds = painter.boundingRect(QRectF(0, 0, width, area.height()), flags, text)
+    box = QRectF(0, 0, bounds.width() + 2 * pad_x, bounds.height() + 2 * pad_y)
+    box.moveCenter(QPointF(area.center().x() + 0.5, 0))
+    box.moveBottom(area.bottom() - margin)
+    box.moveTop(max(box.top(), area.top() + margin))
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(NOTE_BACKGROUND)
+    painter.drawRoundedRect(box, 8, 8)
+    painter.setPen(NOTE_TEXT)
+    painter.drawText(box.adjusted(pad_x, pad_y, -pad_x, -pad_y), flags, text)
+    painter.restore()
+
+
+@dataclass(slots=True)
+class FeaturesResult:
+    """What a features job computed: per-photo patch features, or why there are none."""
+
+    model: str
+    features: dict[str, PatchFeatures] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # path -> why this photo has none
+    previews: dict[str, QImage] = field(default_factory=dict)  # path -> photo, for display
+    unavailable: str | None = None  # why nothing could be computed (no weights, bad device)
+    cancelled: bool = False
+
+
+def weights_message(exc: Exception) -> str:
+    return f"The overlay needs the DINOv2 model weights.\n{exc}"
+
+
+def features_job(
+    library: Library,
+    paths: Sequence[str],
+    cancel: CancelToken,
+    *,
+    preview_height: int | None = None,
+) -> Job[FeaturesResult]:
+    """Patch features of `paths` (and, with `preview_height`, a small decoded copy of each).
+
+    Expected failures come back in the result, worded for the user, rather than
+    as exceptions: one unreadable photo must not cost the others their overlay.
+    """
+    result = FeaturesResult(model=library.model_name)
+    total = len(paths)
+    yield Progress("overlay", 0, total, None, "Loading the model")
+    try:
+        engine = library.overlay_engine()
+    except (emb.WeightsUnavailable, emb.WeightsError) as exc:
+        result.unavailable = weights_message(exc)
+        return result
+    except LibraryError as exc:
+        result.unavailable = f"The overlay cannot be computed: {exc}"
+        return result
+    result.model = engine.model_name
+    for done, path in enumerate(paths):
+        if cancel.cancelled:
+            result.cancelled = True
+            return result
+        yield Progress("overlay", done, total, path, "Computing features")
+        try:
+            result.features[path] = engine.features(path)
+            if preview_height is not None:
+                result.previews[path] = decode_preview(path, preview_height)
+        except (emb.WeightsUnavailable, emb.WeightsError) as exc:
+            # The model itself failed to load: every other photo would fail alike.
+            result.unavailable = weights_message(exc)
+            return result
+        except ValueError as exc:
+            if not engine.loaded:  # e.g. a CUDA device on a machine without one
+                result.unavailable = f"The overlay cannot be computed: {exc}"
+                return result
+            result.errors[path] = str(exc)
+        except ImageError as exc:
+            result.errors[path] = str(exc) or "cannot read image"
+        except Exception as exc:  # one odd file must not lose the others their overlays
+            result.errors[path] = f"{type(exc).__name__}: {exc}"
+    yield Progress("overlay", total, total, None, "Computing features")
+    return result
+
+
+def decode_preview(path: str, height: int) -> QImage:
+    """The photo, EXIF-oriented, scaled to at most `height` pixels high, as a QImage."""
+    img = open_image(path, min_side=height)
+    if img.height > height:
+        img = img.resize(
+            (max(1, round(img.width * height / img.height)), height), Image.Resampling.LANCZOS
+        )
+    data = img.tobytes()
+    wrapped = QImage(data, img.width, img.height, 3 * img.width, QImage.Format.Format_RGB888)
+    return wrapped.convertToFormat(QImage.Format.Format_RGB32)
+
+
+def save_png_job(make: Callable[[], Image.Image], filename: str) -> Job[str]:
+    """Build an image (decoding, rendering: seconds for a big photo) and write it as PNG.
+
+    Written to a temporary file first and then moved into place, so a failed
+    save never leaves a truncated PNG where the user asked for one.
+    """
+    yield Progress("save", 0, 1, filename, "Saving")
+    image = make()
+    folder = os.path.dirname(os.path.abspath(filename))
+    fd, temp = tempfile.mkstemp(suffix=".png", prefix=".dino-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            image.save(out, format="PNG")
+        os.replace(temp, filename)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    yield Progress("save", 1, 1, filename, "Saved")
+    return filename
+
+
+def ask_png_name(parent: QWidget, title: str, suggested: str) -> str | None:
+    """A PNG file name from the native save dialog (which confirms overwriting), or None."""
+    filename, _ = QFileDialog.getSaveFileName(parent, title, suggested, PNG_FILTER)
+    if not filename:
+        return None
+    if not filename.lower().endswith(".png"):
+        filename += ".png"
+    return filename
+
+
+class OverlayControls(QWidget):
+    """The overlay's settings in one row: mode, opacity, threshold, invert, dim background.
+
+    The threshold is automatic (Otsu's, chosen by `pca_maps` for each map: the
+    "Auto" button is down, the slider follows the value chosen) until the user
+    moves the slider; pressing "Auto" makes it automatic again, releasing it
+    keeps the value shown for every photo.
+
+    Changes are reported through two plain callbacks rather than Qt signals:
+    a slider drag reports dozens of times a second, and on PySide6 6.12.0 every
+    `Signal.emit()` made from Python leaks a reference to `True`, which ends the
+    process after a few thousand emits. The sliders' own (C++) signals are safe.
+    """
+
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        *,
+        on_map_settings_changed: Callable[[], None] | None = None,
+        on_look_changed: Callable[[], None] | None = None,
+        opacity: int = DEFAULT_OPACITY,
+    ) -> None:
+        super().__init__(parent)
+        self._manual_threshold = False
+        # Called when the mode, threshold or invert changed: the maps need recomputing.
+        self.on_map_settings_changed = on_map_settings_changed
+        # Called when the opacity or the dimming changed: only the drawing changes.
+        self.on_look_changed = on_look_changed
+
+        self.mode_combo = QComboBox(self)
+        for label, mode, tip in MODE_CHOICES:
+            self.mode_combo.addItem(label, mode)
+            self.mode_combo.setItemData(
+                self.mode_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole
+            )
+        self.mode_combo.setToolTip("What the overlay shows")
+        self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
+
+        self.opacity_slider = self._slider("How strongly the overlay covers the photo")
+        self.opacity_slider.setValue(opacity)
+        self.opacity_value = self._value_label("100 %")
+        self.opacity_slider.valueChanged.connect(self._on_opacity_moved)
+
+        self.threshold_label = QLabel("Threshold", self)
+        self.threshold_slider = self._slider(
+            "Which patches count as foreground: higher keeps fewer of them"
+        )
+        self.threshold_value = self._value_label("0.00")
+        self.threshold_slider.valueChanged.connect(self._on_threshold_moved)
+        self.auto_button = QToolButton(self)
+        self.auto_button.setText("Auto")
+        self.auto_button.setCheckable(True)
+        self.auto_button.setChecked(True)
+        self.auto_button.setToolTip("Choose the threshold for each photo automatically")
+        self.auto_button.setAutoRaise(True)
+        self.auto_button.toggled.connect(self._on_auto_toggled)
+        self.invert_check = QCheckBox("Invert", self)
+        self.invert_check.setToolTip("Swap foreground and background")
+        self.invert_check.toggled.connect(self._on_invert_toggled)
+        self.dim_check = QCheckBox("Dim background", self)
+        self.dim_check.setToolTip(
+            "Darken the photo outside the foreground, on screen and in saved PNGs "
+            "(which otherwise leave the background transparent)"
+        )
+        self.dim_check.toggled.connect(self._on_dim_toggled)
+
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 0, 4, 0)
+        layout.setSpacing(6)
+        layout.addWidget(QLabel("Show", self))
+        layout.addWidget(self.mode_combo)
+        layout.addSpacing(12)
+        layout.addWidget(QLabel("Opacity", self))
+        layout.addWidget(self.opacity_slider)
+        layout.addWidget(self.opacity_value)
+        layout.addSpacing(12)
+        layout.addWidget(self.threshold_label)
+        layout.addWidget(self.threshold_slider)
+        layout.addWidget(self.threshold_value)
+        layout.addWidget(self.auto_button)
+        layout.addSpacing(6)
+        layout.addWidget(self.invert_check)
+        layout.addWidget(self.dim_check)
+        self.opacity_value.setText(f"{opacity} %")
+        self._show_threshold_state()
+        self._enable_foreground_controls()
+
+    def _slider(self, tip: str) -> QSlider:
+        slider = QSlider(Qt.Orientation.Horizontal, self)
+        slider.setRange(0, 100)
+        slider.setPageStep(10)
+        slider.setFixedWidth(110)
+        slider.setToolTip(tip)
+        return slider
+
+    def _value_label(self, widest: str) -> QLabel:
+        label = QLabel(self)
+        # A fixed width, so the row does not jiggle as the value changes.
+        label.setMinimumWidth(label.fontMetrics().horizontalAdvance(widest) + 4)
+        label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return label
+
+    # ---- state -----------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        return str(self.mode_combo.currentData())
+
+    @property
+    def opacity(self) -> float:
+        return self.opacity_slider.value() / 100
+
+    @property
+    def threshold(self) -> float | None:
+        """The foreground threshold the user chose; None while it is automatic."""
+        return self.threshold_slider.value() / 100 if self._manual_threshold else None
+
+    @property
+    def invert(self) -> bool:
+        return self.invert_check.isChecked()
+
+    @property
+    def background(self) -> str:
+        """`render`'s background: what shows outside the foreground in a saved PNG."""
+        return "dim" if self.dim_check.isChecked() else "transparent"
+
+    @property
+    def dims_background(self) -> bool:
+        """Whether the background is drawn darkened now (foreground mode, box ticked)."""
+        return self.mode == "foreground" and self.dim_check.isChecked()
+
+    def map_args(self) -> tuple[str, float | None, bool]:
+        """(mode, threshold, invert) for `pca_maps`; the last two only matter for foreground."""
+        if self.mode != "foreground":
+            return self.mode, None, False
+        return self.mode, self.threshold, self.invert
+
+    def set_mode(self, mode: str) -> None:
+        index = self.mode_combo.findData(mode)
+        if index < 0:
+            raise ValueError(f"unknown overlay mode {mode!r}")
+        self.mode_combo.setCurrentIndex(index)
+
+    @property
+    def threshold_is_auto(self) -> bool:
+        return not self._manual_threshold
+
+    def reset_threshold(self) -> None:
+        """Make the threshold automatic again."""
+        self._set_manual(False)
+
+    def show_auto_threshold(self, value: float | None) -> None:
+        """Put the slider where the automatic threshold is, without making it manual."""
+        if self._manual_threshold or value is None:
+            return
+        blocked = self.threshold_slider.blockSignals(True)
+        self.threshold_slider.setValue(round(value * 100))
+        self.threshold_slider.blockSignals(blocked)
+        self._show_threshold_state()
+
+    # ---- reactions -------------------------------------------------------------
+
+    def _map_settings_changed(self) -> None:
+        if self.on_map_settings_changed is not None:
+            self.on_map_settings_changed()
+
+    def _enable_foreground_controls(self) -> None:
+        foreground = self.mode == "foreground"
+        for widget in (  # they only mean something for the foreground
+            self.threshold_label,
+            self.threshold_slider,
+            self.threshold_value,
+            self.auto_button,
+            self.invert_check,
+            self.dim_check,
+        ):
+            widget.setEnabled(foreground)
+        self._show_threshold_state()
+
+    def _on_mode_changed(self, _index: int) -> None:
+        self._enable_foreground_controls()
+        self._map_settings_changed()
+
+    def _look_changed(self) -> None:
+        if self.on_look_changed is not None:
+            self.on_look_changed()
+
+    def _on_opacity_moved(self, value: int) -> None:
+        self.opacity_value.setText(f"{value} %")
+        self._look_changed()
+
+    def _on_threshold_moved(self, _value: int) -> None:
+        if self._manual_threshold:
+            self._show_threshold_state()
+            self._map_settings_changed()
+        else:
+            self._set_manual(True)
+
+    def _on_auto_toggled(self, auto: bool) -> None:
+        self._set_manual(not auto)
+
+    def _set_manual(self, manual: bool) -> None:
+        if manual == self._manual_threshold:
+            return
+        self._manual_threshold = manual
+        blocked = self.auto_button.blockSignals(True)
+        self.auto_button.setChecked(not manual)
+        self.auto_button.blockSignals(blocked)
+        self._show_threshold_state()
+        self._map_settings_changed()
+
+    def _on_invert_toggled(self, _on: bool) -> None:
+        self._map_settings_changed()
+
+    def _on_dim_toggled(self, _on: bool) -> None:
+        self._look_changed()
+
+    def _show_threshold_state(self) -> None:
+        if self.mode != "foreground":
+            self.threshold_value.setText("\N{EN DASH}")  # no threshold in colours mode
+            return
+        value = self.threshold_slider.value() / 100
+        self.threshold_value.setText(f"{value:.2f}")
+        how = "chosen automatically" if not self._manual_threshold else "fixed"
+        self.threshold_slider.setToolTip(
+            f"Which patches count as foreground: higher keeps fewer of them ({how})"
+        )
+
+
 class PhotoCanvas(QAbstractScrollArea):
     """Draws one QImage fitted or at 100%, pans it, and lets the user drag a region on it.
 
@@ -133,6 +596,10 @@ class PhotoCanvas(QAbstractScrollArea):
         self._region_mode = False
         self._scaled: QImage | None = None
         self._scaled_key: tuple[int, int, int] | None = None
+        self._overlay: OverlayImages | None = None
+        self._overlay_opacity = 1.0
+        self._overlay_dim = False
+        self._note = ""
         self._band = QRubberBand(QRubberBand.Shape.Rectangle, self.viewport())
         self._band_origin: QPointF | None = None
         self._pan_origin: tuple[QPointF, int, int] | None = None
@@ -162,12 +629,31 @@ class PhotoCanvas(QAbstractScrollArea):
         return self._fit
 
     @property
+    def overlay(self) -> OverlayImages | None:
+        """The feature map drawn over the photo (one pixel per patch), if any."""
+        return self._overlay
+
+    @property
+    def overlay_opacity(self) -> float:
+        return self._overlay_opacity
+
+    @property
+    def overlay_dim(self) -> bool:
+        return self._overlay_dim
+
+    @property
+    def note(self) -> str:
+        """A short text shown over the photo ("Computing overlay…", why there is none)."""
+        return self._note
+
+    @property
     def region_mode(self) -> bool:
         return self._region_mode
 
     def set_image(self, image: QImage) -> None:
         self._image = image
         self._message = ""
+        self._overlay = None  # another photo's map must never show over this one
         self._scaled = None
         self._scaled_key = None
         self._cancel_drag()
@@ -181,6 +667,7 @@ class PhotoCanvas(QAbstractScrollArea):
         """Show `text` instead of a photo (while loading, or when it cannot be read)."""
         self._image = None
         self._message = text
+        self._overlay = None
         self._scaled = None
         self._scaled_key = None
         self._cancel_drag()
@@ -188,6 +675,23 @@ class PhotoCanvas(QAbstractScrollArea):
         self._update_cursor()
         self.viewport().update()
         self.zoom_changed.emit()
+
+    def set_overlay(self, overlay: OverlayImages | None) -> None:
+        """Draw `overlay` (stretched over the whole photo, whatever its size) above the photo."""
+        self._overlay = overlay
+        self.viewport().update()
+
+    def set_overlay_look(self, opacity: float, dim: bool) -> None:
+        """The overlay's opacity in [0, 1], and whether its background patches are darkened."""
+        self._overlay_opacity = min(max(opacity, 0.0), 1.0)
+        self._overlay_dim = dim
+        if self._overlay is not None:
+            self.viewport().update()
+
+    def set_note(self, text: str) -> None:
+        if text != self._note:
+            self._note = text
+            self.viewport().update()
 
     def set_region_mode(self, on: bool) -> None:
         self._region_mode = on
@@ -323,13 +827,19 @@ class PhotoCanvas(QAbstractScrollArea):
                     self._message,
                 )
                 return
-            self._draw_photo(painter)
+            target = self.image_rect()
+            self._draw_photo(painter, target)
+            if self._overlay is not None:
+                draw_overlay(
+                    painter, target, self._overlay, self._overlay_opacity, self._overlay_dim
+                )
+            if self._note:
+                draw_note(painter, self.viewport().rect(), self._note)
         finally:
             painter.end()
 
-    def _draw_photo(self, painter: QPainter) -> None:
+    def _draw_photo(self, painter: QPainter, target: QRectF) -> None:
         assert self._image is not None
-        target = self.image_rect()
         ratio = self.devicePixelRatioF()
         if self.scale() * ratio >= 0.999:
             # One image pixel per device pixel: a plain (clipped) copy, no resampling.
@@ -467,6 +977,13 @@ class ImageViewer(QDialog):
     A top-level window (it can be maximised); show it with `show()` or
     `showMaximized()`. Keys: Left/Right previous/next (stopping at the ends),
     Home/End first/last, F toggles fit/100%, 1 = 100%, 0 = fit, Esc closes.
+
+    With a `library`, the toolbar also has "Overlay" (key O): DINOv2 patch
+    features as a PCA colour map over the photo. The features are computed by
+    `Library.overlay_engine()` in a worker (about a second per photo, the first
+    time); the map itself (`pca_maps`, milliseconds) is computed here whenever a
+    setting changes, and painted as a small image stretched smoothly over the
+    photo, so the sliders respond at once.
     """
 
     region_selected = Signal(str, object)  # path, Box in display pixels
@@ -474,6 +991,10 @@ class ImageViewer(QDialog):
     index_changed = Signal(int)
     image_shown = Signal(str)  # the current photo is on screen
     image_failed = Signal(str, str)  # path, why it cannot be shown
+    overlay_shown = Signal(str)  # path: its overlay appeared (turned on, new photo or mode)
+    overlay_failed = Signal(str, str)  # path, why there is no overlay (readable, one line or two)
+    overlay_saved = Signal(str)  # the PNG file written
+    overlay_save_failed = Signal(str)  # why the PNG could not be written
 
     def __init__(
         self,
@@ -482,8 +1003,10 @@ class ImageViewer(QDialog):
         parent: QWidget | None = None,
         *,
         cache_size: int = CACHE_SIZE,
+        library: Library | None = None,
     ) -> None:
         super().__init__(parent, Qt.WindowType.Window)
+        self.library = library
         if not paths:
             raise ValueError("ImageViewer needs at least one photo")
         self._paths = [os.fspath(p) for p in paths]
@@ -495,6 +1018,26 @@ class ImageViewer(QDialog):
         self._loading: dict[str, _DecodeSignals] = {}
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(PARALLEL_DECODES)
+        # Overlay work has its own pool: a second-long model run must not hold
+        # up the decoding of the next photo.
+        self.overlay_pool = QThreadPool(self)
+        self.overlay_pool.setMaxThreadCount(OVERLAY_THREADS)
+        self._overlay_on = False
+        self._features: OrderedDict[tuple[str, str], PatchFeatures] = OrderedDict()
+        self._maps: OrderedDict[tuple[str, str, str, float | None, bool], OverlayImages] = (
+            OrderedDict()
+        )
+        self._overlay_map: FeatureMap | None = None  # the map painted now
+        # (path, mode) of the overlay last announced by `overlay_shown`: a slider
+        # move repaints without announcing again.
+        self._shown_key: tuple[str, str] | None = None
+        self._overlay_error: tuple[str, str] | None = None  # (path, message) shown now
+        self._features_worker: JobWorker | None = None
+        self._features_path: str | None = None
+        self._retired_worker: JobWorker | None = None
+        # Workers stay referenced until they report: a queued signal whose sender
+        # is gone would be dropped.
+        self._save_workers: set[JobWorker] = set()
 
         self.canvas = PhotoCanvas(self)
         self.canvas.region_drawn.connect(self._on_region_drawn)
@@ -539,6 +1082,15 @@ class ImageViewer(QDialog):
         self.find_similar_action = self._action(
             "Find similar", "Find photos similar to this one", self._request_find_similar
         )
+        self.toolbar.addSeparator()
+        self.overlay_action = self._action(
+            "Overlay",
+            "Show what the model sees: its patch features as colours over the photo (O)",
+            None,
+        )
+        self.overlay_action.setCheckable(True)
+        self.overlay_action.toggled.connect(self.set_overlay_visible)
+        self.overlay_action.setVisible(library is not None)
         spacer = QWidget(self.toolbar)
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.toolbar.addWidget(spacer)
@@ -546,10 +1098,42 @@ class ImageViewer(QDialog):
         self.zoom_label.setContentsMargins(8, 0, 8, 0)
         self.toolbar.addWidget(self.zoom_label)
 
+        # The overlay's settings live in a second row that shows while the overlay
+        # is on, so the main toolbar stays as short as it was.
+        self.overlay_bar = QToolBar(self)
+        self.overlay_bar.setMovable(False)
+        self.overlay_bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.overlay_controls = OverlayControls(
+            self.overlay_bar,
+            on_map_settings_changed=self._refresh_overlay,
+            on_look_changed=self._apply_overlay_look,
+        )
+        for child in (self.overlay_controls, *self.overlay_controls.findChildren(QWidget)):
+            # Left/Right and the other keys keep stepping through photos, whatever
+            # control was clicked last.
+            child.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self._apply_overlay_look()
+        self.overlay_bar.addWidget(self.overlay_controls)
+        bar_spacer = QWidget(self.overlay_bar)
+        bar_spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.overlay_bar.addWidget(bar_spacer)
+        self.save_overlay_action = QAction("Save overlay as PNG\N{HORIZONTAL ELLIPSIS}", self)
+        self.save_overlay_action.setToolTip(
+            "Save the photo with its overlay, at the photo's full size, as a PNG file"
+        )
+        self.save_overlay_action.setEnabled(False)
+        self.save_overlay_action.triggered.connect(self._ask_and_save_overlay)
+        self.overlay_bar.addAction(self.save_overlay_action)
+        self.overlay_bar.setVisible(False)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.toolbar)
+        if library is not None:
+            layout.addWidget(self.overlay_bar)
+        else:
+            self.overlay_bar.hide()
         layout.addWidget(self.canvas, 1)
 
         self.resize(1024, 768)
@@ -628,10 +1212,15 @@ class ImageViewer(QDialog):
         )
         self.previous_action.setEnabled(self._index > 0)
         self.next_action.setEnabled(self._index < len(self._paths) - 1)
+        self._overlay_error = None
+        self._clear_overlay()
+        self.canvas.set_note("")
         cached = self._cache.get(path)
         if cached is None:
             self.canvas.show_message("Loading\N{HORIZONTAL ELLIPSIS}")
             self.region_action.setEnabled(False)
+            # Start on the features while the photo decodes: both take a while.
+            self._refresh_overlay()
         else:
             self._cache.move_to_end(path)
             self._display(path, cached)
@@ -642,6 +1231,7 @@ class ImageViewer(QDialog):
             self.canvas.set_image(value)
             self.region_action.setEnabled(True)
             self.image_shown.emit(path)
+            self._refresh_overlay()
         else:
             self.canvas.show_message(f"Cannot show {Path(path).name}:\n{value}")
             self.region_action.setEnabled(False)
@@ -687,6 +1277,220 @@ class ImageViewer(QDialog):
     def _cache_bytes(self) -> int:
         return sum(v.sizeInBytes() for v in self._cache.values() if isinstance(v, QImage))
 
+    # ---- overlay -----------------------------------------------------------------
+
+    @property
+    def overlay_visible(self) -> bool:
+        return self._overlay_on
+
+    @property
+    def overlay_map(self) -> FeatureMap | None:
+        """The feature map painted over the current photo now, if any."""
+        return self._overlay_map
+
+    @property
+    def overlay_message(self) -> str:
+        """What the viewer says about the overlay ("Computing overlay…", why there is none)."""
+        return self.canvas.note
+
+    @property
+    def is_computing_overlay(self) -> bool:
+        return self._features_worker is not None
+
+    def set_overlay_visible(self, on: bool) -> None:
+        """Show or hide the overlay (the same as the Overlay button or the O key)."""
+        if self.library is None or on == self._overlay_on:
+            return
+        self._overlay_on = on
+        if self.overlay_action.isChecked() != on:
+            self.overlay_action.setChecked(on)  # reenters, and returns above
+        self.overlay_bar.setVisible(on)
+        self._overlay_error = None
+        if on:
+            self._refresh_overlay()
+        else:
+            self._clear_overlay()
+            self.canvas.set_note("")
+
+    def _clear_overlay(self) -> None:
+        self._overlay_map = None
+        self._shown_key = None
+        self.canvas.set_overlay(None)
+        self.save_overlay_action.setEnabled(False)
+
+    def _apply_overlay_look(self) -> None:
+        controls = self.overlay_controls
+        self.canvas.set_overlay_look(controls.opacity, controls.dims_background)
+
+    def _refresh_overlay(self) -> None:
+        """Paint the current photo's overlay with the current settings, or start on its features.
+
+        Called whenever something it depends on changes: the overlay was turned
+        on, a photo appeared, a setting moved, a features job ended.
+        """
+        if not self._overlay_on or self.library is None:
+            return
+        path = self.current_path
+        if self._overlay_error is not None and self._overlay_error[0] == path:
+            return  # already said why; trying again on every slider move would only flicker
+        features = self._cached_features(path)
+        if features is None:
+            if isinstance(self._cache.get(path), str):
+                return  # the photo itself cannot be read: the canvas says so already
+            self._compute_features(path)
+            return
+        if not isinstance(self._cache.get(path), QImage):
+            return  # still decoding: `_display` calls back
+        images = self._map_for(path, features)
+        self._overlay_map = images.fmap
+        self.overlay_controls.show_auto_threshold(images.fmap.threshold)
+        self._apply_overlay_look()  # the dimming depends on the mode
+        self.canvas.set_overlay(images)
+        self.canvas.set_note("")
+        self.save_overlay_action.setEnabled(True)
+        key = (path, self.overlay_controls.mode)
+        if key != self._shown_key:
+            self._shown_key = key
+            self.overlay_shown.emit(path)
+
+    def _cached_features(self, path: str) -> PatchFeatures | None:
+        assert self.library is not None
+        key = (path, self.library.model_name)
+        features = self._features.get(key)
+        if features is not None:
+            self._features.move_to_end(key)
+        return features
+
+    def _map_for(self, path: str, features: PatchFeatures) -> OverlayImages:
+        from dino_desktop.core.overlay import pca_maps
+
+        assert self.library is not None
+        mode, threshold, invert = self.overlay_controls.map_args()
+        key = (path, self.library.model_name, mode, threshold, invert)
+        cached = self._maps.get(key)
+        if cached is not None:
+            self._maps.move_to_end(key)
+            return cached
+        entry = OverlayImages.of(pca_maps([features], mode, threshold=threshold, invert=invert)[0])
+        self._maps[key] = entry
+        while len(self._maps) > MAPS_CACHE:
+            self._maps.popitem(last=False)
+        return entry
+
+    def _compute_features(self, path: str) -> None:
+        assert self.library is not None
+        self.canvas.set_note("Computing overlay\N{HORIZONTAL ELLIPSIS}")
+        if self._features_worker is not None:
+            # One model run at a time. The running one cannot be interrupted, but
+            # its result is kept, and when it ends the current photo's starts.
+            if self._features_path != path:
+                self._features_worker.cancel()
+            return
+        library = self.library
+        worker = JobWorker(lambda token: features_job(library, [path], token))
+        worker.signals.finished.connect(self._on_features_computed)
+        worker.signals.failed.connect(self._on_features_failed)
+        self._features_worker = worker
+        self._features_path = path
+        start(worker, self.overlay_pool)
+
+    def _on_features_computed(self, result: FeaturesResult) -> None:
+        self._retired_worker = self._features_worker  # its run() may still be returning
+        self._features_worker = None
+        self._features_path = None
+        for path, features in result.features.items():
+            self._features[(path, result.model)] = features
+            self._features.move_to_end((path, result.model))
+        while len(self._features) > FEATURES_CACHE:
+            self._features.popitem(last=False)
+        if not self._overlay_on:
+            return
+        path = self.current_path
+        if result.unavailable is not None:
+            self._show_overlay_error(path, result.unavailable)
+        elif path in result.errors:
+            self._show_overlay_error(
+                path, f"No overlay for {Path(path).name}: {result.errors[path]}"
+            )
+        else:
+            self._refresh_overlay()  # the current photo's map, or its features' turn
+
+    def _on_features_failed(self, message: str) -> None:
+        path = self._features_path or self.current_path
+        self._retired_worker = self._features_worker
+        self._features_worker = None
+        self._features_path = None
+        if self._overlay_on and path == self.current_path:
+            self._show_overlay_error(path, f"The overlay could not be computed: {message}")
+        else:
+            self._refresh_overlay()
+
+    def _show_overlay_error(self, path: str, message: str) -> None:
+        self._overlay_error = (path, message)
+        self._clear_overlay()
+        self.canvas.set_note(message)
+        self.overlay_failed.emit(path, message)
+
+    def _ask_and_save_overlay(self) -> None:
+        self.save_overlay()
+
+    def save_overlay(self, filename: str | None = None) -> None:
+        """Write the current photo with its overlay, at the photo's display size, as PNG.
+
+        Without `filename`, asks for one. Decoding the full photo and rendering
+        take seconds for a big one, so both happen in a worker; `overlay_saved`
+        or `overlay_save_failed` tells how it went.
+        """
+        fmap = self._overlay_map
+        if fmap is None:
+            return
+        path = self.current_path
+        if filename is None:
+            suggested = os.path.join(os.path.dirname(path), f"{Path(path).stem}-overlay.png")
+            filename = ask_png_name(self, "Save overlay as PNG", suggested)
+            if filename is None:
+                return
+        opacity = self.overlay_controls.opacity
+        background = self.overlay_controls.background
+
+        def make() -> Image.Image:
+            from dino_desktop.core.overlay import render
+
+            return render(open_image(path), fmap, opacity=opacity, background=background)
+
+        target = filename
+        worker = JobWorker(lambda _token: save_png_job(make, target))
+        worker.signals.finished.connect(self._on_overlay_saved)
+        worker.signals.failed.connect(self._on_overlay_save_failed)
+        self._save_workers.add(worker)
+        start(worker, self.overlay_pool)
+
+    def _forget_save_worker(self) -> None:
+        signals = self.sender()
+        self._save_workers = {w for w in self._save_workers if w.signals is not signals}
+
+    def _on_overlay_saved(self, filename: str) -> None:
+        self._forget_save_worker()
+        self.overlay_saved.emit(filename)
+
+    def _on_overlay_save_failed(self, message: str) -> None:
+        self._forget_save_worker()
+        text = f"The overlay could not be saved: {message}"
+        if self._overlay_on:
+            self.canvas.set_note(text)
+        self.overlay_save_failed.emit(text)
+
+    def wait_for_overlay_work(self, msecs: int = 30000) -> bool:
+        """Wait for features and save jobs to end (tests, and closing for good)."""
+        return self.overlay_pool.waitForDone(msecs)
+
+    def done(self, result: int) -> None:
+        # Closing: a features job that has not started yet need not start. One
+        # that runs finishes (the model cannot be interrupted) into the caches.
+        if self._features_worker is not None:
+            self._features_worker.cancel()
+        super().done(result)
+
     # ---- user actions ------------------------------------------------------------
 
     def _on_region_drawn(self, box: Box) -> None:
@@ -715,6 +1519,8 @@ class ImageViewer(QDialog):
             Qt.Key.Key_1: self.actual_size,
             Qt.Key.Key_0: self.fit,
         }
+        if self.library is not None:
+            handlers[Qt.Key.Key_O] = self.overlay_action.toggle
         handler = handlers.get(event.keyCombination().key())
         modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
         if handler is not None and modifiers == Qt.KeyboardModifier.NoModifier:

@@ -128,8 +128,11 @@ def test_dropping_an_outside_file_runs_a_search(
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(outside))])
     event = QDropEvent(
-        QPointF(10, 10), Qt.DropAction.CopyAction, mime,
-        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
     )
     scanned.similar_view.dropEvent(event)
     assert scanned.search_worker is not None
@@ -140,9 +143,7 @@ def test_dropping_an_outside_file_runs_a_search(
     assert "q.jpg" in scanned.similar_view.query_text.text()
 
 
-def test_weights_dialog_appears_when_search_needs_them(
-    qtbot: QtBot, tmp_path: Path
-) -> None:
+def test_weights_dialog_appears_when_search_needs_them(qtbot: QtBot, tmp_path: Path) -> None:
     lib = Library(tmp_path / "lib")
     drive(lib.scan([str(_photos(tmp_path / "p", 2))], embed=False))
     win = _window(qtbot, lib, scan_on_start=False)
@@ -154,9 +155,7 @@ def test_weights_dialog_appears_when_search_needs_them(
     win.close()
 
 
-def test_trash_and_undo_from_the_window(
-    qtbot: QtBot, scanned: MainWindow, tmp_path: Path
-) -> None:
+def test_trash_and_undo_from_the_window(qtbot: QtBot, scanned: MainWindow, tmp_path: Path) -> None:
     photo = scanned.photos_view.photos()[0]
     data = Path(photo.path).read_bytes()
     _wait_for(qtbot, scanned.trash([photo]))
@@ -196,3 +195,14 @@ def test_eta_reads_naturally() -> None:
     assert format_eta(42) == "42 s"
     assert format_eta(125) == "2 min 05 s"
     assert format_eta(3 * 3600 + 60) == "3 h 01 min"
+
+
+def test_compare_features_of_three_photos(qtbot: QtBot, scanned: MainWindow) -> None:
+    photos = scanned.photos_view.photos()[:3]
+    dialog = scanned.compare(photos)
+    assert dialog is not None
+    with qtbot.waitSignal(dialog.overlays_shown, timeout=60000):
+        pass
+    assert len(dialog.maps) == 3
+    dialog.wait_for_work()
+    dialog.close()
