@@ -68,8 +68,20 @@ def main() -> None:
         viewer.resize(1100, 760)
         until(lambda: not viewer.is_loading)
         shot(viewer, "viewer.png")
+        if weights:
+            viewer.set_overlay_visible(True)
+            until(lambda: viewer.overlay_map is not None and not viewer.is_computing_overlay)
+            shot(viewer, "overlay.png")
         viewer.close()
         if weights:
+            rows = win.photos_view.photos()
+            picks = [rows[0], rows[8], rows[20]] if len(rows) > 20 else rows[:3]
+            compare = win.compare(picks)
+            assert compare is not None
+            compare.resize(1300, 560)
+            until(lambda: len(compare.maps) == len(picks))
+            shot(compare, "compare.png")
+            compare.close()
             search = win.find_similar(win.photos_view.photos()[1])
             until(lambda: win.search_worker is None)
             until(lambda: win.loader.pending_count() == 0)
