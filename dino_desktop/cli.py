@@ -79,6 +79,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--top", type=int, default=10, metavar="K", help="how many (default 10)")
 
+    p = sub.add_parser("duplicates", parents=[common], help="find duplicate groups")
+    p.add_argument("--method", choices=["exact", "phash", "dino"], default="exact")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="phash: max Hamming distance (bits of 64); dino: min cosine (default: documented)",
+    )
+    p.add_argument(
+        "--upper",
+        type=float,
+        default=None,
+        help="dino: ignore pairs above this cosine (keep bursts apart from copies)",
+    )
+    p.add_argument(
+        "--rotations",
+        action="store_true",
+        help="phash: also match the 8 rotations/mirrors (decodes the photos)",
+    )
+
     p = sub.add_parser(
         "overlay", parents=[common], help="PCA overlay of DINOv2 patch features as a PNG"
     )
@@ -316,6 +336,53 @@ def _cmd_model(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_duplicates(lib: Any, args: argparse.Namespace) -> int:
+    from dino_desktop.core.library import LibraryError
+    from dino_desktop.core.progress import drive
+
+    try:
+        job = lib.duplicates(
+            args.method, args.threshold, upper=args.upper, rotations=args.rotations
+        )
+    except LibraryError as exc:  # an option that does not fit the method
+        print(f"dino-desktop: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    update, close = _progress_bar()
+    try:
+        groups = drive(job, update)
+    finally:
+        close()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "method": g.method,
+                    "keep": g.keeper.path,
+                    "reclaimable": g.reclaimable,
+                    "members": [
+                        {
+                            "path": m.path,
+                            "score": round(m.score, 6),
+                            "relation": m.relation,
+                            "reference": m.is_reference,
+                        }
+                        for m in g.members
+                    ],
+                }
+                for g in groups
+            ]
+        )
+    else:
+        total = sum(g.reclaimable for g in groups)
+        print(f"{len(groups)} groups; {total / 1e6:.1f} MB could be freed")
+        for g in groups:
+            print(f"keep   {g.keeper.path}")
+            for m in g.others:
+                mark = " [reference]" if m.is_reference else ""
+                print(f"  {m.relation:12} {m.score:.3f}  {m.path}{mark}")
+    return EXIT_OK
+
+
 def _cmd_overlay(lib: Any, args: argparse.Namespace) -> int:
     from dino_desktop.core.overlay import strip
 
@@ -409,6 +476,7 @@ COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "list": _cmd_list,
     "search": _cmd_search,
     "model": _cmd_model,
+    "duplicates": _cmd_duplicates,
     "overlay": _cmd_overlay,
     "trash": _cmd_trash,
     "undo": _cmd_undo,

@@ -35,6 +35,7 @@ from dino_desktop.core.index import VectorIndex, open_index
 from dino_desktop.core.progress import CancelToken, Job, Progress
 
 if TYPE_CHECKING:
+    from dino_desktop.core.duplicates import Group
     from dino_desktop.core.embedder import Embedder
     from dino_desktop.core.overlay import OverlayEngine
 
@@ -614,6 +615,48 @@ class Library:
     def trash(self, paths: Iterable[str | os.PathLike[str]]) -> OpResult:
         """Move files to the system trash (never from a reference folder); journaled."""
         return self.fileops.trash([os.path.abspath(os.fspath(p)) for p in paths])
+
+    def move(
+        self, paths: Iterable[str | os.PathLike[str]], dest: str | os.PathLike[str]
+    ) -> OpResult:
+        """Move files into a folder (collision-safe names, never overwrites); journaled."""
+        return self.fileops.move([os.path.abspath(os.fspath(p)) for p in paths], os.fspath(dest))
+
+    def duplicates(
+        self,
+        method: str = "exact",
+        threshold: float | None = None,
+        *,
+        upper: float | None = None,
+        rotations: bool = False,
+        cancel: CancelToken | None = None,
+    ) -> Job[list[Group]]:
+        """Duplicate groups by one method ("exact", "phash" or "dino"); yields Progress."""
+        from dino_desktop.core import duplicates
+
+        vectors = None
+        if method == "dino":
+            ids, vecs = self._all_vectors()
+            vectors = (ids, vecs)
+        try:
+            return duplicates.find_duplicates(
+                self.sessions,
+                method,
+                threshold,
+                upper=upper,
+                rotations=rotations,
+                vectors=vectors,
+                cancel=cancel,
+            )
+        except ValueError as exc:  # a bad threshold or option for this method
+            raise LibraryError(str(exc)) from exc
+
+    def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        from dino_desktop.core.index import load_vectors
+
+        model_id = self.model_id()
+        with self.sessions() as session:
+            return load_vectors(session, model_id, emb.get_spec(self.model_name).dim)
 
     def undo(self, journal_id: int | None = None) -> OpResult:
         """Undo the latest (or the given) file operation."""

@@ -310,3 +310,113 @@ def test_overlay_pngs_for_every_mode(capsys: pytest.CaptureFixture[str], tmp_pat
         capsys, "--library", str(tmp_path / "lib2"), "overlay", str(wide), str(tmp_path / "x.png")
     )
     assert code == 3 and "model import" in err
+
+
+def _library_with_copies(root: Path) -> dict[str, Any]:
+    """Originals, a backup of byte copies, resized phone copies, EXIF-rotated copies, edits."""
+    import shutil
+
+    from PIL import Image, ImageEnhance
+
+    originals = root / "Photos"
+    backup = root / "Backup"
+    phone = root / "Phone"
+    edits = root / "Edits"
+    for folder in (originals, backup, phone, edits):
+        folder.mkdir(parents=True)
+    expected_pairs: set[frozenset[str]] = set()
+    exact_groups: list[set[str]] = []
+    for i in range(10):
+        img = imagegen.photo(800, 600, seed=300 + i)
+        orig = imagegen.save_jpeg(originals / f"IMG_{i}.jpg", img, quality=95)
+        group = {str(orig)}
+        if i < 6:  # backed up byte for byte
+            copy = backup / f"IMG_{i}.jpg"
+            shutil.copyfile(orig, copy)
+            group.add(str(copy))
+            exact_groups.append(set(group))
+        if i % 2 == 0:  # a resized, recompressed phone copy
+            small = phone / f"small_{i}.jpg"
+            img.resize((400, 300), Image.Resampling.LANCZOS).save(small, quality=70)
+            group.add(str(small))
+        if i % 3 == 0:  # stored rotated, displayed upright through EXIF
+            stored = img.transpose(imagegen._STORE_TRANSPOSE[6])
+            rotated = imagegen.save_jpeg(phone / f"rot_{i}.jpg", stored, orientation=6)
+            group.add(str(rotated))
+        if i == 4:  # an edit: much brighter; not a copy
+            ImageEnhance.Brightness(img).enhance(1.8).save(edits / "bright_4.jpg", quality=90)
+        members = sorted(group)
+        expected_pairs |= {frozenset((a, b)) for a in members for b in members if a < b}
+    return {"root": root, "pairs": expected_pairs, "exact": exact_groups, "originals": originals}
+
+
+def _pairs(groups: list[dict[str, Any]]) -> set[frozenset[str]]:
+    out: set[frozenset[str]] = set()
+    for g in groups:
+        paths = sorted(m["path"] for m in g["members"])
+        out |= {frozenset((a, b)) for a in paths for b in paths if a < b}
+    return out
+
+
+def test_duplicates_exact_phash_keepers_and_safe_cleanup(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lib_args = ["--library", str(tmp_path / "lib")]
+    built = _library_with_copies(tmp_path / "lib-photos")
+    root = built["root"]
+    # The originals are a reference folder: never removal candidates.
+    run(capsys, *lib_args, "scan", str(built["originals"]), "--reference", "--no-embed")
+    run(capsys, *lib_args, "scan", str(root), "--no-embed")
+
+    code, groups, _ = run(capsys, *lib_args, "duplicates", "--method", "exact", "--json")
+    assert code == 0
+    assert [set(m["path"] for m in g["members"]) for g in groups] != []
+    assert sorted(sorted(m["path"] for m in g["members"]) for g in groups) == sorted(
+        sorted(g) for g in built["exact"]
+    )
+    originals = str(built["originals"])
+    for g in groups:
+        assert g["keep"].startswith(originals)  # the original, in the reference folder
+        assert all(m["relation"] == "identical" for m in g["members"] if m["path"] != g["keep"])
+
+    code, groups, _ = run(capsys, *lib_args, "duplicates", "--method", "phash", "--json")
+    assert code == 0
+    # The brightened edit may rightly be grouped ("edited"): it counts neither way.
+    found = {p for p in _pairs(groups) if not any("bright_4" in x for x in p)}
+    expected = built["pairs"]
+    true_pos = len(found & expected)
+    assert true_pos / max(1, len(found)) >= 0.95  # precision
+    assert true_pos / len(expected) >= 0.9  # recall
+    for g in groups:
+        assert g["keep"].startswith(originals)
+        assert not any(m["reference"] and m["path"] != g["keep"] for m in g["members"])
+
+    # Trash every non-keeper (never a reference file), then undo: every byte back.
+    doomed = [
+        m["path"]
+        for g in groups
+        for m in g["members"]
+        if m["path"] != g["keep"] and not m["reference"]
+    ]
+    before = {p: Path(p).read_bytes() for p in doomed}
+    code, out, _ = run(capsys, *lib_args, "trash", *doomed, "--json")
+    assert code == 0 and sorted(out["trashed"]) == sorted(doomed)
+    assert not any(Path(p).exists() for p in doomed)
+    assert all(Path(g["keep"]).exists() for g in groups)
+    code, out, _ = run(capsys, *lib_args, "undo", "--json")
+    assert code == 0
+    assert {p: Path(p).read_bytes() for p in doomed} == before
+
+
+def test_duplicates_options_that_do_not_fit_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lib = ["--library", str(tmp_path / "lib")]
+    code, _, err = run(capsys, *lib, "duplicates", "--method", "phash", "--threshold", "40")
+    assert code == 2 and "threshold" in err and "Traceback" not in err
+    code, _, err = run(capsys, *lib, "duplicates", "--threshold", "3")
+    assert code == 2 and "exact" in err
+    code, _, err = run(capsys, *lib, "duplicates", "--method", "dino")
+    assert code == 3 and "model import" in err
+    code, groups, _ = run(capsys, *lib, "duplicates", "--json")
+    assert code == 0 and groups == []
