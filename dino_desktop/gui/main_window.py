@@ -52,6 +52,7 @@ from dino_desktop.gui.failed_dialog import FailedFilesDialog
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.viewer import ImageViewer
 from dino_desktop.gui.views.browse import PhotosView
+from dino_desktop.gui.views.duplicates import DuplicatesView
 from dino_desktop.gui.views.search import SimilarView, image_paths_of
 from dino_desktop.gui.workers import JobWorker, start
 
@@ -98,10 +99,17 @@ class MainWindow(QMainWindow):
         self.loader = ThumbnailLoader(library.paths.cache_dir, parent=self)
         self.photos_view = PhotosView(library, self.loader)
         self.similar_view = SimilarView(self.loader)
+        self.duplicates_view = DuplicatesView(library, self.loader)
+        self.duplicates_view.files_changed.connect(self._files_changed)
+        self.duplicates_view.why_requested.connect(self._why_they_match)
+        self.duplicates_view.status_message.connect(
+            lambda text: self.statusBar().showMessage(text, 15000)
+        )
         self.details = DetailsPanel()
         self.stack = QStackedWidget()
         self.stack.addWidget(self.photos_view)
         self.stack.addWidget(self.similar_view)
+        self.stack.addWidget(self.duplicates_view)
         for view in (self.photos_view, self.similar_view):
             view.selection_changed.connect(self._show_details)
             view.photo_activated.connect(self.open_viewer)
@@ -132,9 +140,9 @@ class MainWindow(QMainWindow):
 
     def _build_sidebar(self) -> None:
         self.view_list = QListWidget()
-        self.view_list.addItems(["Photos", "Similar"])
-        self.view_list.setMaximumHeight(64)
-        self.view_list.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.view_list.addItems(["Photos", "Similar", "Duplicates"])
+        self.view_list.setMaximumHeight(84)
+        self.view_list.currentRowChanged.connect(self._view_changed)
         self.folder_list = QListWidget()
         self.folder_list.currentItemChanged.connect(self._folder_chosen)
         self.folder_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -224,6 +232,7 @@ class MainWindow(QMainWindow):
         view = bar.addMenu("&View")
         self._action(view, "&Photos", lambda: self.show_view(0), "Ctrl+1")
         self._action(view, "&Similar", lambda: self.show_view(1), "Ctrl+2")
+        self._action(view, "&Duplicates", lambda: self.show_view(2), "Ctrl+3")
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About DINO Desktop", self.about)
 
@@ -278,6 +287,12 @@ class MainWindow(QMainWindow):
         self.reference_button.setChecked(reference)
         self.rescan_action.setEnabled(not busy)
 
+    def _view_changed(self, index: int) -> None:
+        self.stack.setCurrentIndex(index)
+        # The details panel follows the selection of the view in front.
+        selected = self._selected()
+        self._show_details(selected)
+
     def show_view(self, index: int) -> None:
         self.view_list.setCurrentRow(index)
 
@@ -289,6 +304,10 @@ class MainWindow(QMainWindow):
         )
 
     def _selected(self) -> list[PhotoRow]:
+        # The Duplicates view has its own marks and actions: photo actions (Delete,
+        # Ctrl+F) must never reach a selection the user cannot see.
+        if self.stack.currentWidget() is self.duplicates_view:
+            return []
         return self._active_view().selected_photos()
 
     def _show_details(self, photos: list[PhotoRow]) -> None:
@@ -422,6 +441,8 @@ class MainWindow(QMainWindow):
         if result.warnings:
             note += " · " + "; ".join(result.warnings)
         self.statusBar().showMessage(note, 15000)
+        if self.stack.currentWidget() is self.duplicates_view and self.duplicates_view.groups():
+            self.duplicates_view.find()  # files came back or changed (e.g. after undo)
         if result.weights_missing and result.pending and self.prompt_for_weights:
             self.ask_for_weights()
 
@@ -614,6 +635,20 @@ class MainWindow(QMainWindow):
         dialog.resize(self.size() * 0.9)
         dialog.show()
         return dialog
+
+    def _files_changed(self) -> None:
+        self.refresh()
+        self.photos_view.refresh()
+
+    def _why_they_match(self, paths: list[str]) -> None:
+        if not self.weights_installed():
+            self._weights_prompted = False
+            self.ask_for_weights()
+            return
+        dialog = CompareDialog(self.library, paths[:8], self)
+        dialog.setWindowTitle("Why they match: their features side by side")
+        dialog.resize(self.size() * 0.9)
+        dialog.show()
 
     def _find_similar_path(self, path: str) -> None:
         self.search_file(path)

@@ -87,6 +87,12 @@ def main() -> None:
             until(lambda: win.loader.pending_count() == 0)
             shot(win, "similar.png")
             assert search is not None
+        win.show_view(2)
+        found = win.duplicates_view.find("phash")
+        assert found is not None
+        until(lambda: len(win.duplicates_view.groups()) > 0)
+        until(lambda: win.loader.pending_count() == 0)
+        shot(win, "duplicates.png")
         dialog = FailedFilesDialog(list(lib.images(failed_only=True)), win)
         dialog.show()
         shot(dialog, "unreadable.png")

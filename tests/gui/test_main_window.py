@@ -206,3 +206,18 @@ def test_compare_features_of_three_photos(qtbot: QtBot, scanned: MainWindow) -> 
     assert len(dialog.maps) == 3
     dialog.wait_for_work()
     dialog.close()
+
+
+def test_duplicates_view_keeps_photo_actions_away(
+    qtbot: QtBot, scanned: MainWindow, tmp_path: Path
+) -> None:
+    scanned.photos_view.grid.select_rows([0])
+    assert len(scanned._selected()) == 1
+    scanned.show_view(2)
+    assert scanned.stack.currentWidget() is scanned.duplicates_view
+    # Delete / Ctrl+F act on what the user sees: nothing is selected here.
+    assert scanned._selected() == []
+    assert scanned.trash(scanned._selected()) is None
+    worker = scanned.duplicates_view.find("exact")
+    _wait_for(qtbot, worker)
+    assert scanned.duplicates_view.groups() == []  # twelve distinct photos
