@@ -134,7 +134,7 @@ def test_dropping_an_outside_file_runs_a_search(
         Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
     )
-    scanned.similar_view.dropEvent(event)
+    scanned.dropEvent(event)  # the window takes drops anywhere, the Similar view included
     assert scanned.search_worker is not None
     _wait_for(qtbot, scanned.search_worker)
     results = scanned.similar_view.results()

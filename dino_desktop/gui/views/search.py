@@ -59,7 +59,6 @@ class SimilarView(QWidget):
 
     def __init__(self, loader: ThumbnailLoader, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setAcceptDrops(True)
         self.query_image = QLabel()
         self.query_image.setFixedSize(QUERY_EDGE, QUERY_EDGE)
         self.query_image.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -162,15 +161,3 @@ class SimilarView(QWidget):
                 Qt.TransformationMode.SmoothTransformation,
             )
         )
-
-    # ---- drops from outside the app --------------------------------------------
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if image_paths_of(event):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        paths = image_paths_of(event)
-        if paths:
-            event.acceptProposedAction()
-            self.search_requested.emit(paths[0])
