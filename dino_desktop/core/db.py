@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Float,
     Engine,
     ForeignKey,
     Integer,
@@ -131,6 +132,40 @@ class JournalRow(Base):
     undone_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class ClusterRunRow(Base):
+    """One k-means run (auto-folders) over one model's vectors."""
+
+    __tablename__ = "cluster_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    k: Mapped[int] = mapped_column(Integer)
+
+
+class ClusterRow(Base):
+    __tablename__ = "clusters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("cluster_runs.id", ondelete="CASCADE"))
+    idx: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(Text)
+    centroid: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalised
+
+
+class ClusterMember(Base):
+    __tablename__ = "cluster_members"
+
+    cluster_id: Mapped[int] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
+    )
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    score: Mapped[float] = mapped_column(Float)  # cosine to the cluster's centroid
+    is_outlier: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 def _v1(conn: Connection) -> None:
     """The schema of DESIGN.md §3."""
     for ddl in (
@@ -191,7 +226,35 @@ def _v2(conn: Connection) -> None:
         conn.exec_driver_sql(ddl)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+def _v3(conn: Connection) -> None:
+    """Auto-folders: saved k-means runs, their clusters (with centroids) and members."""
+    for ddl in (
+        """CREATE TABLE cluster_runs (
+            id INTEGER PRIMARY KEY,
+            created_at DATETIME NOT NULL,
+            model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+            k INTEGER NOT NULL)""",
+        """CREATE TABLE clusters (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES cluster_runs(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            centroid BLOB NOT NULL,
+            UNIQUE (run_id, idx))""",
+        """CREATE TABLE cluster_members (
+            cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            score FLOAT NOT NULL,
+            is_outlier BOOLEAN NOT NULL DEFAULT 0,
+            PRIMARY KEY (cluster_id, image_id))""",
+        "CREATE INDEX ix_cluster_runs_model ON cluster_runs (model_id)",
+        # Deleting an image cascades here: without this index each delete scans the table.
+        "CREATE INDEX ix_cluster_members_image ON cluster_members (image_id)",
+    ):
+        conn.exec_driver_sql(ddl)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -405,6 +405,77 @@ def _now() -> datetime:
     return datetime.now()
 
 
+# ---- export ------------------------------------------------------------------
+
+EXPORT_MODES = ("copy", "hardlink", "symlink", "move")
+MAX_FOLDER_NAME = 100
+# Names Windows reserves for devices, with or without an extension ("con.txt").
+_RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{i}" for p in ("com", "lpt") for i in range(10)}
+# Separators, plus the characters Windows forbids in names (a library may be shared).
+_FORBIDDEN = set('/\\:*?"<>|')
+
+
+def sanitize_folder_name(name: str) -> str:
+    """A folder name that is valid on Linux, macOS and Windows and stays where it is put.
+
+    No separators or forbidden characters (→ "_"), no control characters, no ".."
+    and no leading dot (a hidden or parent folder), no trailing dots or spaces
+    (Windows drops them), reserved device names ("con", "com1") prefixed with
+    "_", at most 100 characters; empty → "Unnamed".
+    """
+    out = "".join(
+        "_" if ch in _FORBIDDEN else ch
+        for ch in name
+        if ord(ch) >= 32 and ord(ch) != 127 and not 0x80 <= ord(ch) < 0xA0
+    )
+    while ".." in out:
+        out = out.replace("..", ".")
+    out = out.strip(" .")
+    out = out[:MAX_FOLDER_NAME].rstrip(" .")
+    if out.split(".", 1)[0].rstrip(" ").casefold() in _RESERVED:
+        out = "_" + out[: MAX_FOLDER_NAME - 1]
+    return out or "Unnamed"
+
+
+def plan_export(
+    clusters: Iterable[tuple[str, Sequence[str]]], dest: str
+) -> list[tuple[str, str]]:
+    """(source, destination) for every photo: one sanitised folder per cluster in `dest`.
+
+    Folder names are made distinct (case-insensitively, for macOS and Windows);
+    file names are made distinct within each folder and from what is already on
+    disk, with " (1)" suffixes, so the plan is exactly what `FileOps.export`
+    writes unless something else creates files there meanwhile.
+    """
+    dest = os.path.abspath(os.fspath(dest))
+    plan: list[tuple[str, str]] = []
+    folders: set[str] = set()
+    for name, paths in clusters:
+        folder = sanitize_folder_name(name)
+        base, n = folder, 1
+        while folder.casefold() in folders:
+            n += 1
+            folder = f"{base} ({n})"
+        folders.add(folder.casefold())
+        target = os.path.join(dest, folder)
+        taken: set[str] = set()
+        for src in paths:
+            for candidate in collision_names(os.path.basename(src)):
+                path = os.path.join(target, candidate)
+                if candidate.casefold() not in taken and not os.path.lexists(path):
+                    break
+            taken.add(candidate.casefold())
+            plan.append((os.path.abspath(src), path))
+    return plan
+
+
+def _remove_empty_dirs(dirs: Iterable[str]) -> None:
+    """Remove folders an export created, deepest first, where they are empty again."""
+    for d in sorted(dirs, key=len, reverse=True):
+        with contextlib.suppress(OSError):  # not empty (or gone): it stays
+            os.rmdir(d)
+
+
 class FileOps:
     """Trash, move and undo over one library's database (journal, folders, images).
 
@@ -452,6 +523,44 @@ class FileOps:
         ]
         return self._run("move", {"dest_dir": dest}, items, self._move_one)
 
+    def export(self, plan: Sequence[tuple[str, str]], mode: str) -> OpResult:
+        """Write files to planned destinations by copy, hard link, symlink or move; journaled.
+
+        `plan` pairs each source with its destination path (see `plan_export`).
+        Never overwrites: a destination taken meanwhile gets a " (1)" suffix.
+        Missing destination folders are created (and recorded, so that undo
+        removes them again when empty). Raises ReferenceFolderError (nothing
+        done) for a destination in a reference folder, or for a move out of
+        one; FileOpError for an unknown mode or an empty plan. `moved` pairs
+        each source with the path written.
+        """
+        if mode not in EXPORT_MODES:
+            raise FileOpError(f"unknown export mode {mode!r}; use {', '.join(EXPORT_MODES)}")
+        if isinstance(plan, str) or not plan:
+            raise FileOpError("nothing to export")
+        pairs = [(os.path.abspath(os.fspath(s)), os.path.abspath(os.fspath(d))) for s, d in plan]
+        dirs = sorted({os.path.dirname(d) for _, d in pairs})
+        self._refuse_reference(dirs, "export into", containing=False)
+        if mode == "move":
+            self._refuse_reference([s for s, _ in pairs], "move")
+        # Journal first: the folders this export will create, so undo can remove them.
+        new_dirs: set[str] = set()
+        for d in dirs:
+            while d and not os.path.lexists(d) and d not in new_dirs:
+                new_dirs.add(d)
+                d = os.path.dirname(d)
+        items = [
+            {"src": s, "dest": d, "status": "pending", "reason": None} for s, d in pairs
+        ]
+        extra = {"mode": mode, "new_dirs": sorted(new_dirs, key=len, reverse=True)}
+        return self._run(
+            "export",
+            extra,
+            items,
+            lambda it: self._export_one(it, mode),
+            forget=mode == "move",
+        )
+
     def undo(self, journal_id: int | None = None) -> OpResult:
         """Undo a trash or move: the given entry, or the latest one not undone yet.
 
@@ -482,6 +591,10 @@ class FileOps:
                 raise FileOpError(f"file operation #{row.id} was already undone")
             entry_id, action = row.id, row.action
             payload: dict[str, Any] = json.loads(row.payload)
+        if action == "export":
+            if payload.get("mode") != "move":
+                return self._undo_created(entry_id, payload)
+            action = "move"  # an export by move is undone exactly like a move
         if action not in ("trash", "move"):
             raise FileOpError(f"file operation #{entry_id} ({action}) cannot be undone")
 
@@ -549,6 +662,7 @@ class FileOps:
             closed = finished and not retry
             payload["undo"]["status"] = "done" if closed else "partial"
             self._save(entry_id, payload, gone, undone=closed)
+        _remove_empty_dirs(payload.get("new_dirs", []))
         return OpResult(entry_id, done, failed, moved, notes)
 
     def history(self, limit: int = 20) -> list[dict[str, Any]]:
@@ -594,7 +708,10 @@ class FileOps:
         extra: dict[str, Any],
         items: list[dict[str, Any]],
         act: Callable[[dict[str, Any]], str | None],
+        *,
+        forget: bool = True,
     ) -> OpResult:
+        """Journal, then act on each item; `forget`: sources left their paths (trash, move)."""
         payload: dict[str, Any] = {
             "version": PAYLOAD_VERSION,
             "status": "pending",
@@ -631,7 +748,8 @@ class FileOps:
                 else:
                     it["status"] = "done"
                     done.append(it["src"])
-                    gone.append(it["src"])
+                    if forget:
+                        gone.append(it["src"])
                     if it.get("dest"):
                         moved.append((it["src"], it["dest"]))
                     if note:
@@ -721,6 +839,108 @@ class FileOps:
             with contextlib.suppress(OSError):
                 os.unlink(it["info"])
         return current, restored
+
+    def _export_one(self, it: dict[str, Any], mode: str) -> str | None:
+        src: str = it["src"]
+        dest_dir, name = os.path.split(it["dest"])
+        try:
+            st = os.stat(src)
+        except FileNotFoundError:
+            raise _ItemError("no such file") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise _ItemError("is a folder (only files are handled)")
+        os.makedirs(dest_dir, exist_ok=True)
+        if mode == "move":
+            final = _place(src, dest_dir, name)
+        elif mode == "copy":
+            final = _copy_exclusive(src, dest_dir, name)
+        elif mode == "hardlink":
+            final = _create_exclusive(dest_dir, name, lambda cand: os.link(src, cand))
+        else:
+            # An absolute target: the link keeps working wherever DEST is viewed from.
+            it["target"] = src
+            final = _create_exclusive(dest_dir, name, lambda cand: os.symlink(src, cand))
+        st = os.lstat(final)
+        # What undo checks before removing (or moving back) the entry: unchanged since.
+        it["dest"], it["ident"] = final, [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+        if os.path.basename(final) != name:
+            return f"{name} was taken in {dest_dir}; written as {os.path.basename(final)}"
+        return None
+
+    def _undo_created(self, entry_id: int, payload: dict[str, Any]) -> OpResult:
+        """Undo an export by copy, hard link or symlink: remove what it created, if unchanged.
+
+        A copy goes to the system trash (it is a user-visible file with its own
+        data); a link is unlinked, as the original keeps the data, unless the
+        original is gone meanwhile, which makes the link the last name of the
+        data: then it goes to the trash too. Anything changed since is left.
+        """
+        mode = payload.get("mode")
+        items: list[dict[str, Any]] = payload.get("items", [])
+        payload["undo"] = {"status": "pending", "started_at": _now().isoformat()}
+        self._save(entry_id, payload, [])
+        done: list[str] = []
+        failed: list[tuple[str, str]] = []
+        notes: list[str] = []
+        retry = False
+        finished = False
+        try:
+            for it in items:
+                if it.get("status") == "pending":
+                    failed.append((it["src"], f"interrupted; check {it['dest']}"))
+                    continue
+                if it.get("status") != "done" or (it.get("undo") or {}).get("status") == "done":
+                    continue
+                try:
+                    note = self._remove_created(it, str(mode))
+                except _ItemError as exc:
+                    it["undo"] = {"status": "failed", "reason": str(exc), "retry": exc.retry}
+                    failed.append((it["dest"], str(exc)))
+                    retry = retry or exc.retry
+                except OSError as exc:
+                    it["undo"] = {"status": "failed", "reason": _reason(exc), "retry": True}
+                    failed.append((it["dest"], _reason(exc)))
+                    retry = True
+                else:
+                    it["undo"] = {"status": "done"}
+                    done.append(it["dest"])
+                    if note:
+                        notes.append(note)
+            finished = True
+        finally:
+            closed = finished and not retry
+            payload["undo"]["status"] = "done" if closed else "partial"
+            self._save(entry_id, payload, [], undone=closed)
+        _remove_empty_dirs(payload.get("new_dirs", []))
+        return OpResult(entry_id, done, failed, [], notes)
+
+    @staticmethod
+    def _remove_created(it: dict[str, Any], mode: str) -> str | None:
+        dest: str = it["dest"]
+        try:
+            st = os.lstat(dest)
+        except FileNotFoundError:
+            return f"{dest} was already gone"
+        if mode == "symlink":
+            if not stat.S_ISLNK(st.st_mode) or os.readlink(dest) != it.get("target"):
+                raise _ItemError(f"{dest} was changed since the export; left where it is")
+            os.unlink(dest)  # a link only: the photo stays at its source
+            return None
+        ident = it.get("ident")
+        if [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns] != ident:
+            raise _ItemError(f"{dest} was replaced or changed since the export; left where it is")
+        if mode == "hardlink":
+            try:
+                same = os.lstat(it["src"]).st_ino == st.st_ino
+            except OSError:
+                same = False
+            if same:
+                os.unlink(dest)  # another name of a file that stays at its source
+                return None
+        _send_to_trash(dest)
+        if os.path.lexists(dest):
+            raise _ItemError("the system trash reported success, but the file is still there")
+        return None
 
     # ---- database ------------------------------------------------------------
 
