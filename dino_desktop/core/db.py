@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     DateTime,
-    Float,
     Engine,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,

@@ -1,4 +1,4 @@
-"""Journaled, undoable changes to the user's files: trash and move.
+"""Journaled, undoable changes to the user's files: trash, move and export.
 
 Every change that DINO Desktop makes to a user's files goes through `FileOps`
 (DESIGN.md §2). The rules it keeps:
@@ -20,6 +20,12 @@ Every change that DINO Desktop makes to a user's files goes through `FileOps`
   is checked: the source must be gone and the trashed file must be found.
 * **Undoable.** `FileOps.undo` puts files back where they were (next to it,
   under a collision-safe name, when the old name is taken meanwhile).
+* **Export** (auto-folders) writes a plan of (source, destination) by copy, hard
+  link, symlink or move. Undo of a move moves the files back; undo of a copy or
+  link removes what it created only if it is unchanged since (same inode, size
+  and mtime; a symlink still pointing at its source): copies go to the system
+  trash, links are unlinked (the original keeps the data). Folders the export
+  created are removed again when empty.
 
 Undoing a trash needs to know where the system trash put the file. On Linux and
 other freedesktop.org systems the trash is a documented folder structure
@@ -437,9 +443,7 @@ def sanitize_folder_name(name: str) -> str:
     return out or "Unnamed"
 
 
-def plan_export(
-    clusters: Iterable[tuple[str, Sequence[str]]], dest: str
-) -> list[tuple[str, str]]:
+def plan_export(clusters: Iterable[tuple[str, Sequence[str]]], dest: str) -> list[tuple[str, str]]:
     """(source, destination) for every photo: one sanitised folder per cluster in `dest`.
 
     Folder names are made distinct (case-insensitively, for macOS and Windows);
@@ -462,7 +466,11 @@ def plan_export(
         for src in paths:
             for candidate in collision_names(os.path.basename(src)):
                 path = os.path.join(target, candidate)
-                if candidate.casefold() not in taken and not os.path.lexists(path):
+                if os.path.lexists(path):
+                    # Case-insensitively too: "A.jpg" is the same file as "a.jpg" on
+                    # macOS and Windows, and the preview must hold there as well.
+                    taken.add(candidate.casefold())
+                elif candidate.casefold() not in taken:
                     break
             taken.add(candidate.casefold())
             plan.append((os.path.abspath(src), path))
@@ -549,9 +557,7 @@ class FileOps:
             while d and not os.path.lexists(d) and d not in new_dirs:
                 new_dirs.add(d)
                 d = os.path.dirname(d)
-        items = [
-            {"src": s, "dest": d, "status": "pending", "reason": None} for s, d in pairs
-        ]
+        items = [{"src": s, "dest": d, "status": "pending", "reason": None} for s, d in pairs]
         extra = {"mode": mode, "new_dirs": sorted(new_dirs, key=len, reverse=True)}
         return self._run(
             "export",
@@ -562,7 +568,9 @@ class FileOps:
         )
 
     def undo(self, journal_id: int | None = None) -> OpResult:
-        """Undo a trash or move: the given entry, or the latest one not undone yet.
+        """Undo a trash, move or export: the given entry, or the latest one not undone yet.
+
+        An export by copy or link is undone by `_undo_created` (see the module doc).
 
         Files go back to their old paths; where that path is taken meanwhile, the
         file is restored next to it under a collision-safe name (see `notes`).

@@ -35,6 +35,7 @@ from dino_desktop.core.index import VectorIndex, open_index
 from dino_desktop.core.progress import CancelToken, Job, Progress
 
 if TYPE_CHECKING:
+    from dino_desktop.core.clusters import ClusterRun, NewPhoto
     from dino_desktop.core.duplicates import Group
     from dino_desktop.core.embedder import Embedder
     from dino_desktop.core.overlay import OverlayEngine
@@ -650,6 +651,77 @@ class Library:
             )
         except ValueError as exc:  # a bad threshold or option for this method
             raise LibraryError(str(exc)) from exc
+
+    # ---- auto-folders ----------------------------------------------------------
+
+    def cluster(self, k: int | None = None, cancel: CancelToken | None = None) -> Job[ClusterRun]:
+        """K-means auto-folders over every embedded photo (k None: automatic); saved.
+
+        Raises WeightsUnavailable (no model to say whose vectors to use) and
+        LibraryError for k < 1. See `core.clusters` for naming and outliers.
+        """
+        from dino_desktop.core import clusters
+
+        if k is not None and k < 1:
+            raise LibraryError("k must be at least 1")
+        model_id = self.model_id()
+        ids, vecs = self._all_vectors()
+        photos = self._cluster_photos(ids)
+        run = yield from clusters.run_clustering(
+            self.sessions, model_id, ids, vecs, k, photos, cancel=cancel
+        )
+        return run
+
+    def _cluster_photos(self, ids: Iterable[int]) -> dict[int, tuple[str, datetime | None]]:
+        wanted = [int(i) for i in ids]
+        dated = self.photos_by_id(wanted)
+        return {
+            i: (p, dated[i].taken_at if i in dated else None)
+            for i, p in self.paths_of(wanted).items()
+        }
+
+    def clusters(self) -> ClusterRun | None:
+        """The latest saved auto-folder run of the current model, or None."""
+        from dataclasses import replace
+
+        from dino_desktop.core import clusters
+
+        run = clusters.load_latest(self.sessions, self.model_id())
+        if run is None:
+            return None
+        return replace(run, paths=self.paths_of(i for c in run.clusters for i in c.member_ids))
+
+    def new_photos(self) -> list[NewPhoto]:
+        """Photos embedded since the latest run, filed into its nearest saved cluster."""
+        from dino_desktop.core import clusters
+
+        run = self.clusters()
+        if run is None:
+            return []
+        ids, vecs = self._all_vectors()
+        members = {i for c in run.clusters for i in c.member_ids}
+        paths = self.paths_of(int(i) for i in ids if int(i) not in members)
+        return clusters.file_new_photos(run, ids, vecs, paths)
+
+    def export_plan(self, dest: str | os.PathLike[str]) -> list[tuple[str, str]]:
+        """What `export_clusters` would write: (source, destination) for every member."""
+        from dino_desktop.core.fileops import plan_export
+
+        run = self.clusters()
+        if run is None or not run.clusters:
+            raise LibraryError("no auto-folders yet: run 'dino-desktop cluster' first")
+        groups = [
+            (c.name, [run.paths[i] for i in c.member_ids if i in run.paths]) for c in run.clusters
+        ]
+        return plan_export(groups, os.path.abspath(os.fspath(dest)))
+
+    def export_clusters(self, dest: str | os.PathLike[str], mode: str = "copy") -> OpResult:
+        """Write the latest run as one folder per cluster in `dest`; journaled, undoable."""
+        from dino_desktop.core.fileops import EXPORT_MODES
+
+        if mode not in EXPORT_MODES:
+            raise LibraryError(f"unknown export mode {mode!r}; use {', '.join(EXPORT_MODES)}")
+        return self.fileops.export(self.export_plan(dest), mode)
 
     def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         from dino_desktop.core.index import load_vectors

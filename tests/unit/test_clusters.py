@@ -1,0 +1,379 @@
+"""Auto-folders: k-means partition, automatic k, naming, saving, export and undo."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import imagegen
+import numpy as np
+import pytest
+import weightsgen
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dino_desktop.core import clusters, db
+from dino_desktop.core.fileops import (
+    FileOps,
+    ReferenceFolderError,
+    plan_export,
+    sanitize_folder_name,
+)
+from dino_desktop.core.library import Library
+from dino_desktop.core.progress import drive
+
+
+def blobs(k: int, per: int, dim: int = 32, noise: float = 0.05, seed: int = 0) -> np.ndarray:
+    """`k` well separated groups of unit vectors, `per` each, in group order."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, dim))
+    x = np.repeat(centres, per, axis=0) + noise * rng.standard_normal((k * per, dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32)
+
+
+# ---- clustering on vectors -------------------------------------------------------
+
+
+@pytest.mark.parametrize("planted", [3, 5, 8])
+def test_auto_k_picks_the_planted_number_of_groups(planted: int) -> None:
+    x = blobs(planted, 40, seed=planted)
+    assert drive(clusters.choose_k(x)) == planted
+
+
+def test_kmeans_is_a_partition_that_recovers_separable_groups() -> None:
+    x = blobs(4, 25)
+    # Restarts as the library uses below 50,000 photos: faiss seeds with random points.
+    result = clusters.kmeans(x, 4, nredo=3)
+    assert result.k == 4 and len(result.labels) == 100
+    # Each planted group lands in one cluster, and no two groups share one.
+    groups = [set(result.labels[i * 25 : (i + 1) * 25].tolist()) for i in range(4)]
+    assert all(len(g) == 1 for g in groups)
+    assert len(set().union(*groups)) == 4
+    assert np.allclose(np.linalg.norm(result.centroids, axis=1), 1, atol=1e-5)
+    assert float(result.scores.min()) > 0.9
+    # Deterministic: the same input gives the same folders.
+    assert np.array_equal(clusters.kmeans(x, 4, nredo=3).labels, result.labels)
+
+
+def test_k_larger_than_the_photos_and_tiny_inputs() -> None:
+    x = blobs(2, 2)
+    assert clusters.kmeans(x, 10).k <= 4
+    assert clusters.kmeans(x, 1).k == 1
+    assert drive(clusters.choose_k(x)) == 1  # too few photos to judge
+
+
+# ---- names -----------------------------------------------------------------------
+
+
+def test_name_is_the_common_folder_when_it_covers_60_percent() -> None:
+    paths = ["/p/Beach/a.jpg", "/p/Beach/b.jpg", "/p/Beach/c.jpg", "/p/x/d.jpg", "/p/y/e.jpg"]
+    assert clusters.cluster_name(paths, [None] * 5, 1) == "Beach"
+
+
+def test_name_is_a_date_range_when_folders_disagree() -> None:
+    paths = [f"/p/f{i}/a.jpg" for i in range(5)]
+    one_month = [datetime(2024, 7, d) for d in (1, 5, 9)] + [None, None]
+    assert clusters.cluster_name(paths, one_month, 1) == "2024-07"
+    months = [datetime(2024, 7, 1), datetime(2024, 9, 30), datetime(2024, 8, 2), None, None]
+    assert clusters.cluster_name(paths, months, 1) == "2024-07 – 2024-09"
+
+
+def test_name_falls_back_to_group_n_and_names_are_made_distinct() -> None:
+    paths = [f"/p/f{i}/a.jpg" for i in range(5)]
+    assert clusters.cluster_name(paths, [datetime(2024, 1, 1), None, None, None, None], 3) == (
+        "Group 3"
+    )
+    assert clusters.unique_names(["Beach", "beach", "Beach", "Group 1"]) == [
+        "Beach",
+        "beach (2)",
+        "Beach (3)",
+        "Group 1",
+    ]
+
+
+# ---- sanitising and the plan --------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../etc", "..", "con", "CON.txt", "com1", "a/b", "a\\b", ""])
+def test_sanitised_names_stay_inside_dest(tmp_path: Path, name: str) -> None:
+    clean = sanitize_folder_name(name)
+    assert clean and "/" not in clean and "\\" not in clean and ".." not in clean
+    assert not clean.startswith(".") and clean == clean.rstrip(" .")
+    assert clean.split(".")[0].lower() not in {"con", "prn", "aux", "nul", "com1"}
+    made = tmp_path / "dest" / clean
+    made.mkdir(parents=True)
+    assert made.resolve().parent == (tmp_path / "dest").resolve()
+
+
+def test_sanitise_edge_cases() -> None:
+    assert sanitize_folder_name("") == "Unnamed"
+    assert sanitize_folder_name(" . ") == "Unnamed"
+    assert sanitize_folder_name("con") == "_con"
+    assert sanitize_folder_name("a\x00b\x1f\nc") == "abc"
+    assert sanitize_folder_name("Beach. ") == "Beach"
+    assert sanitize_folder_name("2024-07 – 2024-09") == "2024-07 – 2024-09"
+    assert len(sanitize_folder_name("x" * 300)) == 100
+
+
+def test_plan_is_collision_safe_within_the_plan_and_on_disk(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    (dest / "Beach").mkdir(parents=True)
+    (dest / "Beach" / "a.jpg").write_bytes(b"already here")
+    plan = plan_export(
+        [
+            ("Beach", ["/x/a.jpg", "/y/a.jpg", "/z/A.jpg"]),
+            ("beach", ["/x/b.jpg"]),
+            ("../../etc", ["/x/c.jpg"]),
+        ],
+        str(dest),
+    )
+    targets = [d for _, d in plan]
+    assert targets == [
+        str(dest / "Beach" / "a (1).jpg"),
+        str(dest / "Beach" / "a (2).jpg"),
+        str(dest / "Beach" / "A (3).jpg"),
+        str(dest / "beach (2)" / "b.jpg"),
+        str(dest / "_._etc" / "c.jpg"),
+    ]
+    assert all(os.path.dirname(os.path.dirname(t)) == str(dest) for t in targets)
+
+
+# ---- export and undo -------------------------------------------------------------
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    engine = db.open_engine(tmp_path / "lib.sqlite3")
+    yield db.session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def ops(sessions: sessionmaker[Session]) -> FileOps:
+    return FileOps(sessions)
+
+
+def _sources(tmp_path: Path, n: int = 4) -> dict[str, bytes]:
+    src = tmp_path / "photos"
+    src.mkdir()
+    out: dict[str, bytes] = {}
+    for i in range(n):
+        data = bytes((i * 37 + j) % 256 for j in range(2000 + i))
+        (src / f"p{i}.jpg").write_bytes(data)
+        out[str(src / f"p{i}.jpg")] = data
+    return out
+
+
+def _plan(files: dict[str, bytes], dest: Path) -> list[tuple[str, str]]:
+    paths = sorted(files)
+    return plan_export([("Beach", paths[:2]), ("con", paths[2:])], str(dest))
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("mode", ["copy", "hardlink", "symlink"])
+def test_export_creates_entries_of_the_mode_and_undo_removes_them(
+    ops: FileOps, tmp_path: Path, mode: str
+) -> None:
+    files = _sources(tmp_path)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    plan = _plan(files, dest)
+    result = ops.export(plan, mode)
+    assert not result.failed and len(result.moved) == 4
+    for src, written in result.moved:
+        path = Path(written)
+        assert path.parent.parent == dest
+        assert path.read_bytes() == files[src]
+        if mode == "copy":
+            assert not path.is_symlink() and not os.path.samefile(src, written)
+        elif mode == "hardlink":
+            assert not path.is_symlink() and os.path.samefile(src, written)
+        else:
+            assert path.is_symlink() and os.readlink(written) == src
+    assert sorted(p.name for p in dest.iterdir()) == ["Beach", "_con"]
+
+    undone = ops.undo()
+    assert not undone.failed and len(undone.done) == 4
+    assert _tree(dest) == []  # entries and the created cluster folders are gone
+    assert {p: Path(p).read_bytes() for p in files} == files  # the originals stay
+    if mode == "copy":  # a copy goes to the trash, not unlinked
+        assert len(list((tmp_path / "xdg-data" / "Trash" / "files").iterdir())) == 4
+
+
+def test_undo_of_a_copy_leaves_a_copy_changed_since(ops: FileOps, tmp_path: Path) -> None:
+    files = _sources(tmp_path)
+    dest = tmp_path / "dest"
+    result = ops.export(_plan(files, dest), "copy")
+    changed = Path(result.moved[0][1])
+    changed.write_bytes(b"edited by the user")
+    undone = ops.undo()
+    assert [p for p, _ in undone.failed] == [str(changed)]
+    assert changed.read_bytes() == b"edited by the user"
+    assert _tree(dest) == [changed.parent.name, f"{changed.parent.name}/{changed.name}"]
+
+
+def test_move_then_undo_restores_every_path_byte_for_byte(ops: FileOps, tmp_path: Path) -> None:
+    files = _sources(tmp_path)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    result = ops.export(_plan(files, dest), "move")
+    assert not result.failed
+    assert not any(os.path.exists(p) for p in files)
+    assert len(_tree(dest)) == 2 + 4
+    ops.undo()
+    assert {p: Path(p).read_bytes() for p in files} == files
+    assert _tree(dest) == []
+
+
+def test_export_never_writes_into_a_reference_folder(
+    ops: FileOps, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    files = _sources(tmp_path)
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    with sessions() as session, session.begin():
+        session.add(db.Folder(path=str(ref), is_reference=True, added_at=datetime.now()))
+    for mode in ("copy", "hardlink", "symlink", "move"):
+        with pytest.raises(ReferenceFolderError):
+            ops.export(_plan(files, ref / "out"), mode)
+    assert _tree(ref) == []
+    # Nor moves a photo out of one.
+    (ref / "keep.jpg").write_bytes(b"reference photo")
+    with pytest.raises(ReferenceFolderError):
+        ops.export(plan_export([("A", [str(ref / "keep.jpg")])], str(tmp_path / "d")), "move")
+    assert (ref / "keep.jpg").read_bytes() == b"reference photo"
+    assert not (tmp_path / "d").exists()
+    assert {p: Path(p).read_bytes() for p in files} == files
+
+
+# ---- the library: saved runs, new photos -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    weightsgen.register_tiny_model()
+    return weightsgen.write_meta_checkpoint(
+        tmp_path_factory.mktemp("weights") / "tiny.pth", weightsgen.TINY
+    )
+
+
+def test_library_run_is_a_saved_partition_and_new_photos_are_filed(
+    tmp_path: Path, tiny_weights: Path
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(8):
+        imagegen.save_jpeg(photos / f"p{i}.jpg", seed=i, size=(200, 150))
+    weightsgen.register_tiny_model()
+    lib = Library(tmp_path / "lib", model=weightsgen.TINY, weights=tiny_weights, device="cpu")
+    drive(lib.scan([str(photos)]))
+    assert lib.clusters() is None and lib.new_photos() == []
+
+    run = drive(lib.cluster(3))
+    members = [i for c in run.clusters for i in c.member_ids]
+    assert 1 <= run.k == len(run.clusters) <= 3
+    assert sum(c.size for c in run.clusters) == len(members) == 8 == len(set(members))
+    assert sorted(run.paths[i] for i in members) == sorted(str(p) for p in photos.iterdir())
+    for c in run.clusters:
+        assert c.scores == sorted(c.scores, reverse=True)
+        assert c.representative_ids == c.member_ids[:6]
+        assert set(c.outlier_ids) <= set(c.member_ids)
+
+    saved = lib.clusters()
+    assert saved is not None and saved.id == run.id
+    assert [(c.name, c.member_ids) for c in saved.clusters] == [
+        (c.name, c.member_ids) for c in run.clusters
+    ]
+
+    more = tmp_path / "more"
+    more.mkdir()
+    for i in range(2):
+        imagegen.save_jpeg(more / f"n{i}.jpg", seed=50 + i, size=(200, 150))
+    drive(lib.scan([str(more)]))
+    filed = lib.new_photos()
+    assert sorted(p.path for p in filed) == sorted(str(p) for p in more.iterdir())
+    ids = {c.id: c.name for c in run.clusters}
+    assert all(ids[p.cluster_id] == p.cluster_name and -1 <= p.confidence <= 1.0001 for p in filed)
+
+    # A new run replaces the old one (only the latest run is kept) and includes them.
+    second = drive(lib.cluster(2))
+    assert sum(c.size for c in second.clusters) == 10 and lib.new_photos() == []
+    with lib.sessions() as session:
+        assert len(session.scalars(select(db.ClusterRunRow)).all()) == 1
+    lib.close()
+
+
+def test_file_new_photos_goes_to_the_nearest_centroid() -> None:
+    x = blobs(3, 10)
+    result = clusters.kmeans(x, 3, nredo=3)
+    run = clusters.ClusterRun(
+        1,
+        datetime.now(),
+        1,
+        3,
+        [
+            clusters.Cluster(idx + 1, idx, f"C{idx}", [], [], [], result.centroids[idx])
+            for idx in range(3)
+        ],
+        {},
+    )
+    ids = np.arange(30, dtype=np.int64)
+    filed = clusters.file_new_photos(run, ids, x, {int(i): f"/p/{i}.jpg" for i in ids})
+    assert len(filed) == 30
+    by_id = {p.image_id: p.cluster_id - 1 for p in filed}
+    assert all(by_id[i] == result.labels[i] for i in range(30))
+    assert all(p.confidence > 0.9 for p in filed)
+
+
+# ---- schema -------------------------------------------------------------------
+
+
+def test_upgrade_from_schema_2_adds_cluster_tables_with_cascades(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    old = db.open_engine(path, upgrade=False)
+    db.migrate(old, target=2)
+    with old.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO folders (id, path, is_reference, added_at) "
+            "VALUES (1, '/photos', 0, '2024-01-01 00:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO images (id, folder_id, relpath, size, mtime_ns, status, scanned_at) "
+            "VALUES (7, 1, 'a.jpg', 10, 5, 'ok', '2024-01-01 00:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO models (id, name, weights_sha256, dim, image_size) "
+            "VALUES (1, 'm', 'w', 2, 224)"
+        )
+    old.dispose()
+
+    engine = db.open_engine(path)
+    sessions = db.session_factory(engine)
+    with sessions() as session, session.begin():
+        assert session.get(db.ImageRow, 7) is not None  # data kept
+        run = db.ClusterRunRow(created_at=datetime.now(), model_id=1, k=1)
+        session.add(run)
+        session.flush()
+        cluster = db.ClusterRow(run_id=run.id, idx=0, name="A", centroid=b"\0" * 8)
+        session.add(cluster)
+        session.flush()
+        session.add(db.ClusterMember(cluster_id=cluster.id, image_id=7, score=1.0))
+    with sessions() as session, session.begin():
+        session.delete(session.get(db.ImageRow, 7))
+    with sessions() as session, session.begin():
+        assert session.scalars(select(db.ClusterMember)).all() == []
+        session.delete(session.scalars(select(db.ModelRow)).one())
+    with sessions() as session:
+        assert session.scalars(select(db.ClusterRunRow)).all() == []
+        assert session.scalars(select(db.ClusterRow)).all() == []
+    engine.dispose()
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION == 3
+    con.close()
