@@ -134,6 +134,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace OUT.png if it exists")
 
+    p = sub.add_parser("cluster", parents=[common], help="k-means auto-folders of the photos")
+    p.add_argument(
+        "--k",
+        default="auto",
+        metavar="N|auto",
+        help="number of folders, or auto (default: chosen by silhouette)",
+    )
+    p = sub.add_parser(
+        "export-clusters",
+        parents=[common],
+        help="write the latest auto-folders into DEST (undoable)",
+    )
+    p.add_argument("dest", metavar="DEST")
+    p.add_argument("--mode", choices=["copy", "hardlink", "symlink", "move"], default="copy")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+
     p = sub.add_parser("trash", parents=[common], help="move files to the system trash (undoable)")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p = sub.add_parser("undo", parents=[common], help="undo the last (or given) file operation")
@@ -431,6 +447,80 @@ def _cmd_overlay(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_cluster(lib: Any, args: argparse.Namespace) -> int:
+    from dino_desktop.core.progress import drive
+
+    k: int | None = None
+    if args.k != "auto":
+        try:
+            k = int(args.k)
+        except ValueError:
+            k = 0
+        if k < 1:
+            print("dino-desktop: error: --k must be a positive number or auto", file=sys.stderr)
+            return EXIT_USAGE
+    update, close = _progress_bar()
+    try:
+        run = drive(lib.cluster(k), update)
+    finally:
+        close()
+    clusters = [
+        {
+            "id": c.id,
+            "name": c.name,
+            "size": c.size,
+            "paths": [run.paths[i] for i in c.member_ids if i in run.paths],
+            "outliers": [run.paths[i] for i in c.outlier_ids if i in run.paths],
+        }
+        for c in run.clusters
+    ]
+    if args.json:
+        _print_json({"k": run.k, "clusters": clusters})
+    else:
+        print(f"{run.k} folder(s)")
+        for c in clusters:
+            print(f"  {c['name']}: {c['size']} photo(s), {len(c['outliers'])} outlier(s)")
+    return EXIT_OK
+
+
+def _cmd_export_clusters(lib: Any, args: argparse.Namespace) -> int:
+    if args.dry_run:
+        plan = lib.export_plan(args.dest)
+        if args.json:
+            _print_json(
+                {
+                    "dry_run": True,
+                    "written": [d for _, d in plan],
+                    "journal": None,
+                    "plan": [{"source": s, "destination": d} for s, d in plan],
+                }
+            )
+        else:
+            for src, dst in plan:
+                print(f"{src} -> {dst}")
+        return EXIT_OK
+    result = lib.export_clusters(args.dest, args.mode)
+    written = [d for _, d in result.moved]
+    if args.json:
+        _print_json(
+            {
+                "written": written,
+                "journal": result.journal_id,
+                "failed": [{"path": p, "error": e} for p, e in result.failed],
+            }
+        )
+    else:
+        print(
+            f"Wrote {len(written)} file(s) by {args.mode} (undo: dino-desktop undo "
+            f"{result.journal_id})"
+        )
+        for note in result.notes:
+            print(f"  {note}")
+        for path, error in result.failed:
+            print(f"  not written: {path}: {error}")
+    return EXIT_ERROR if result.failed else EXIT_OK
+
+
 def _cmd_trash(lib: Any, args: argparse.Namespace) -> int:
     result = lib.trash(args.paths)
     if args.json:
@@ -478,6 +568,8 @@ COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "model": _cmd_model,
     "duplicates": _cmd_duplicates,
     "overlay": _cmd_overlay,
+    "cluster": _cmd_cluster,
+    "export-clusters": _cmd_export_clusters,
     "trash": _cmd_trash,
     "undo": _cmd_undo,
 }

@@ -420,3 +420,50 @@ def test_duplicates_options_that_do_not_fit_are_usage_errors(
     assert code == 3 and "model import" in err
     code, groups, _ = run(capsys, *lib, "duplicates", "--json")
     assert code == 0 and groups == []
+
+
+def test_cluster_needs_weights_and_validates_k(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lib = ["--library", str(tmp_path / "lib")]
+    code, _, err = run(capsys, *lib, "cluster", "--json")
+    assert code == 3 and "model import" in err and "Traceback" not in err
+    code, _, err = run(capsys, *lib, "cluster", "--k", "zero")
+    assert code == 2 and "--k" in err
+    code, _, err = run(capsys, *lib, "export-clusters", str(tmp_path / "out"), "--json")
+    assert code == 3 and "Traceback" not in err
+
+
+def test_cluster_export_dry_run_copy_and_undo(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(6):
+        imagegen.save_jpeg(photos / f"p{i}.jpg", seed=i, size=(200, 150))
+    weightsgen.register_tiny_model()
+    weights = weightsgen.write_meta_checkpoint(tmp_path / "tiny.pth", weightsgen.TINY)
+    base = ["--library", str(tmp_path / "lib"), "--model", weightsgen.TINY]
+    base += ["--weights", str(weights)]
+    assert run(capsys, *base, "scan", str(photos), "--json")[0] == 0
+    dest = tmp_path / "out"
+    code, _, err = run(capsys, *base, "export-clusters", str(dest), "--json")
+    assert code == 1 and "cluster" in err  # no run yet
+
+    code, out, _ = run(capsys, *base, "cluster", "--k", "2", "--json")
+    assert code == 0 and out["k"] == len(out["clusters"]) <= 2
+    paths = [p for c in out["clusters"] for p in c["paths"]]
+    assert sorted(paths) == sorted(str(p) for p in photos.iterdir())
+    assert all(c["size"] == len(c["paths"]) and {"id", "name"} <= c.keys() for c in out["clusters"])
+
+    code, plan, _ = run(capsys, *base, "export-clusters", str(dest), "--dry-run", "--json")
+    assert code == 0 and plan["journal"] is None and len(plan["written"]) == 6
+    assert not dest.exists()
+
+    code, done, _ = run(capsys, *base, "export-clusters", str(dest), "--mode", "copy", "--json")
+    assert code == 0 and sorted(done["written"]) == sorted(plan["written"])
+    assert all(os.path.isabs(p) and Path(p).is_file() for p in done["written"])
+    code, undone, _ = run(capsys, *base, "undo", str(done["journal"]), "--json")
+    assert code == 0 and len(undone["undone"]) == 6
+    assert not dest.exists()  # DEST was created by the export: removed again
+    assert len(list(photos.iterdir())) == 6
