@@ -23,18 +23,25 @@
 * **Filing new photos** (`file_new_photos`): photos embedded since the latest run
   (those with a vector but not a member of it) go to the nearest saved centroid,
   with that cosine as the confidence; they are listed, not saved into the run.
+* **Edits** (`rename_cluster`, `merge_clusters`, `move_to_cluster`,
+  `exclude_photos`): one transaction each on the saved run; touched clusters get
+  their centroid recomputed from their members' vectors. **Re-running**
+  (`inherit_names`): a new cluster whose centroid has cosine ≥ 0.9 with an old
+  cluster's takes the old name, unless that name is a generic "Group N".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core.db import ClusterMember, ClusterRow, ClusterRunRow
@@ -165,7 +172,7 @@ def choose_k(
     vectors: np.ndarray, *, seed: int = SEED, cancel: CancelToken | None = None
 ) -> Job[int]:
     """The k with the best cosine silhouette on a ≤ 5,000 sample (see the module doc)."""
-    from sklearn.metrics import silhouette_score  # type: ignore[import-untyped]
+    from sklearn.metrics import silhouette_score
 
     cancel = cancel or CancelToken()
     n = len(vectors)
@@ -379,3 +386,245 @@ def file_new_photos(
     ]
     out.sort(key=lambda p: (-p.confidence, p.path))
     return out
+
+
+# ---- editing the latest run -------------------------------------------------------
+#
+# The user corrects the machine's folders: rename, merge, move photos, exclude
+# photos. Each edit is one transaction on the saved run. Touched clusters get
+# their centroid recomputed as the normalised mean of their members' vectors
+# and their members' scores (cosine to it) refreshed, so "nearest the centroid
+# first", representatives and the filing of new photos stay true after edits.
+# A cluster left with no members is deleted (an empty folder exports nothing).
+
+KEEP_NAME_COSINE = 0.9  # a new centroid this close to an old named one takes its name
+_GENERIC_NAME = re.compile(r"Group \d+")
+
+
+def _vector_lookup(ids: np.ndarray) -> dict[int, int]:
+    return {int(i): r for r, i in enumerate(ids)}
+
+
+def _cluster_row(session: Session, cluster_id: int) -> ClusterRow:
+    row = session.get(ClusterRow, cluster_id)
+    if row is None:
+        raise ValueError(f"no auto-folder with id {cluster_id}")
+    return row
+
+
+def _recentre(
+    session: Session,
+    cluster_ids: Sequence[int],
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    run_id: int,
+) -> None:
+    """Recompute centroids, scores and outlier marks of the touched clusters; drop empties."""
+    where = _vector_lookup(ids)
+    for cluster_id in dict.fromkeys(cluster_ids):
+        row = session.get(ClusterRow, cluster_id)
+        if row is None:
+            continue
+        members = [
+            int(i)
+            for i in session.scalars(
+                select(ClusterMember.image_id).where(ClusterMember.cluster_id == cluster_id)
+            )
+        ]
+        if not members:
+            session.delete(row)
+            continue
+        rows = [where[i] for i in members if i in where]
+        if not rows:  # no vectors (another model's run?): keep the old centroid
+            continue
+        x = _normalise(vectors[rows])
+        centroid = _normalise(x.mean(axis=0, keepdims=True))[0]
+        row.centroid = centroid.astype(np.float32).tobytes()
+        scores = x @ centroid
+        for i, s in zip((i for i in members if i in where), scores, strict=True):
+            session.execute(
+                update(ClusterMember)
+                .where(ClusterMember.cluster_id == cluster_id, ClusterMember.image_id == i)
+                .values(score=float(s))
+            )
+    session.flush()
+    # The outlier cut is relative to the whole run, so it is recomputed over all of it.
+    all_ids = select(ClusterRow.id).where(ClusterRow.run_id == run_id).scalar_subquery()
+    found = session.execute(
+        select(ClusterMember.cluster_id, ClusterMember.image_id, ClusterMember.score).where(
+            ClusterMember.cluster_id.in_(all_ids)
+        )
+    ).all()
+    cut = outlier_cut(np.array([s for _, _, s in found], dtype=np.float32))
+    session.execute(
+        update(ClusterMember)
+        .where(ClusterMember.cluster_id.in_(all_ids))
+        .values(is_outlier=ClusterMember.score < cut)
+    )
+    run = session.get(ClusterRunRow, run_id)
+    if run is not None:
+        run.k = len(session.scalars(select(ClusterRow.id).where(ClusterRow.run_id == run_id)).all())
+
+
+def rename_cluster(sessions: sessionmaker[Session], cluster_id: int, name: str) -> str:
+    """Give a saved cluster a new name (stripped, non-empty); returns the name stored."""
+    name = name.strip()
+    if not name:
+        raise ValueError("a folder name cannot be empty")
+    with sessions() as session, session.begin():
+        _cluster_row(session, cluster_id).name = name
+    return name
+
+
+def merge_clusters(
+    sessions: sessionmaker[Session],
+    keep_id: int,
+    other_id: int,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+) -> None:
+    """Move every member of `other_id` into `keep_id` and delete `other_id`.
+
+    The kept centroid becomes the normalised mean of all the members' vectors.
+    """
+    if keep_id == other_id:
+        raise ValueError("cannot merge a folder with itself")
+    with sessions() as session, session.begin():
+        keep, other = _cluster_row(session, keep_id), _cluster_row(session, other_id)
+        if keep.run_id != other.run_id:
+            raise ValueError("the two folders belong to different runs")
+        session.execute(
+            update(ClusterMember)
+            .where(ClusterMember.cluster_id == other_id)
+            .values(cluster_id=keep_id)
+        )
+        session.flush()
+        _recentre(session, [keep_id, other_id], ids, vectors, keep.run_id)
+
+
+def move_to_cluster(
+    sessions: sessionmaker[Session],
+    image_ids: Sequence[int],
+    cluster_id: int,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+) -> None:
+    """Make the photos members of `cluster_id` (leaving their old cluster of the same run).
+
+    Photos that were in no cluster of the run (new or excluded ones) join as well:
+    this is how filed new photos are accepted.
+    """
+    wanted = sorted({int(i) for i in image_ids})
+    with sessions() as session, session.begin():
+        target = _cluster_row(session, cluster_id)
+        run_ids = select(ClusterRow.id).where(ClusterRow.run_id == target.run_id)
+        sources = [
+            int(c)
+            for c in session.scalars(
+                select(ClusterMember.cluster_id)
+                .where(
+                    ClusterMember.cluster_id.in_(run_ids.scalar_subquery()),
+                    ClusterMember.image_id.in_(wanted),
+                )
+                .distinct()
+            )
+        ]
+        session.execute(
+            delete(ClusterMember).where(
+                ClusterMember.cluster_id.in_(run_ids.scalar_subquery()),
+                ClusterMember.image_id.in_(wanted),
+            )
+        )
+        if wanted:
+            session.execute(
+                insert(ClusterMember),
+                [
+                    {"cluster_id": cluster_id, "image_id": i, "score": 0.0, "is_outlier": False}
+                    for i in wanted
+                ],
+            )
+        session.flush()
+        _recentre(session, [cluster_id, *sources], ids, vectors, target.run_id)
+
+
+def exclude_photos(
+    sessions: sessionmaker[Session],
+    model_id: int,
+    image_ids: Sequence[int],
+    ids: np.ndarray,
+    vectors: np.ndarray,
+) -> int:
+    """Take the photos out of the latest run (they are not exported); returns how many left."""
+    wanted = sorted({int(i) for i in image_ids})
+    with sessions() as session, session.begin():
+        run_id = session.scalar(
+            select(ClusterRunRow.id)
+            .where(ClusterRunRow.model_id == model_id)
+            .order_by(ClusterRunRow.id.desc())
+            .limit(1)
+        )
+        if run_id is None or not wanted:
+            return 0
+        in_run = select(ClusterRow.id).where(ClusterRow.run_id == run_id).scalar_subquery()
+        found = session.execute(
+            select(ClusterMember.cluster_id, ClusterMember.image_id).where(
+                ClusterMember.cluster_id.in_(in_run), ClusterMember.image_id.in_(wanted)
+            )
+        ).all()
+        session.execute(
+            delete(ClusterMember).where(
+                ClusterMember.cluster_id.in_(in_run), ClusterMember.image_id.in_(wanted)
+            )
+        )
+        session.flush()
+        _recentre(session, [int(c) for c, _ in found], ids, vectors, run_id)
+        return len(found)
+
+
+def is_generic_name(name: str) -> bool:
+    """True for the fallback names "Group N", which are not worth carrying to a new run."""
+    return _GENERIC_NAME.fullmatch(name) is not None
+
+
+def inherit_names(
+    sessions: sessionmaker[Session], old: ClusterRun | None, new: ClusterRun
+) -> ClusterRun:
+    """Give the clusters of a new run the names of the old run's clusters they continue.
+
+    A new cluster whose centroid has cosine ≥ KEEP_NAME_COSINE (0.9) with an old
+    cluster's centroid takes that old name, unless the old name is a generic
+    "Group N". Pairs are matched one to one, closest first, so one old folder
+    names at most one new folder. Names stay distinct (inherited names win).
+    Saved in one transaction; returns the run with its names updated.
+    """
+    if old is None or not old.clusters or not new.clusters:
+        return new
+    named = [c for c in old.clusters if not is_generic_name(c.name)]
+    if not named:
+        return new
+    sims = np.stack([c.centroid for c in new.clusters]) @ np.stack([c.centroid for c in named]).T
+    pairs = sorted(
+        ((float(sims[a, b]), a, b) for a in range(sims.shape[0]) for b in range(sims.shape[1])),
+        reverse=True,
+    )
+    taken: dict[int, str] = {}
+    used: set[int] = set()
+    for score, a, b in pairs:
+        if score < KEEP_NAME_COSINE:
+            break
+        if a in taken or b in used:
+            continue
+        taken[a] = named[b].name
+        used.add(b)
+    if not taken:
+        return new
+    order = sorted(range(len(new.clusters)), key=lambda a: a not in taken)
+    distinct = unique_names([taken.get(a, new.clusters[a].name) for a in order])
+    names = dict(zip(order, distinct, strict=True))
+    renamed: list[Cluster] = []
+    with sessions() as session, session.begin():
+        for a, c in enumerate(new.clusters):
+            if names[a] != c.name:
+                _cluster_row(session, c.id).name = names[a]
+            renamed.append(dataclasses.replace(c, name=names[a]))
+    return dataclasses.replace(new, clusters=renamed)

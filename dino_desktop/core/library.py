@@ -691,6 +691,52 @@ class Library:
             return None
         return replace(run, paths=self.paths_of(i for c in run.clusters for i in c.member_ids))
 
+    def cluster_keeping_names(
+        self, k: int | None = None, cancel: CancelToken | None = None
+    ) -> Job[ClusterRun]:
+        """`cluster`, then the new folders that continue old named ones keep their names."""
+        from dino_desktop.core import clusters
+
+        old = self.clusters()
+        run = yield from self.cluster(k, cancel)
+        return clusters.inherit_names(self.sessions, old, run)
+
+    def rename_cluster(self, cluster_id: int, name: str) -> str:
+        """Rename a folder of the latest run; returns the name stored (stripped)."""
+        from dino_desktop.core import clusters
+
+        try:
+            return clusters.rename_cluster(self.sessions, cluster_id, name)
+        except ValueError as exc:
+            raise LibraryError(str(exc)) from exc
+
+    def merge_clusters(self, keep_id: int, other_id: int) -> None:
+        """Merge folder `other_id` into `keep_id` (the other one is deleted)."""
+        from dino_desktop.core import clusters
+
+        ids, vecs = self._all_vectors()
+        try:
+            clusters.merge_clusters(self.sessions, keep_id, other_id, ids, vecs)
+        except ValueError as exc:
+            raise LibraryError(str(exc)) from exc
+
+    def move_to_cluster(self, image_ids: Iterable[int], cluster_id: int) -> None:
+        """Put photos into a folder of the latest run (also accepts filed new photos)."""
+        from dino_desktop.core import clusters
+
+        ids, vecs = self._all_vectors()
+        try:
+            clusters.move_to_cluster(self.sessions, list(image_ids), cluster_id, ids, vecs)
+        except ValueError as exc:
+            raise LibraryError(str(exc)) from exc
+
+    def exclude_photos(self, image_ids: Iterable[int]) -> int:
+        """Take photos out of the latest run's folders (not exported); returns how many."""
+        from dino_desktop.core import clusters
+
+        ids, vecs = self._all_vectors()
+        return clusters.exclude_photos(self.sessions, self.model_id(), list(image_ids), ids, vecs)
+
     def new_photos(self) -> list[NewPhoto]:
         """Photos embedded since the latest run, filed into its nearest saved cluster."""
         from dino_desktop.core import clusters

@@ -53,6 +53,7 @@ from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.viewer import ImageViewer
 from dino_desktop.gui.views.browse import PhotosView
 from dino_desktop.gui.views.duplicates import DuplicatesView
+from dino_desktop.gui.views.folders import FoldersView
 from dino_desktop.gui.views.search import SimilarView, image_paths_of
 from dino_desktop.gui.workers import JobWorker, start
 
@@ -110,6 +111,12 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.photos_view)
         self.stack.addWidget(self.similar_view)
         self.stack.addWidget(self.duplicates_view)
+        self.folders_view = FoldersView(library, self.loader)
+        self.folders_view.files_changed.connect(self._files_changed)
+        self.folders_view.status_message.connect(
+            lambda text: self.statusBar().showMessage(text, 15000)
+        )
+        self.stack.addWidget(self.folders_view)
         for view in (self.photos_view, self.similar_view):
             view.selection_changed.connect(self._show_details)
             view.photo_activated.connect(self.open_viewer)
@@ -140,8 +147,8 @@ class MainWindow(QMainWindow):
 
     def _build_sidebar(self) -> None:
         self.view_list = QListWidget()
-        self.view_list.addItems(["Photos", "Similar", "Duplicates"])
-        self.view_list.setMaximumHeight(84)
+        self.view_list.addItems(["Photos", "Similar", "Duplicates", "Auto-folders"])
+        self.view_list.setMaximumHeight(104)
         self.view_list.currentRowChanged.connect(self._view_changed)
         self.folder_list = QListWidget()
         self.folder_list.currentItemChanged.connect(self._folder_chosen)
@@ -233,6 +240,7 @@ class MainWindow(QMainWindow):
         self._action(view, "&Photos", lambda: self.show_view(0), "Ctrl+1")
         self._action(view, "&Similar", lambda: self.show_view(1), "Ctrl+2")
         self._action(view, "&Duplicates", lambda: self.show_view(2), "Ctrl+3")
+        self._action(view, "&Auto-folders", lambda: self.show_view(3), "Ctrl+4")
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About DINO Desktop", self.about)
 
@@ -306,7 +314,7 @@ class MainWindow(QMainWindow):
     def _selected(self) -> list[PhotoRow]:
         # The Duplicates view has its own marks and actions: photo actions (Delete,
         # Ctrl+F) must never reach a selection the user cannot see.
-        if self.stack.currentWidget() is self.duplicates_view:
+        if self.stack.currentWidget() in (self.duplicates_view, self.folders_view):
             return []
         return self._active_view().selected_photos()
 

@@ -22,7 +22,7 @@ from dino_desktop.core.fileops import (
     plan_export,
     sanitize_folder_name,
 )
-from dino_desktop.core.library import Library
+from dino_desktop.core.library import Library, LibraryError
 from dino_desktop.core.progress import drive
 
 
@@ -377,3 +377,153 @@ def test_upgrade_from_schema_2_adds_cluster_tables_with_cascades(tmp_path: Path)
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION == 3
     con.close()
+
+
+# ---- editing the latest run ----------------------------------------------------------
+
+
+@pytest.fixture
+def clustered(tmp_path: Path, tiny_weights: Path) -> Iterator[Library]:
+    """A library of 8 embedded photos with a saved run of k = 3."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(8):
+        imagegen.save_jpeg(photos / f"p{i}.jpg", seed=i, size=(200, 150))
+    weightsgen.register_tiny_model()
+    lib = Library(tmp_path / "lib", model=weightsgen.TINY, weights=tiny_weights, device="cpu")
+    drive(lib.scan([str(photos)]))
+    drive(lib.cluster(3))
+    yield lib
+    lib.close()
+
+
+def _latest(lib: Library) -> clusters.ClusterRun:
+    run = lib.clusters()
+    assert run is not None
+    return run
+
+
+def _centroid_of(lib: Library, members: list[int]) -> np.ndarray:
+    ids, vecs = lib._all_vectors()
+    rows = [int(np.flatnonzero(ids == i)[0]) for i in members]
+    x = vecs[rows] / np.linalg.norm(vecs[rows], axis=1, keepdims=True)
+    mean = x.mean(axis=0)
+    out: np.ndarray = mean / np.linalg.norm(mean)
+    return out
+
+
+def test_rename_is_saved_and_empty_names_are_refused(clustered: Library) -> None:
+    first = _latest(clustered).clusters[0]
+    assert clustered.rename_cluster(first.id, "  Holidays ") == "Holidays"
+    assert _latest(clustered).clusters[0].name == "Holidays"
+    with pytest.raises(LibraryError):
+        clustered.rename_cluster(first.id, "   ")
+    with pytest.raises(LibraryError):
+        clustered.rename_cluster(99999, "X")
+
+
+def test_merge_moves_members_and_recentres(clustered: Library) -> None:
+    run = _latest(clustered)
+    if run.k < 2:
+        pytest.skip("k-means found one cluster only")
+    keep, other = run.clusters[0], run.clusters[1]
+    clustered.merge_clusters(keep.id, other.id)
+    after = _latest(clustered)
+    assert len(after.clusters) == run.k - 1 == after.k
+    merged = next(c for c in after.clusters if c.id == keep.id)
+    assert sorted(merged.member_ids) == sorted(keep.member_ids + other.member_ids)
+    assert all(c.id != other.id for c in after.clusters)
+    assert np.allclose(merged.centroid, _centroid_of(clustered, merged.member_ids), atol=1e-5)
+    assert merged.scores == sorted(merged.scores, reverse=True)
+    with pytest.raises(LibraryError):
+        clustered.merge_clusters(keep.id, keep.id)
+
+
+def test_move_to_cluster_and_an_emptied_cluster_goes(clustered: Library) -> None:
+    run = _latest(clustered)
+    if run.k < 2:
+        pytest.skip("k-means found one cluster only")
+    source, target = run.clusters[-1], run.clusters[0]
+    moved = source.member_ids[:1]
+    clustered.move_to_cluster(moved, target.id)
+    after = {c.id: c for c in _latest(clustered).clusters}
+    assert set(moved) <= set(after[target.id].member_ids)
+    members = [i for c in after.values() for i in c.member_ids]
+    assert len(members) == len(set(members)) == 8  # still a partition
+    if source.size == 1:
+        assert source.id not in after
+    else:
+        assert moved[0] not in after[source.id].member_ids
+    assert np.allclose(
+        after[target.id].centroid, _centroid_of(clustered, after[target.id].member_ids), atol=1e-5
+    )
+
+
+def test_exclude_removes_photos_from_the_run_and_the_export(
+    clustered: Library, tmp_path: Path
+) -> None:
+    run = _latest(clustered)
+    gone = run.clusters[0].member_ids[0]
+    assert clustered.exclude_photos([gone, 123456]) == 1
+    after = _latest(clustered)
+    assert gone not in {i for c in after.clusters for i in c.member_ids}
+    assert sum(c.size for c in after.clusters) == 7
+    plan = clustered.export_plan(tmp_path / "dest")
+    assert run.paths[gone] not in {src for src, _ in plan} and len(plan) == 7
+    assert clustered.exclude_photos([]) == 0
+
+
+def test_accepting_a_new_photo_moves_it_into_its_filed_cluster(
+    clustered: Library, tmp_path: Path
+) -> None:
+    more = tmp_path / "more"
+    more.mkdir()
+    imagegen.save_jpeg(more / "n.jpg", seed=77, size=(200, 150))
+    drive(clustered.scan([str(more)]))
+    (filed,) = clustered.new_photos()
+    clustered.move_to_cluster([filed.image_id], filed.cluster_id)
+    assert clustered.new_photos() == []
+    target = next(c for c in _latest(clustered).clusters if c.id == filed.cluster_id)
+    assert filed.image_id in target.member_ids
+
+
+def test_rerun_keeps_names_of_clusters_that_persist(clustered: Library) -> None:
+    run = _latest(clustered)
+    for c in run.clusters:
+        clustered.rename_cluster(c.id, f"Named {c.idx}")
+    again = drive(clustered.cluster_keeping_names(run.k))
+    # Same photos, same seed: the same centroids, so every folder keeps its name.
+    assert sorted(c.name for c in again.clusters) == sorted(f"Named {c.idx}" for c in run.clusters)
+    assert [c.name for c in _latest(clustered).clusters] == [c.name for c in again.clusters]
+
+
+def test_inherit_names_skips_generic_and_distant_clusters(
+    sessions: sessionmaker[Session],
+) -> None:
+    x = blobs(3, 1, dim=8)
+    old = clusters.ClusterRun(
+        1,
+        datetime.now(),
+        1,
+        3,
+        [
+            clusters.Cluster(1, 0, "Beach", [], [], [], x[0]),
+            clusters.Cluster(2, 1, "Group 2", [], [], [], x[1]),
+        ],
+        {},
+    )
+    new = clusters.ClusterRun(
+        2,
+        datetime.now(),
+        1,
+        3,
+        [
+            clusters.Cluster(3, 0, "Group 1", [], [], [], x[1]),  # matches a generic name
+            clusters.Cluster(4, 1, "Beach", [], [], [], x[2]),  # far from every old one
+        ],
+        {},
+    )
+    assert clusters.is_generic_name("Group 12") and not clusters.is_generic_name("Group x")
+    # Nothing matches a named old cluster: nothing is written (so no rows are needed).
+    assert clusters.inherit_names(sessions, old, new) is new
+    assert clusters.inherit_names(sessions, None, new) is new

@@ -1,0 +1,211 @@
+"""The Auto-folders view as a user drives it: sort, rename, merge, exclude, accept, export, undo."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import imagegen
+import pytest
+import weightsgen
+from PySide6.QtWidgets import QDialog
+from pytestqt.qtbot import QtBot
+
+from dino_desktop.core.library import Library
+from dino_desktop.core.progress import drive
+from dino_desktop.gui.thumbnails import ThumbnailLoader
+from dino_desktop.gui.views.folders import ExportPreviewDialog, FoldersView
+from dino_desktop.gui.workers import JobWorker
+
+PHOTOS = 8
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    weightsgen.register_tiny_model()
+    return weightsgen.write_meta_checkpoint(
+        tmp_path_factory.mktemp("weights") / "tiny.pth", weightsgen.TINY
+    )
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(PHOTOS):
+        imagegen.save_jpeg(root / f"p{i}.jpg", seed=i, size=(200, 150))
+    return root
+
+
+@pytest.fixture
+def lib(tmp_path: Path, photos: Path, tiny_weights: Path) -> Iterator[Library]:
+    weightsgen.register_tiny_model()
+    library = Library(tmp_path / "lib", model=weightsgen.TINY, weights=tiny_weights, device="cpu")
+    drive(library.scan([str(photos)]))
+    yield library
+    library.close()
+
+
+@pytest.fixture
+def loader(lib: Library) -> Iterator[ThumbnailLoader]:
+    thumbs = ThumbnailLoader(lib.paths.cache_dir)
+    yield thumbs
+    assert thumbs.shutdown()  # no decode thread outlives the test
+
+
+@pytest.fixture
+def view(qtbot: QtBot, lib: Library, loader: ThumbnailLoader) -> FoldersView:
+    widget = FoldersView(lib, loader)
+    qtbot.addWidget(widget)
+    widget.resize(1200, 800)
+    widget.show()
+    return widget
+
+
+def _wait(qtbot: QtBot, worker: JobWorker | None) -> None:
+    """Wait until the worker has delivered its result (or failure) and left the live set."""
+    assert worker is not None
+    qtbot.waitUntil(lambda: worker not in JobWorker.live, timeout=60000)
+    qtbot.wait(10)  # let the queued finished/failed signal reach the view
+
+
+def _sorted(qtbot: QtBot, view: FoldersView, k: int | None = 2) -> None:
+    with qtbot.waitSignal(view.status_message, timeout=60000) as blocker:
+        worker = view.run(k)
+        assert view.progress.isVisibleTo(view) and view.cancel_button.isVisibleTo(view)
+    _wait(qtbot, worker)
+    assert str(blocker.args[0]).startswith("Sorted")
+    assert not view.progress.isVisibleTo(view)
+
+
+def test_an_empty_view_says_what_to_do(view: FoldersView) -> None:
+    assert view.clusters() == [] and view.cluster_list.topLevelItemCount() == 0
+    assert not view.export_button.isEnabled()
+    assert "Sort into folders" in view.open_label.text()
+
+
+def test_sorting_fills_one_row_per_folder_covering_every_photo(
+    qtbot: QtBot, view: FoldersView
+) -> None:
+    _sorted(qtbot, view, 2)
+    found = view.clusters()
+    assert 1 <= len(found) <= 2
+    assert view.cluster_list.topLevelItemCount() == len(found)
+    assert sum(c.size for c in found) == PHOTOS
+    sizes = [int(view.cluster_list.topLevelItem(r).text(1)) for r in range(len(found))]
+    assert sum(sizes) == PHOTOS
+    assert view.cluster_list.topLevelItem(0).font(0).bold()
+    view.open_cluster(found[0].id)
+    assert [p.id for p in view.shown_photos()] == found[0].member_ids
+
+
+def test_automatic_k_and_cancel(qtbot: QtBot, view: FoldersView) -> None:
+    _sorted(qtbot, view, None)
+    assert view.auto_check.isChecked() and not view.k_spin.isEnabled()
+    assert sum(c.size for c in view.clusters()) == PHOTOS
+    worker = view.run(2)
+    view.cancel()
+    _wait(qtbot, worker)
+    assert view.sort_button.isEnabled()
+
+
+def test_rename_is_shown_and_saved(qtbot: QtBot, view: FoldersView, lib: Library) -> None:
+    _sorted(qtbot, view)
+    first = view.clusters()[0]
+    assert view.rename(first.id, "Holidays")
+    assert view.cluster_list.topLevelItem(0).text(0) == "Holidays"
+    saved = lib.clusters()
+    assert saved is not None and saved.clusters[0].name == "Holidays"
+    assert not view.rename(first.id, "  ")  # refused, and the name stays
+    assert view.clusters()[0].name == "Holidays"
+    # Sorting again with the same photos keeps the user's name.
+    _sorted(qtbot, view, len(view.clusters()))
+    assert "Holidays" in [c.name for c in view.clusters()]
+
+
+def test_merge_leaves_one_folder_fewer(qtbot: QtBot, view: FoldersView, lib: Library) -> None:
+    _sorted(qtbot, view, 3)
+    before = view.clusters()
+    if len(before) < 2:
+        pytest.skip("k-means found one folder only")
+    assert view.merge(before[0].id, before[1].id)
+    after = view.clusters()
+    assert len(after) == len(before) - 1 == view.cluster_list.topLevelItemCount()
+    assert sum(c.size for c in after) == PHOTOS
+    saved = lib.clusters()
+    assert saved is not None and len(saved.clusters) == len(after)
+
+
+def test_exclude_and_move_photos(qtbot: QtBot, view: FoldersView) -> None:
+    _sorted(qtbot, view, 2)
+    first = view.clusters()[0]
+    view.open_cluster(first.id)
+    gone = first.member_ids[0]
+    assert view.exclude([gone]) == 1
+    assert gone not in {i for c in view.clusters() for i in c.member_ids}
+    assert sum(c.size for c in view.clusters()) == PHOTOS - 1
+    # The excluded photo has a vector but no folder: it is listed as new, and accepting
+    # it puts it back into its nearest folder.
+    assert [p.image_id for p in view.new_photos()] == [gone]
+    assert view.accept_new() == 1
+    assert sum(c.size for c in view.clusters()) == PHOTOS and view.new_photos() == []
+    if len(view.clusters()) == 2:
+        a, b = view.clusters()
+        moved = a.member_ids[:1]
+        assert view.move_photos(moved, b.id)
+        assert set(moved) <= set(next(c for c in view.clusters() if c.id == b.id).member_ids)
+
+
+def test_export_copy_writes_identical_files_and_undo_removes_them(
+    qtbot: QtBot,
+    view: FoldersView,
+    lib: Library,
+    photos: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _sorted(qtbot, view, 2)
+    first = view.clusters()[0]
+    view.rename(first.id, "Holidays")
+    dest = tmp_path / "dest"
+    shown: list[ExportPreviewDialog] = []
+
+    def accept(dialog: ExportPreviewDialog) -> int:
+        shown.append(dialog)
+        return int(QDialog.DialogCode.Accepted.value)
+
+    monkeypatch.setattr(ExportPreviewDialog, "exec", accept)
+    changed: list[bool] = []
+    view.files_changed.connect(lambda: changed.append(True))
+    with qtbot.waitSignal(view.status_message, timeout=60000) as blocker:
+        worker = view.export(str(dest), "copy", confirm=True)
+    _wait(qtbot, worker)
+    assert blocker.args == [f"Wrote {PHOTOS} files — Undo with Ctrl+Z"] and changed
+    # The preview listed exactly what was written.
+    (dialog,) = shown
+    assert dialog.table.rowCount() == PHOTOS
+    planned = {dialog.table.item(r, 1).text() for r in range(PHOTOS)}
+    written = {str(p) for p in dest.rglob("*.jpg")}
+    assert planned == written
+    holidays = dest / "Holidays"
+    assert sorted(p.name for p in holidays.iterdir()) == sorted(
+        Path(lib.paths_of([i])[i]).name for i in first.member_ids
+    )
+    for path in dest.rglob("*.jpg"):
+        assert path.read_bytes() == (photos / path.name).read_bytes()
+
+    undone = lib.undo()
+    assert not undone.failed
+    assert not list(dest.rglob("*.jpg"))
+    assert len(list(photos.iterdir())) == PHOTOS  # the originals stay
+
+
+def test_a_cancelled_preview_writes_nothing(
+    view: FoldersView, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sorted(qtbot, view, 2)
+    monkeypatch.setattr(
+        ExportPreviewDialog, "exec", lambda _self: int(QDialog.DialogCode.Rejected.value)
+    )
+    assert view.export(str(tmp_path / "dest"), "copy", confirm=True) is None
+    assert not (tmp_path / "dest").exists()
