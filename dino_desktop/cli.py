@@ -461,7 +461,7 @@ def _cmd_cluster(lib: Any, args: argparse.Namespace) -> int:
             return EXIT_USAGE
     update, close = _progress_bar()
     try:
-        run = drive(lib.cluster(k), update)
+        run = drive(lib.cluster_keeping_names(k), update)
     finally:
         close()
     clusters = [

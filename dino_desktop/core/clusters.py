@@ -36,7 +36,7 @@ import dataclasses
 import os
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -44,7 +44,13 @@ import numpy as np
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from dino_desktop.core.db import ClusterMember, ClusterRow, ClusterRunRow
+from dino_desktop.core.db import (
+    ClusterExclusion,
+    ClusterMember,
+    ClusterRow,
+    ClusterRunRow,
+    ImageRow,
+)
 from dino_desktop.core.progress import CancelToken, Job, Progress
 
 NITER = 20
@@ -357,7 +363,11 @@ def load_latest(sessions: sessionmaker[Session], model_id: int) -> ClusterRun | 
 
 
 def file_new_photos(
-    run: ClusterRun, ids: np.ndarray, vectors: np.ndarray, paths: Mapping[int, str]
+    run: ClusterRun,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    paths: Mapping[int, str],
+    excluded: Collection[int] = (),
 ) -> list[NewPhoto]:
     """Photos with a vector that are not in `run`, each filed to its nearest centroid.
 
@@ -367,7 +377,7 @@ def file_new_photos(
     """
     if not run.clusters or len(ids) == 0:
         return []
-    members = {i for c in run.clusters for i in c.member_ids}
+    members = {i for c in run.clusters for i in c.member_ids} | set(excluded)
     rows = np.array([r for r, i in enumerate(ids) if int(i) not in members], dtype=np.int64)
     if len(rows) == 0:
         return []
@@ -543,6 +553,13 @@ def move_to_cluster(
                     for i in wanted
                 ],
             )
+            # Put into a folder on purpose: no longer excluded.
+            session.execute(
+                delete(ClusterExclusion).where(
+                    ClusterExclusion.run_id == target.run_id,
+                    ClusterExclusion.image_id.in_(wanted),
+                )
+            )
         session.flush()
         _recentre(session, [cluster_id, *sources], ids, vectors, target.run_id)
 
@@ -576,9 +593,30 @@ def exclude_photos(
                 ClusterMember.cluster_id.in_(in_run), ClusterMember.image_id.in_(wanted)
             )
         )
+        # Remembered, so an excluded photo is not offered again as a "new photo".
+        session.execute(
+            delete(ClusterExclusion).where(
+                ClusterExclusion.run_id == run_id, ClusterExclusion.image_id.in_(wanted)
+            )
+        )
+        existing = session.scalars(select(ImageRow.id).where(ImageRow.id.in_(wanted))).all()
+        if existing:
+            session.execute(
+                insert(ClusterExclusion), [{"run_id": run_id, "image_id": i} for i in existing]
+            )
         session.flush()
         _recentre(session, [int(c) for c, _ in found], ids, vectors, run_id)
         return len(found)
+
+
+def excluded_ids(sessions: sessionmaker[Session], run_id: int) -> set[int]:
+    """The photos the user excluded from a run."""
+    with sessions() as session:
+        return set(
+            session.scalars(
+                select(ClusterExclusion.image_id).where(ClusterExclusion.run_id == run_id)
+            )
+        )
 
 
 def is_generic_name(name: str) -> bool:

@@ -166,6 +166,19 @@ class ClusterMember(Base):
     is_outlier: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class ClusterExclusion(Base):
+    """A photo the user took out of a run's folders: not exported, not offered as new."""
+
+    __tablename__ = "cluster_exclusions"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("cluster_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
 def _v1(conn: Connection) -> None:
     """The schema of DESIGN.md §3."""
     for ddl in (
@@ -254,7 +267,17 @@ def _v3(conn: Connection) -> None:
         conn.exec_driver_sql(ddl)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+def _v4(conn: Connection) -> None:
+    """Photos excluded from a clustering run, so they stay out of "New photos" too."""
+    conn.exec_driver_sql(
+        """CREATE TABLE cluster_exclusions (
+            run_id INTEGER NOT NULL REFERENCES cluster_runs(id) ON DELETE CASCADE,
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            PRIMARY KEY (run_id, image_id))"""
+    )
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

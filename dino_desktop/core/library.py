@@ -745,9 +745,10 @@ class Library:
         if run is None:
             return []
         ids, vecs = self._all_vectors()
-        members = {i for c in run.clusters for i in c.member_ids}
+        excluded = clusters.excluded_ids(self.sessions, run.id)
+        members = {i for c in run.clusters for i in c.member_ids} | excluded
         paths = self.paths_of(int(i) for i in ids if int(i) not in members)
-        return clusters.file_new_photos(run, ids, vecs, paths)
+        return clusters.file_new_photos(run, ids, vecs, paths, excluded)
 
     def export_plan(self, dest: str | os.PathLike[str]) -> list[tuple[str, str]]:
         """What `export_clusters` would write: (source, destination) for every member."""

@@ -144,10 +144,10 @@ def test_exclude_and_move_photos(qtbot: QtBot, view: FoldersView) -> None:
     assert view.exclude([gone]) == 1
     assert gone not in {i for c in view.clusters() for i in c.member_ids}
     assert sum(c.size for c in view.clusters()) == PHOTOS - 1
-    # The excluded photo has a vector but no folder: it is listed as new, and accepting
-    # it puts it back into its nearest folder.
-    assert [p.image_id for p in view.new_photos()] == [gone]
-    assert view.accept_new() == 1
+    # Excluded stays excluded: it is not offered back as a new photo...
+    assert view.new_photos() == []
+    # ...until the user puts it into a folder on purpose.
+    assert view.move_photos([gone], first.id)
     assert sum(c.size for c in view.clusters()) == PHOTOS and view.new_photos() == []
     if len(view.clusters()) == 2:
         a, b = view.clusters()
