@@ -26,11 +26,14 @@ from typing import Any, Final
 
 from PySide6.QtCore import (
     QAbstractListModel,
+    QByteArray,
+    QMimeData,
     QModelIndex,
     QPersistentModelIndex,
     QRectF,
     QSize,
     Qt,
+    QUrl,
     Slot,
 )
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
@@ -53,6 +56,17 @@ ScoreRole: Final = Qt.ItemDataRole.UserRole + 2
 """The row's similarity score (float), or None for a plain list."""
 
 DEFAULT_THUMBNAIL_SIZE: Final = 160
+PHOTO_IDS_MIME: Final = "application/x-dino-desktop-image-ids"
+
+
+def dragged_photo_ids(mime: QMimeData) -> list[int]:
+    """The image ids carried by a drag that started in one of our photo grids."""
+    if not mime.hasFormat(PHOTO_IDS_MIME):
+        return []
+    raw = bytes(mime.data(PHOTO_IDS_MIME).data()).decode()
+    return [int(part) for part in raw.split(",") if part.strip().isdigit()]
+
+
 # Beyond this many separate insert/remove ranges a reset is cheaper than
 # replaying them (each range moves the tail of a 100,000-item list).
 _MAX_RANGES: Final = 200
@@ -156,7 +170,19 @@ class PhotoListModel(QAbstractListModel):
             Qt.ItemFlag.ItemIsEnabled
             | Qt.ItemFlag.ItemIsSelectable
             | Qt.ItemFlag.ItemNeverHasChildren
+            | Qt.ItemFlag.ItemIsDragEnabled
         )
+
+    def mimeTypes(self) -> list[str]:
+        return [PHOTO_IDS_MIME, "text/uri-list"]
+
+    def mimeData(self, indexes: Sequence[Index]) -> QMimeData:
+        """Dragged photos: their ids (for drops inside the app) and file URLs (for others)."""
+        photos = [p for p in (self.photo_at(i) for i in indexes) if p is not None]
+        mime = QMimeData()
+        mime.setData(PHOTO_IDS_MIME, QByteArray(",".join(str(p.id) for p in photos).encode()))
+        mime.setUrls([QUrl.fromLocalFile(p.path) for p in photos])
+        return mime
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.parent().isValid():

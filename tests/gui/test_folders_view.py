@@ -209,3 +209,39 @@ def test_a_cancelled_preview_writes_nothing(
     )
     assert view.export(str(tmp_path / "dest"), "copy", confirm=True) is None
     assert not (tmp_path / "dest").exists()
+
+
+def test_drag_photos_onto_a_folder_moves_them(qtbot: QtBot, view: FoldersView) -> None:
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QDropEvent
+
+    _sorted(qtbot, view, 2)
+    if len(view.clusters()) < 2:
+        pytest.skip("the random test model put every photo in one folder")
+    source, target = view.clusters()[0], view.clusters()[1]
+    view.open_cluster(source.id)
+    qtbot.waitUntil(lambda: view.model.rowCount() == source.size, timeout=5000)
+    index = view.model.index(0, 0)
+    moved = view.model.photo_at(index)
+    assert moved is not None
+    mime = view.model.mimeData([index])
+    assert mime.urls()[0].toLocalFile() == moved.path  # also drags out as a file
+    item = next(
+        view.cluster_list.topLevelItem(i)
+        for i in range(view.cluster_list.topLevelItemCount())
+        if view.cluster_list.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole) == target.id
+    )
+    pos = view.cluster_list.visualItemRect(item).center()
+    drop = QDropEvent(
+        QPointF(pos),
+        Qt.DropAction.MoveAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    # Offscreen Qt delivers no drop without a real drag session: hand the event to
+    # the view's drop handler as Qt would.
+    assert view.eventFilter(view.cluster_list.viewport(), drop)
+    after = next(c for c in view.clusters() if c.id == target.id)
+    assert moved.id in after.member_ids
+    assert sum(c.size for c in view.clusters()) == PHOTOS

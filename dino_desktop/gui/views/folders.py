@@ -23,8 +23,20 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QImage, QKeySequence, QPainter, QPixmap, QShortcut
+from PySide6.QtCore import QEvent, QObject, QPoint, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QFont,
+    QIcon,
+    QImage,
+    QKeySequence,
+    QPainter,
+    QPixmap,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -54,7 +66,7 @@ from dino_desktop.core.clusters import REPRESENTATIVES, Cluster, ClusterRun, New
 from dino_desktop.core.fileops import EXPORT_MODES, OpResult
 from dino_desktop.core.library import Library, LibraryError, PhotoRow
 from dino_desktop.core.progress import Job, Progress
-from dino_desktop.gui.models import PhotoListModel
+from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.browse import PhotoGrid
 from dino_desktop.gui.workers import JobWorker, start
@@ -209,6 +221,9 @@ class FoldersView(QWidget):
         self.cluster_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.cluster_list.customContextMenuRequested.connect(self._folder_menu)
         self.cluster_list.itemDoubleClicked.connect(self._double_clicked)
+        self.cluster_list.setAcceptDrops(True)
+        self.cluster_list.viewport().setAcceptDrops(True)
+        self.cluster_list.viewport().installEventFilter(self)
         self.cluster_list.itemSelectionChanged.connect(self._update_actions)
         header = self.cluster_list.header()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
@@ -237,6 +252,9 @@ class FoldersView(QWidget):
         self.model = PhotoListModel(self.loader, parent=self)
         self.grid = PhotoGrid()
         self.grid.setModel(self.model)
+        # Drag photos onto a folder in the list to move them there.
+        self.grid.setDragEnabled(True)
+        self.grid.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.grid.set_empty_text("Open a folder to see its photos")
         self.grid.context_menu_requested.connect(self._photo_menu)
         actions = QHBoxLayout()
@@ -565,6 +583,27 @@ class FoldersView(QWidget):
         chosen = self.selected_cluster_ids()
         if len(chosen) == 2:
             self.merge(chosen[0], chosen[1])
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Photos dropped on a folder row move into that folder."""
+        if watched is self.cluster_list.viewport() and isinstance(
+            event, (QDragEnterEvent, QDragMoveEvent, QDropEvent)
+        ):
+            ids = dragged_photo_ids(event.mimeData())
+            item = self.cluster_list.itemAt(event.position().toPoint())
+            target = None if item is None else item.data(0, ID_ROLE)
+            if not ids or (target is None and not isinstance(event, QDragEnterEvent)):
+                event.ignore()
+                return True
+            event.acceptProposedAction()
+            if (
+                isinstance(event, QDropEvent)
+                and not isinstance(event, QDragMoveEvent)
+                and target is not None
+            ):
+                self.move_photos(ids, int(target))
+            return True
+        return super().eventFilter(watched, event)
 
     def move_photos(self, image_ids: Iterable[int], cluster_id: int) -> bool:
         """Move photos into another folder of the run; False when refused."""
