@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 from dino_desktop import __version__
 from dino_desktop.core import embedder as emb
 from dino_desktop.core.fileops import OpResult
-from dino_desktop.core.library import Library, PhotoRow, ScanResult, SearchHit
+from dino_desktop.core.library import FolderInfo, Library, PhotoRow, ScanResult, SearchHit
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.gui.compare import CompareDialog
 from dino_desktop.gui.details import DetailsPanel
@@ -93,6 +93,7 @@ class MainWindow(QMainWindow):
         self._weights_prompted = False
         self._phase_started: tuple[str | None, float, int] = (None, 0.0, 0)
         self._last_refresh = 0.0
+        self._folders: list[FolderInfo] = []
         self.setWindowTitle("DINO Desktop")
         self.setAcceptDrops(True)
         self.resize(1280, 800)
@@ -249,6 +250,8 @@ class MainWindow(QMainWindow):
     def refresh(self) -> None:
         """Re-read counts and folders (small reads; writes happen only in workers)."""
         status = self.library.status()
+        # Kept for the buttons: refresh runs every 2 s during scans, on the GUI thread.
+        self._folders = status.folders
         current = self._current_folder_id()
         self.folder_list.blockSignals(True)
         self.folder_list.clear()
@@ -291,7 +294,7 @@ class MainWindow(QMainWindow):
         busy = self.worker is not None
         self.remove_button.setEnabled(folder_id is not None and not busy)
         self.reference_button.setEnabled(folder_id is not None)
-        reference = any(f.is_reference for f in self.library.folders() if f.id == folder_id)
+        reference = any(f.is_reference for f in self._folders if f.id == folder_id)
         self.reference_button.setChecked(reference)
         self.rescan_action.setEnabled(not busy)
 
