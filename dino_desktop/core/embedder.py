@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from dino_desktop.core.images import ImageError, open_image
+from dino_desktop.core.images import ImageError, JpegBytes, open_image, read_jpeg_bytes
 
 if TYPE_CHECKING:
     import torch
@@ -58,6 +58,7 @@ __all__ = [
     "ModelSpec",
     "WeightsError",
     "WeightsUnavailable",
+    "bf16_supported",
     "build_model",
     "download_weights",
     "file_sha256",
@@ -128,7 +129,13 @@ MODELS: dict[str, ModelSpec] = {
         _dinov2("giant", "g", 1536, 4520, reg4),
     )
 }
-PRECISIONS = ("auto", "fp32", "bf16")  # auto: fp32 on CPU/MPS, bf16 (or fp16) on CUDA
+# auto: see Embedder._pick_dtype. int8: dynamic int8 quantisation of the linear
+# layers, CPU only, opt-in (min cosine to fp32 >= 0.995 and faster in bench/embed.py).
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+# auto uses bf16 only where the hardware computes it natively and the embeddings
+# of a fixed probe batch stay this close to fp32 (minimum cosine).
+BF16_MIN_COSINE = 0.999
+PROBE_IMAGES = 8
 DEFAULT_MODEL = "vit_small_patch14_dinov2"
 
 IMAGE_SIZE = 224
@@ -614,6 +621,41 @@ def pick_device(pref: str = "auto") -> torch.device:
     raise ValueError(f"unsupported device {pref!r}; use auto, cpu, cuda or mps")
 
 
+_NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def _cpu_flags() -> frozenset[str]:
+    """The CPU feature flags the OS reports (Linux); empty where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether `device` computes bf16 natively, so that autocast can pay off.
+
+    CUDA: `torch.cuda.is_bf16_supported()` (Ampere and newer). CPU: only with
+    AVX512-BF16 or AMX (read from the OS's CPU flags): without them bf16 is
+    emulated and was 8-12x *slower* than fp32 on the AVX2 development machine.
+    MPS and anything else: no.
+    """
+    import torch
+
+    if device.type == "cuda":
+        try:
+            return bool(torch.cuda.is_bf16_supported())
+        except Exception:  # a broken driver must not stop embedding: fp32 works everywhere
+            return False
+    if device.type == "cpu":
+        return bool(_cpu_flags() & _NATIVE_BF16_FLAGS)
+    return False
+
+
 # --------------------------------------------------------------------------- preprocessing
 
 _MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(3, 1, 1)
@@ -659,6 +701,162 @@ def _decode(path: str) -> _Decoded:
         return None, f"{type(exc).__name__}: {exc}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """What a decode worker hands to the model: an input, a JPEG for the device, or a reason."""
+
+    array: FloatArray | None
+    error: str | None
+    jpeg: JpegBytes | None = None
+
+
+def _decode_item(path: str) -> _Item:
+    arr, err = _decode(path)
+    return _Item(arr, err)
+
+
+def _read_item(path: str) -> _Item:
+    """For device decoding: a checked plain JPEG's bytes, anything else decoded by Pillow."""
+    try:
+        jpeg = read_jpeg_bytes(path)
+    except ImageError as exc:
+        return _Item(None, str(exc) or "cannot read image")
+    except Exception as exc:
+        return _Item(None, f"{type(exc).__name__}: {exc}")
+    if jpeg is not None:
+        return _Item(None, None, jpeg)
+    return _decode_item(path)
+
+
+def probe_batch(n: int = PROBE_IMAGES, seed: int = 0) -> FloatArray:
+    """`n` fixed photo-like inputs (smooth colour fields, edges and noise), preprocessed.
+
+    Used to compare a low-precision model against fp32 before trusting it.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = 300, 400
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32) / np.float32(w)
+    out = []
+    for _ in range(n):
+        a = rng.uniform(0.5, 8.0, size=9).astype(np.float32)
+        img = np.stack(
+            [
+                np.sin(a[0] * x * 3 + a[1] * y * 3 + a[2]),
+                np.cos(a[3] * x * 4 - a[4] * y * 2 + a[5]),
+                np.sin((x * a[6] + y * a[7]) * 2 + a[8]),
+            ],
+            axis=-1,
+        )
+        img = (img * 0.5 + 0.5) * 255 + rng.normal(0, 12, img.shape)
+        cx, cy, r = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.6), rng.uniform(0.05, 0.2)
+        img[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = rng.uniform(0, 255, 3)  # an "object"
+        out.append(preprocess(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))))
+    return np.stack(out)
+
+
+# EXIF orientation as tensor ops on (..., H, W), the same transforms as images._TRANSPOSE.
+def _orient(x: torch.Tensor, orientation: int) -> torch.Tensor:
+    import torch
+
+    if orientation == 2:
+        return x.flip(-1)
+    if orientation == 3:
+        return x.flip(-1, -2)
+    if orientation == 4:
+        return x.flip(-2)
+    if orientation == 5:
+        return x.transpose(-1, -2)
+    if orientation == 6:
+        return torch.rot90(x, -1, (-2, -1))
+    if orientation == 7:
+        return x.transpose(-1, -2).flip(-1, -2)
+    if orientation == 8:
+        return torch.rot90(x, 1, (-2, -1))
+    return x
+
+
+class JpegDeviceDecoder:
+    """JPEG decoding and preprocessing on the model's device, batched.
+
+    `torchvision.io.decode_jpeg` on a CUDA device decodes a list of JPEGs with
+    nvJPEG; the photos are then oriented, resized (bicubic, antialiased: short
+    side 256), centre-cropped and normalised there, so the CPU only reads bytes.
+    On the CPU the same code runs with libjpeg (used by the tests). Anything the
+    device decoder refuses comes back as None, and the caller decodes that file
+    with Pillow instead.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        import torch
+        import torchvision.io as tvio
+
+        self.device = device
+        self._tvio = tvio
+        self._mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255.0
+        self._std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255.0
+
+    def _decode(self, data: list[torch.Tensor]) -> list[torch.Tensor | None]:
+        mode = self._tvio.ImageReadMode.RGB
+        try:
+            out = self._tvio.decode_jpeg(data, mode=mode, device=self.device)
+            return list(out)
+        except Exception:
+            pass  # one bad photo fails the whole batch: retry one by one
+        single: list[torch.Tensor | None] = []
+        for d in data:
+            try:
+                single.append(self._tvio.decode_jpeg(d, mode=mode, device=self.device))
+            except Exception:
+                single.append(None)
+        return single
+
+    def _model_input(self, img: torch.Tensor, orientation: int) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        x = _orient(img, orientation).unsqueeze(0).float()
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        if w <= h:
+            size = (max(1, int(RESIZE_SIZE * h / w)), RESIZE_SIZE)
+        else:
+            size = (RESIZE_SIZE, max(1, int(RESIZE_SIZE * w / h)))
+        if size != (h, w):
+            x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
+            x = x.clamp_(0.0, 255.0)
+        top = round((size[0] - IMAGE_SIZE) / 2.0)
+        left = round((size[1] - IMAGE_SIZE) / 2.0)
+        x = x[..., top : top + IMAGE_SIZE, left : left + IMAGE_SIZE]
+        return ((x - self._mean) / self._std)[0]
+
+    def preprocess(self, jpegs: Sequence[JpegBytes]) -> list[torch.Tensor | None]:
+        """(3, 224, 224) float32 inputs on the device, or None for each JPEG it could not do."""
+        import torch
+
+        if not jpegs:
+            return []
+        data = [torch.frombuffer(bytearray(j.data), dtype=torch.uint8) for j in jpegs]
+        out: list[torch.Tensor | None] = []
+        for img, jpeg in zip(self._decode(data), jpegs, strict=True):
+            if img is None or img.ndim != 3 or img.shape[0] != 3:
+                out.append(None)
+                continue
+            try:
+                out.append(self._model_input(img, jpeg.orientation))
+            except Exception:
+                out.append(None)
+        return out
+
+
+def device_decode_available(device: torch.device) -> bool:
+    """Whether JPEGs can be decoded on `device`: CUDA with torchvision's decode_jpeg."""
+    if device.type != "cuda":
+        return False
+    try:
+        import torchvision.io as tvio
+    except Exception:
+        return False
+    return hasattr(tvio, "decode_jpeg")
+
+
 class Embedder:
     """A DINOv2 model and its preprocessing: images or files in, unit vectors out."""
 
@@ -672,12 +870,23 @@ class Embedder:
         workers: int | None = None,
         cache_dir: Path | None = None,
         precision: str = "auto",
+        device_decode: bool | None = None,
     ) -> None:
-        """Load the model. `cache_dir`, if given, is where `weights_sha256` is remembered."""
+        """Load the model. `cache_dir`, if given, is where `weights_sha256` is remembered.
+
+        `precision`: "fp32", "bf16", or "auto" (see `_pick_dtype`; `precision_note`
+        says what was chosen and why). `device_decode`: decode JPEGs on the device
+        (None: when it is a CUDA GPU with torchvision's decode_jpeg; True forces it,
+        also on the CPU, where torchvision decodes with libjpeg).
+        """
         import torch
 
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}"
+            )
         self.spec = get_spec(name)
         self.name = name
         self.weights = weights
@@ -687,22 +896,93 @@ class Embedder:
         self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
         self.dim = self.spec.dim
         self.image_size = IMAGE_SIZE
-        # fp32 on the CPU and MPS (whether bf16 pays off there is for the benchmarks to
-        # decide); on CUDA autocast to bf16 where the GPU has it, else fp16.
-        if precision not in PRECISIONS:
-            raise ValueError(
-                f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}"
-            )
-        self.dtype: torch.dtype = torch.float32
-        if precision == "bf16":
-            self.dtype = torch.bfloat16
-        elif precision == "auto" and self.device.type == "cuda":
-            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.model = build_model(name, weights, device=self.device)
         features = getattr(self.model, "num_features", self.dim)
         if features != self.dim:
             raise WeightsError(f"{name}: model gives {features}-d features, spec says {self.dim}")
+        self.dtype: torch.dtype = torch.float32
+        self.quantized = False
+        if precision == "int8":
+            self.precision_note = self._quantize()
+        else:
+            self.dtype, self.precision_note = self._pick_dtype(precision)
+        if device_decode is None:
+            device_decode = device_decode_available(self.device)
+        self._device_decoder: JpegDeviceDecoder | None = None
+        if device_decode:
+            try:
+                self._device_decoder = JpegDeviceDecoder(self.device)
+            except Exception:  # no torchvision: Pillow decodes everything
+                self._device_decoder = None
+        # Decoded batches kept ready ahead of the model. (On the 2-core CPU, decoding
+        # only between forward passes, lookahead 0, measured the same as 3.)
+        self.lookahead = LOOKAHEAD_BATCHES
         self._sha256: str | None = None
+
+    @property
+    def device_decode(self) -> bool:
+        """Whether JPEGs are decoded on the device (other formats always go through Pillow)."""
+        return self._device_decoder is not None
+
+    @device_decode.setter
+    def device_decode(self, on: bool) -> None:
+        self._device_decoder = JpegDeviceDecoder(self.device) if on else None
+
+    def _quantize(self) -> str:
+        """Swap the linear layers for dynamic int8 ones (CPU only); returns the note."""
+        import warnings
+
+        import torch
+
+        if self.device.type != "cpu":
+            return f"fp32 (int8 is for the CPU; {self.device.type} runs fp32)"
+        try:
+            with warnings.catch_warnings():  # torch.ao's deprecation notice, not the user's
+                warnings.simplefilter("ignore")
+                quantize: Any = torch.ao.quantization.quantize_dynamic  # untyped in torch
+                self.model = quantize(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+        except Exception as exc:  # a torch without eager quantisation: fp32 still works
+            return f"fp32 (int8 unavailable: {type(exc).__name__})"
+        self.quantized = True
+        return "int8 (setting: dynamic int8 linear layers)"
+
+    def _pick_dtype(self, precision: str) -> tuple[torch.dtype, str]:
+        """The compute dtype for a precision setting, and a note saying why.
+
+        auto: bf16 only where the device computes it natively (`bf16_supported`)
+        *and* the embeddings of a fixed probe batch keep a minimum cosine of
+        `BF16_MIN_COSINE` to fp32; otherwise fp32. fp32/bf16: as set.
+        """
+        import torch
+
+        if precision == "fp32":
+            return torch.float32, "fp32 (setting)"
+        if precision == "bf16":
+            return torch.bfloat16, "bf16 (setting)"
+        if not bf16_supported(self.device):
+            return torch.float32, f"fp32 (auto: no native bf16 on this {self.device.type})"
+        cosine = self.low_precision_min_cosine(torch.bfloat16)
+        if cosine >= BF16_MIN_COSINE:
+            return torch.bfloat16, f"bf16 (auto: min cosine to fp32 {cosine:.5f} on probe images)"
+        return (
+            torch.float32,
+            f"fp32 (auto: bf16's min cosine to fp32 {cosine:.5f} < {BF16_MIN_COSINE})",
+        )
+
+    def low_precision_cosines(
+        self, dtype: torch.dtype, batch: FloatArray | None = None
+    ) -> FloatArray:
+        """Cosine of each input's embedding under `dtype` autocast to its fp32 embedding."""
+        import torch
+
+        x = probe_batch() if batch is None else batch
+        ref = self._forward(x, dtype=torch.float32)
+        low = self._forward(x, dtype=dtype)
+        cos: FloatArray = np.sum(ref * low, axis=1, dtype=np.float32)
+        return cos
+
+    def low_precision_min_cosine(self, dtype: torch.dtype) -> float:
+        return float(self.low_precision_cosines(dtype).min())
 
     @property
     def weights_sha256(self) -> str:
@@ -711,16 +991,22 @@ class Embedder:
             self._sha256 = file_sha256(self.weights, self.cache_dir)
         return self._sha256
 
-    def _forward(self, batch: FloatArray) -> FloatArray:
+    def _forward(
+        self, batch: FloatArray | torch.Tensor, dtype: torch.dtype | None = None
+    ) -> FloatArray:
         """Embed a preprocessed (n, 3, 224, 224) batch: L2-normalised class tokens."""
         import torch
         import torch.nn.functional as F
 
+        dtype = self.dtype if dtype is None else dtype
         model: Any = self.model  # timm's VisionTransformer API, not typed on nn.Module
-        x = torch.from_numpy(batch).to(self.device)
+        if isinstance(batch, np.ndarray):
+            x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        else:
+            x = batch.to(self.device)
         autocast = (
-            torch.autocast(device_type=self.device.type, dtype=self.dtype)
-            if self.dtype != torch.float32
+            torch.autocast(device_type=self.device.type, dtype=dtype)
+            if dtype != torch.float32
             else contextlib.nullcontext()
         )
         with torch.inference_mode(), autocast:
@@ -742,23 +1028,58 @@ class Embedder:
         ]
         return np.concatenate(parts, axis=0)
 
+    def _inputs(self, paths: Sequence[str], items: list[_Item]) -> list[Any]:
+        """One model input per item (a numpy array or a device tensor), or None for failures.
+
+        JPEGs read for the device decoder are decoded there as one batch; any it
+        refuses is decoded with Pillow here instead.
+        """
+        inputs: list[Any] = [it.array for it in items]
+        decoder = self._device_decoder
+        jpeg_rows = [i for i, it in enumerate(items) if it.jpeg is not None]
+        if not jpeg_rows:
+            return inputs
+        outs: list[Any] = [None] * len(jpeg_rows)
+        if decoder is not None:
+            outs = list(decoder.preprocess([items[i].jpeg for i in jpeg_rows]))  # type: ignore[misc]
+        for i, out in zip(jpeg_rows, outs, strict=True):
+            if out is None:  # the device refused it: Pillow decodes it (and words any error)
+                arr, err = _decode(paths[i])
+                items[i] = _Item(arr, err)
+            inputs[i] = out if out is not None else items[i].array
+        return inputs
+
+    def _stack(self, inputs: list[Any]) -> Any:
+        import torch
+
+        if all(isinstance(x, np.ndarray) for x in inputs):
+            return np.stack(inputs)
+        return torch.stack(
+            [
+                x if isinstance(x, torch.Tensor) else torch.from_numpy(x).to(self.device)
+                for x in inputs
+            ]
+        )
+
     def embed_files(
         self, paths: Sequence[str], cancel: CancelToken | None = None
     ) -> Iterator[tuple[int, FloatArray | None, str | None]]:
         """Yield (index, vector or None, error or None) for every path once, in input order.
 
         Files are decoded on a thread pool that runs a few batches ahead of the
-        model (bounded, so memory stays flat however many paths there are). A file
-        that fails to decode yields its reason and the job goes on. `cancel` is
-        checked between batches; once set, nothing more is yielded. Closing the
-        generator early also stops the pool.
+        model (bounded, so memory stays flat however many paths there are). With
+        device decoding the pool only reads and checks JPEG bytes and the device
+        decodes each batch. A file that fails to decode yields its reason and the
+        job goes on. `cancel` is checked between batches; once set, nothing more
+        is yielded. Closing the generator early also stops the pool.
         """
         n = len(paths)
         if n == 0:
             return
-        window = max(self.batch_size * (LOOKAHEAD_BATCHES + 1), 2 * self.workers)
+        work = _read_item if self._device_decoder is not None else _decode_item
+        window = max(self.batch_size * (self.lookahead + 1), 2 * self.workers)
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="embed-decode")
-        pending: deque[Future[_Decoded]] = deque()
+        pending: deque[Future[_Item]] = deque()
         submitted = 0
         try:
             for start in range(0, n, self.batch_size):
@@ -766,21 +1087,18 @@ class Embedder:
                     return
                 end = min(start + self.batch_size, n)
                 while submitted < min(n, start + window):
-                    pending.append(pool.submit(_decode, paths[submitted]))
+                    pending.append(pool.submit(work, paths[submitted]))
                     submitted += 1
-                decoded = [pending.popleft().result() for _ in range(start, end)]
-                arrays: list[FloatArray] = []
-                row: dict[int, int] = {}  # position in this chunk -> row of the model batch
-                for i, (arr, _) in enumerate(decoded):
-                    if arr is not None:
-                        row[i] = len(arrays)
-                        arrays.append(arr)
-                vecs = self._forward(np.stack(arrays)) if arrays else None
-                for i, (_, err) in enumerate(decoded):
+                items = [pending.popleft().result() for _ in range(start, end)]
+                inputs = self._inputs(paths[start:end], items)
+                good = [i for i, x in enumerate(inputs) if x is not None]
+                vecs = self._forward(self._stack([inputs[i] for i in good])) if good else None
+                row = {i: r for r, i in enumerate(good)}  # position in chunk -> batch row
+                for i, item in enumerate(items):
                     if vecs is not None and i in row:
                         yield start + i, vecs[row[i]], None
                     else:
-                        yield start + i, None, err
+                        yield start + i, None, item.error or "cannot read image"
         finally:
             # Cancelled, finished or abandoned: drop queued decodes, don't wait for them.
             pool.shutdown(wait=False, cancel_futures=True)

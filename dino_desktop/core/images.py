@@ -71,8 +71,10 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "ImageError",
     "ImageInfo",
+    "JpegBytes",
     "open_image",
     "read_info",
+    "read_jpeg_bytes",
     "to_rgb",
 ]
 
@@ -274,6 +276,38 @@ def to_rgb(img: Image.Image) -> Image.Image:
         return img.convert("RGB")
     except ValueError as e:
         raise ImageError(f"unsupported colour mode {mode}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class JpegBytes:
+    """A plain JPEG's bytes, checked, for a decoder outside Pillow (the GPU's nvJPEG)."""
+
+    data: bytes
+    orientation: int
+    """EXIF orientation 1..8 that the decoded pixels still need (as in `ImageInfo`)."""
+    width: int
+    height: int
+
+
+def read_jpeg_bytes(path: str | os.PathLike[str]) -> JpegBytes | None:
+    """The bytes of a baseline-decodable RGB or greyscale JPEG, after the same checks as
+    `open_image` (regular non-empty file, known format, pixel limit), or None when the
+    file is anything else: another format, CMYK/YCCK, or bytes that do not end with
+    the JPEG end marker (truncated, or trailing data). None means "decode it with
+    Pillow", which also gives the readable reason when the file is bad. Raises
+    `ImageError` only for a file that cannot be read at all.
+    """
+    with _errors(), _open_file(path) as fp:
+        img = _identify(fp)
+        if not isinstance(img, JpegImagePlugin.JpegImageFile) or img.mode not in ("RGB", "L"):
+            return None
+        orientation = _orientation(_read_exif(img))
+        width, height = img.size
+        fp.seek(0)
+        data = fp.read()
+    if not data.endswith(b"\xff\xd9"):
+        return None
+    return JpegBytes(data, orientation, width, height)
 
 
 # --- opening -------------------------------------------------------------------

@@ -11,14 +11,16 @@ goes on.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import stat
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,8 +46,9 @@ class ScanReport:
     cancelled: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _Found:
+class _Found(NamedTuple):
+    # A NamedTuple, not a dataclass: one is made per file on every rescan (a
+    # million on a big library), and a tuple is several times cheaper to build.
     folder_id: int
     relpath: str
     path: str
@@ -73,13 +76,39 @@ def sha256_file(path: str) -> str:
 
 
 def _is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    # os.path.splitext without its generality (hidden names are skipped before this):
+    # this runs once per directory entry on every rescan.
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection during a bulk read that makes only acyclic tuples.
+
+    A rescan of 100,000 files builds ~200,000 tuples, and each few hundred
+    allocations trigger a collection that walks the young objects (and now and then
+    the whole heap): ~15 % of a rescan here, for nothing, since tuples of strings and
+    ints never form cycles. Never held across a yield.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# One file as the walk sees it: (relpath, path, size, mtime_ns, dev, inode, error).
+# A plain tuple: on a rescan of an unchanged library nothing else is made per file.
+_Entry = tuple[str, str, int, int, int, int, str | None]
 
 
 def walk_folder(
     folder: Folder, skip_roots: set[str], walk: _Walk, cancel: CancelToken | None = None
-) -> Iterator[_Found | None]:
-    """Yield the image files under a folder (None now and then, so callers can report).
+) -> Iterator[list[_Entry]]:
+    """Yield the image files under a folder, one list per directory (maybe empty).
 
     Symlinked directories are followed, but each real directory is entered once,
     so a symlink loop ends the descent instead of looping. Hidden entries (".*")
@@ -90,6 +119,7 @@ def walk_folder(
     # Every path below comes from joining names onto root, so slicing off the
     # prefix is exact (and far cheaper than os.path.relpath per file).
     prefix = root if root.endswith(os.sep) else root + os.sep
+    cut = len(prefix)
     visited: set[tuple[int, int]] = set()
     try:
         st = os.stat(root)
@@ -101,50 +131,186 @@ def walk_folder(
         if cancel is not None and cancel.cancelled:
             return
         current = stack.pop()
-        try:
-            with os.scandir(current) as entries:
-                listing = list(entries)
-        except OSError:
-            walk.unreadable.append(current[len(prefix) :] + os.sep if current != root else "")
-            yield None
+        with _gc_paused():
+            found = _list_dir(current, root, cut, skip_roots, visited, stack, walk)
+        yield found
+
+
+def _list_dir(
+    current: str,
+    root: str,
+    cut: int,
+    skip_roots: set[str],
+    visited: set[tuple[int, int]],
+    stack: list[str],
+    walk: _Walk,
+) -> list[_Entry]:
+    """The image files directly in `current`; sub-directories not seen yet go on `stack`."""
+    is_reg = stat.S_ISREG
+    extensions = IMAGE_EXTENSIONS
+    try:
+        with os.scandir(current) as entries:
+            listing = list(entries)
+    except OSError:
+        walk.unreadable.append(current[cut:] + os.sep if current != root else "")
+        return []
+    found: list[_Entry] = []
+    for entry in listing:
+        name = entry.name
+        if name[0] == ".":
             continue
-        for entry in listing:
-            if entry.name.startswith("."):
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            if entry.path in skip_roots:
                 continue
             try:
-                is_dir = entry.is_dir(follow_symlinks=True)
+                dst = entry.stat()
             except OSError:
-                is_dir = False
-            if is_dir:
-                if entry.path in skip_roots:
-                    continue
-                try:
-                    dst = entry.stat(follow_symlinks=True)
-                except OSError:
-                    continue
-                key = (dst.st_dev, dst.st_ino)
-                if key not in visited:
-                    visited.add(key)
-                    stack.append(entry.path)
                 continue
-            if not _is_image_name(entry.name):
-                continue
-            relpath = entry.path[len(prefix) :]
-            try:
-                fst = entry.stat(follow_symlinks=True)
-            except OSError as exc:
-                reason = (
-                    "broken symbolic link (its target is missing or loops)"
-                    if entry.is_symlink()
-                    else f"cannot read file: {exc.strerror}"
-                )
-                yield _Found(folder.id, relpath, entry.path, 0, 0, 0, 0, reason)
-                continue
-            if not stat.S_ISREG(fst.st_mode):
-                continue
-            yield _Found(
-                folder.id, relpath, entry.path, fst.st_size, fst.st_mtime_ns, fst.st_dev, fst.st_ino
+            key = (dst.st_dev, dst.st_ino)
+            if key not in visited:
+                visited.add(key)
+                stack.append(entry.path)
+            continue
+        dot = name.rfind(".")  # _is_image_name, inlined: this runs for every entry
+        if dot <= 0 or name[dot:].lower() not in extensions:
+            continue
+        path = entry.path
+        try:
+            fst = entry.stat()
+        except OSError as exc:
+            reason = (
+                "broken symbolic link (its target is missing or loops)"
+                if entry.is_symlink()
+                else f"cannot read file: {exc.strerror}"
             )
+            found.append((path[cut:], path, 0, 0, 0, 0, reason))
+            continue
+        if is_reg(fst.st_mode):
+            found.append(
+                (path[cut:], path, fst.st_size, fst.st_mtime_ns, fst.st_dev, fst.st_ino, None)
+            )
+    return found
+
+
+_Row = tuple[int, int, int, str, str | None]  # id, size, mtime_ns, status, error
+_SIG_CHUNK = 100_000  # image ids per query: bounds the size of one concatenated string
+
+
+@dataclass(slots=True)
+class _Known:
+    """What the database holds for one folder, as a rescan needs it.
+
+    `sigs` maps relpath to "size:mtime_ns" for every row; `failed` maps the relpath
+    of each unreadable row to its error. Full rows (ids) are read only for the few
+    files that changed or vanished (`rows_for`).
+    """
+
+    sigs: dict[str, str]
+    failed: dict[str, str | None]
+    rows: dict[str, _Row]  # full rows read so far (names that are not UTF-8 always)
+
+
+def _known_rows(sessions: sessionmaker[Session], folder_id: int) -> _Known:
+    """The folder's rows in a few queries, for comparing with the walk.
+
+    SQLite concatenates "relpath NUL size:mtime" for the whole folder into one
+    string, which Python splits and pairs in C: ~2x faster than a row tuple per
+    file through the cursor, and ~5x faster than the ORM, at 100,000 rows. NUL
+    cannot occur in a file name. Names stored as bytes (not valid UTF-8, see
+    db.FsPath) are read as full rows instead.
+    """
+    sigs: dict[str, str] = {}
+    failed: dict[str, str | None] = {}
+    rows: dict[str, _Row] = {}
+    with sessions() as session, _gc_paused():
+        dbapi: Any = session.connection().connection.driver_connection
+        lo, hi = dbapi.execute(
+            "SELECT min(id), max(id) FROM images WHERE folder_id = ?", (folder_id,)
+        ).fetchone()
+        for start in range(lo or 0, (hi or -1) + 1, _SIG_CHUNK):
+            (joined,) = dbapi.execute(
+                "SELECT group_concat(relpath || char(0) || coalesce(size, -1) || ':' ||"
+                " coalesce(mtime_ns, -1), char(0)) FROM images WHERE folder_id = ?"
+                " AND id >= ? AND id < ? AND typeof(relpath) = 'text'",
+                (folder_id, start, start + _SIG_CHUNK),
+            ).fetchone()
+            if joined:
+                parts = joined.split("\0")
+                sigs.update(zip(parts[::2], parts[1::2], strict=True))
+        for rel, error in dbapi.execute(
+            "SELECT relpath, error FROM images WHERE folder_id = ? AND status != 'ok'"
+            " AND typeof(relpath) = 'text'",
+            (folder_id,),
+        ):
+            failed[rel] = error
+        for raw, *row in dbapi.execute(
+            "SELECT relpath, id, size, mtime_ns, status, error FROM images"
+            " WHERE folder_id = ? AND typeof(relpath) != 'text'",
+            (folder_id,),
+        ):
+            rel = os.fsdecode(bytes(raw))
+            rows[rel] = tuple(row)
+            sigs[rel] = f"{row[1]}:{row[2]}"
+            if row[3] != "ok":
+                failed[rel] = row[4]
+    return _Known(sigs, failed, rows)
+
+
+def _rows_for(
+    sessions: sessionmaker[Session], folder_id: int, known: _Known, rels: list[str]
+) -> dict[str, _Row]:
+    """Full rows of the given relpaths (changed or vanished files), 500 per query."""
+    out = {rel: known.rows[rel] for rel in rels if rel in known.rows}
+    wanted = [rel for rel in rels if rel not in known.rows]
+    with sessions() as session:
+        dbapi: Any = session.connection().connection.driver_connection
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for rel, *row in dbapi.execute(
+                "SELECT relpath, id, size, mtime_ns, status, error FROM images"
+                f" WHERE folder_id = ? AND relpath IN ({marks})",
+                (folder_id, *chunk),
+            ):
+                out[rel] = tuple(row)
+    return out
+
+
+def _diff(
+    folder_id: int,
+    entries: list[_Entry],
+    known: _Known,
+    changed: list[str],
+    todo: list[_Found],
+    report: ScanReport,
+) -> None:
+    """Sort walked files into unchanged (counted) and new or changed (`todo`); the
+    relpaths of changed files that have a row go to `changed`."""
+    pop = known.sigs.pop
+    failed = known.failed
+    unchanged = 0
+    for entry in entries:
+        rel = entry[0]
+        sig = pop(rel, None)
+        if sig is not None:
+            error = entry[6]
+            # Unchanged: the same (size, mtime), or still broken the same way.
+            if (
+                sig == f"{entry[2]}:{entry[3]}"
+                if error is None
+                else rel in failed and failed[rel] == error
+            ):
+                unchanged += 1
+                if rel in failed:
+                    report.failed.append((entry[1], failed[rel] or "unreadable"))
+                continue
+            changed.append(rel)
+        todo.append(_Found(folder_id, *entry))
+    report.unchanged += unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,51 +387,30 @@ def scan(
         all_folders = list(session.scalars(select(Folder)))
     by_id = {f.id: f for f in all_folders}
     todo: list[_Found] = []
+    # Rows of files that changed, by (folder id, relpath): _commit updates them.
     known: dict[tuple[int, str], tuple[int, int, int, str, str | None]] = {}
-    seen_rel: dict[int, set[str]] = {}
+    gone_rows: dict[int, list[int]] = {}
     complete: list[int] = []
+    walked = 0
 
     for folder_id in folder_ids:
         folder = by_id[folder_id]
         skip = {f.path for f in all_folders if f.id != folder_id}
-        with sessions() as session:
-            for row_id, rel, size, mtime, status, error in session.execute(
-                select(
-                    ImageRow.id,
-                    ImageRow.relpath,
-                    ImageRow.size,
-                    ImageRow.mtime_ns,
-                    ImageRow.status,
-                    ImageRow.error,
-                ).where(ImageRow.folder_id == folder_id)
-            ):
-                known[(folder_id, rel)] = (row_id, size, mtime, status, error)
-        seen = seen_rel.setdefault(folder_id, set())
         walk = _Walk()
+        next_report = walked + 500
         try:
-            for found in walk_folder(folder, skip, walk, cancel):
-                if found is None:
-                    continue
-                seen.add(found.relpath)
-                old = known.get((folder_id, found.relpath))
-                same_file = (
-                    found.error is None
-                    and old is not None
-                    and old[1:3]
-                    == (
-                        found.size,
-                        found.mtime_ns,
-                    )
-                )
-                same_fault = found.error is not None and old is not None and old[4] == found.error
-                if old is not None and (same_file or same_fault):
-                    report.unchanged += 1
-                    if old[3] == "failed":
-                        report.failed.append((found.path, old[4] or "unreadable"))
-                else:
-                    todo.append(found)
-                if (len(seen) % 500) == 0:
-                    yield Progress("walk", len(seen), None, found.path, "looking for photos")
+            # What the database holds for this folder, by relpath. Each file the walk
+            # finds is popped from it; what is left at the end is gone from disk.
+            # (Reading it on a second thread while walking was slower: the GIL.)
+            known_rows = _known_rows(sessions, folder_id)
+            changed: list[str] = []
+            for batch in walk_folder(folder, skip, walk, cancel):
+                with _gc_paused():
+                    _diff(folder_id, batch, known_rows, changed, todo, report)
+                walked += len(batch)
+                if walked >= next_report and batch:
+                    next_report = walked + 500
+                    yield Progress("walk", walked, None, batch[-1][1], "looking for photos")
         except FileNotFoundError as exc:
             report.warnings.append(str(exc))
             continue
@@ -274,11 +419,16 @@ def scan(
             return report
         for rel in walk.unreadable:
             report.warnings.append(f"could not list {os.path.join(folder.path, rel)}")
-        if walk.unreadable:
-            # Keep rows under folders we could not list: their files may still exist.
-            for key in list(known):
-                if key[0] == folder_id and any(key[1].startswith(u) for u in walk.unreadable):
-                    seen.add(key[1])
+        # Rows under folders we could not list are kept: their files may still exist.
+        unreadable = tuple(walk.unreadable)
+        vanished = [
+            rel for rel in known_rows.sigs if not (unreadable and rel.startswith(unreadable))
+        ]
+        full = _rows_for(sessions, folder_id, known_rows, changed + vanished)
+        for rel in changed:
+            if rel in full:
+                known[(folder_id, rel)] = full[rel]
+        gone_rows[folder_id] = [full[rel][0] for rel in vanished if rel in full]
         complete.append(folder_id)
 
     total = len(todo)
@@ -314,15 +464,13 @@ def scan(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
-    with sessions() as session, session.begin():
-        for folder_id in complete:
-            seen = seen_rel[folder_id]
-            gone = [
-                old[0] for key, old in known.items() if key[0] == folder_id and key[1] not in seen
-            ]
-            for start in range(0, len(gone), 500):
-                session.execute(delete(ImageRow).where(ImageRow.id.in_(gone[start : start + 500])))
-            report.removed += len(gone)
+    gone_all = [row_id for folder_id in complete for row_id in gone_rows[folder_id]]
+    if gone_all:
+        with sessions() as session, session.begin():
+            for start in range(0, len(gone_all), 500):
+                chunk = gone_all[start : start + 500]
+                session.execute(delete(ImageRow).where(ImageRow.id.in_(chunk)))
+    report.removed += len(gone_all)
     return report
 
 

@@ -61,6 +61,7 @@ PRECISIONS = (
     ("auto", "Automatic"),
     ("fp32", "Full (fp32)"),
     ("bf16", "Half (bf16): faster where supported"),
+    ("int8", "Quantised (int8): faster on CPUs without bf16"),
 )
 MAX_BATCH = 512
 

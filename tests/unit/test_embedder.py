@@ -501,3 +501,129 @@ def test_precision_setting_picks_the_dtype(tmp_path: Path) -> None:
     assert low.dtype == np.float32 and float(fp32 @ low) > 0.99
     with pytest.raises(ValueError, match="precision"):
         E.Embedder(weightsgen.TINY, weights, device="cpu", precision="int4")
+
+
+# --------------------------------------------------------------------------- precision (auto)
+
+
+def test_bf16_supported_follows_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(E, "_cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    assert not E.bf16_supported(cpu)
+    monkeypatch.setattr(E, "_cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert E.bf16_supported(cpu)
+    monkeypatch.setattr(E, "_cpu_flags", lambda: frozenset({"amx_bf16"}))
+    assert E.bf16_supported(cpu)
+    assert not E.bf16_supported(torch.device("meta"))
+
+
+def test_precision_auto_is_fp32_without_native_bf16(
+    tiny_pth: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(E, "bf16_supported", lambda device: False)
+    emb = Embedder(TINY, tiny_pth, device="cpu")
+    assert emb.dtype == torch.float32 and "no native bf16" in emb.precision_note
+
+
+@pytest.mark.parametrize(("cosine", "expected"), [(0.9985, "float32"), (0.99995, "bfloat16")])
+def test_precision_auto_needs_a_close_enough_bf16(
+    tiny_pth: Path, monkeypatch: pytest.MonkeyPatch, cosine: float, expected: str
+) -> None:
+    monkeypatch.setattr(E, "bf16_supported", lambda device: True)
+    monkeypatch.setattr(Embedder, "low_precision_min_cosine", lambda self, dtype: cosine)
+    emb = Embedder(TINY, tiny_pth, device="cpu")
+    assert emb.dtype == getattr(torch, expected)
+    assert f"{cosine:.5f}" in emb.precision_note
+    # An explicit setting is obeyed whatever auto would pick.
+    assert Embedder(TINY, tiny_pth, device="cpu", precision="fp32").dtype == torch.float32
+
+
+def test_low_precision_cosines_are_measured_on_the_model(tiny_embedder: Embedder) -> None:
+    cos = tiny_embedder.low_precision_cosines(torch.bfloat16)
+    assert cos.shape == (E.PROBE_IMAGES,) and np.all(cos > 0.9) and np.all(cos <= 1.0001)
+    assert np.allclose(tiny_embedder.low_precision_cosines(torch.float32), 1.0, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- device decode
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orient_matches_pillow(orientation: int) -> None:
+    from dino_desktop.core import images
+
+    arr = np.random.default_rng(orientation).integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    expected = images._apply_orientation(Image.fromarray(arr), orientation)
+    got = E._orient(torch.from_numpy(arr).permute(2, 0, 1), orientation)
+    assert np.array_equal(got.permute(1, 2, 0).numpy(), np.asarray(expected))
+
+
+@pytest.fixture
+def mixed_dir(tmp_path: Path) -> list[str]:
+    """JPEGs in every EXIF orientation, a PNG, a CMYK JPEG, a truncated JPEG and junk."""
+    import imagegen
+
+    paths = [
+        str(imagegen.save_jpeg(tmp_path / f"o{o}.jpg", seed=o, orientation=o, size=(400, 300)))
+        for o in range(1, 9)
+    ]
+    paths.append(str(imagegen.save_as(tmp_path / "x.png", "PNG", seed=3)))
+    paths.append(str(imagegen.cmyk_jpeg(tmp_path / "cmyk.jpg", seed=4)))
+    whole = Path(paths[0]).read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "junk.jpg").write_bytes(b"not a jpeg at all")
+    return [*paths, str(tmp_path / "cut.jpg"), str(tmp_path / "junk.jpg")]
+
+
+def _embed_all(emb: Embedder, paths: list[str]) -> list[tuple[np.ndarray | None, str | None]]:
+    return [(v, e) for _, v, e in emb.embed_files(paths)]
+
+
+def test_device_decode_agrees_with_pillow(tiny_pth: Path, mixed_dir: list[str]) -> None:
+    """Forced on the CPU (torchvision's libjpeg decode_jpeg), the device path gives
+    nearly the same vectors as Pillow, and the same failures with the same reasons."""
+    pillow = Embedder(TINY, tiny_pth, device="cpu", batch_size=4, device_decode=False)
+    device = Embedder(TINY, tiny_pth, device="cpu", batch_size=4, device_decode=True)
+    assert device.device_decode and not pillow.device_decode
+    for (a, ea), (b, eb), path in zip(
+        _embed_all(pillow, mixed_dir), _embed_all(device, mixed_dir), mixed_dir, strict=True
+    ):
+        assert ea == eb, path
+        if a is None:
+            assert b is None and ea
+        else:
+            assert b is not None and cos(a, b) > 0.98, path  # full decode vs draft: close
+    assert E.read_jpeg_bytes(mixed_dir[0]) is not None
+    for not_for_device in mixed_dir[8:11]:  # PNG, CMYK, truncated: Pillow decodes them
+        assert E.read_jpeg_bytes(not_for_device) is None
+
+
+def test_device_decode_falls_back_to_pillow_on_error(
+    tiny_pth: Path, mixed_dir: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torchvision.io as tvio
+
+    pillow = Embedder(TINY, tiny_pth, device="cpu", batch_size=4, device_decode=False)
+    device = Embedder(TINY, tiny_pth, device="cpu", batch_size=4, device_decode=True)
+    calls: list[int] = []
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        raise RuntimeError("nvjpeg: unsupported")
+
+    monkeypatch.setattr(tvio, "decode_jpeg", broken)
+    for (a, ea), (b, eb) in zip(
+        _embed_all(pillow, mixed_dir), _embed_all(device, mixed_dir), strict=True
+    ):
+        assert ea == eb
+        if a is not None:
+            assert b is not None and cos(a, b) > 0.99999  # exactly the Pillow path
+    assert calls  # the device decoder was tried first
+
+
+def test_int8_is_an_opt_in_cpu_precision(tiny_pth: Path) -> None:
+    fp32 = Embedder(TINY, tiny_pth, device="cpu")
+    int8 = Embedder(TINY, tiny_pth, device="cpu", precision="int8")
+    assert int8.quantized and not fp32.quantized and int8.precision_note.startswith("int8")
+    img = photo(5)
+    a, b = fp32.embed_images([img])[0], int8.embed_images([img])[0]
+    assert b.dtype == np.float32 and cos(a, b) > 0.98

@@ -172,3 +172,22 @@ def test_cancel_keeps_what_was_done_and_a_rescan_finishes(tmp_path: Path) -> Non
     again = _scan(lib, root)
     assert again.added + result.added == 30 and not again.cancelled
     assert any(s.total == 30 for s in steps if s.phase == "index")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file names that are not UTF-8 need POSIX")
+def test_rescan_of_names_that_are_not_utf8_finds_them_unchanged(tmp_path: Path) -> None:
+    """A rescan reads the folder's rows in one raw query; names stored as bytes
+    (not valid UTF-8) must match the walk's names again, not look new and gone."""
+    root = tmp_path / "bytes"
+    root.mkdir()
+    try:
+        name = os.fsdecode(b"caf\xe9 \xff.jpg")
+        imagegen.save_jpeg(root / name, seed=1)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    imagegen.save_jpeg(root / "plain.jpg", seed=2)
+    lib = _lib(tmp_path)
+    assert _scan(lib, root).added == 2
+    again = _scan(lib)
+    assert (again.added, again.updated, again.removed, again.unchanged) == (0, 0, 0, 2)
+    assert name in _rows(lib)
