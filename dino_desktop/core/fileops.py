@@ -37,6 +37,7 @@ exposed, so undo of a trash there answers "restore it from the system trash".
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import json
 import os
 import shutil
@@ -50,11 +51,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core.db import Folder, ImageRow, JournalRow
+from dino_desktop.core.progress import CancelToken, Job, Progress, drive
 
 PAYLOAD_VERSION = 1
 # How many names "a (1).jpg" … to try before giving up on a destination.
@@ -86,6 +88,8 @@ class OpResult:
     failed: list[tuple[str, str]]
     moved: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Stopped by a cancel before the end: the items not reached were left as they were.
+    cancelled: bool = False
 
 
 class _ItemError(Exception):
@@ -477,6 +481,25 @@ def plan_export(clusters: Iterable[tuple[str, Sequence[str]]], dest: str) -> lis
     return plan
 
 
+def _source_identity(path: str) -> list[Any] | None:
+    """[dev, inode, size, mtime_ns, symlink target or None] of a path, None if missing."""
+    try:
+        st = os.lstat(path)
+        link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, link]
+
+
+def _drop_partials(folder: str) -> None:
+    """Remove our own temporary copies (".dino-*.partial") left in `folder` by a crash."""
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".dino-") and entry.name.endswith(".partial"):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
 def _remove_empty_dirs(dirs: Iterable[str]) -> None:
     """Remove folders an export created, deepest first, where they are empty again."""
     for d in sorted(dirs, key=len, reverse=True):
@@ -534,13 +557,32 @@ class FileOps:
     def export(self, plan: Sequence[tuple[str, str]], mode: str) -> OpResult:
         """Write files to planned destinations by copy, hard link, symlink or move; journaled.
 
+        `export_job` with progress and cancel; see there.
+        """
+        return drive(self.export_job(plan, mode))
+
+    def export_job(
+        self,
+        plan: Sequence[tuple[str, str]],
+        mode: str,
+        cancel: CancelToken | None = None,
+        *,
+        library_folder: str | None = None,
+    ) -> Job[OpResult]:
+        """Write files to planned destinations; yields Progress per file, stops on `cancel`.
+
         `plan` pairs each source with its destination path (see `plan_export`).
         Never overwrites: a destination taken meanwhile gets a " (1)" suffix.
         Missing destination folders are created (and recorded, so that undo
         removes them again when empty). Raises ReferenceFolderError (nothing
         done) for a destination in a reference folder, or for a move out of
         one; FileOpError for an unknown mode or an empty plan. `moved` pairs
-        each source with the path written.
+        each source with the path written. A cancelled export returns what it
+        did (`cancelled` set); it is journaled and undoable like a whole one.
+
+        `library_folder` (with a move): the destination folder is registered as
+        a library folder unless it lies in one, so the moved photos' rows follow
+        them; the undo unregisters it again once no photo is left in it.
         """
         if mode not in EXPORT_MODES:
             raise FileOpError(f"unknown export mode {mode!r}; use {', '.join(EXPORT_MODES)}")
@@ -558,14 +600,25 @@ class FileOps:
                 new_dirs.add(d)
                 d = os.path.dirname(d)
         items = [{"src": s, "dest": d, "status": "pending", "reason": None} for s, d in pairs]
-        extra = {"mode": mode, "new_dirs": sorted(new_dirs, key=len, reverse=True)}
-        return self._run(
+        extra: dict[str, Any] = {"mode": mode}
+        if mode == "move" and library_folder is not None:
+            root = os.path.abspath(os.fspath(library_folder))
+            d = root  # before it is created below: undo removes it again when empty
+            while d and not os.path.lexists(d) and d not in new_dirs:
+                new_dirs.add(d)
+                d = os.path.dirname(d)
+            if self._register_folder(root):
+                extra["registered_folder"] = os.path.realpath(root)
+        extra["new_dirs"] = sorted(new_dirs, key=len, reverse=True)
+        result = yield from self._run_job(
             "export",
             extra,
             items,
             lambda it: self._export_one(it, mode),
             forget=mode == "move",
+            cancel=cancel,
         )
+        return result
 
     def undo(self, journal_id: int | None = None) -> OpResult:
         """Undo a trash, move or export: the given entry, or the latest one not undone yet.
@@ -607,20 +660,17 @@ class FileOps:
             raise FileOpError(f"file operation #{entry_id} ({action}) cannot be undone")
 
         items: list[dict[str, Any]] = payload.get("items", [])
+        # "pending": the operation was interrupted (a crash, a kill) before this
+        # item was recorded; where its file is now is read from the disk.
         todo = [
             it
             for it in items
-            if it.get("status") == "done" and (it.get("undo") or {}).get("status") != "done"
+            if it.get("status") in ("done", "pending")
+            and (it.get("undo") or {}).get("status") != "done"
         ]
         failed: list[tuple[str, str]] = []
-        for it in items:
-            if it.get("status") == "pending":
-                # Interrupted before this item was recorded: it may or may not
-                # have happened, so guessing could move the wrong file.
-                where = it.get("dest") or "the system trash"
-                failed.append((it["src"], f"interrupted; check {it['src']} and {where}"))
         if action == "trash":
-            unknown = [it["src"] for it in todo if not it.get("dest")]
+            unknown = [it["src"] for it in todo if not it.get("dest") and it["status"] == "done"]
             if todo and len(unknown) == len(todo):
                 raise FileOpError(
                     "restore it from the system trash: "
@@ -637,12 +687,19 @@ class FileOps:
         moved: list[tuple[str, str]] = []
         notes: list[str] = []
         retry = False
-        gone: list[str] = []
+        gone: list[tuple[str, str | None]] = []
         pending_batch = 0
         try:
             for it in todo:
                 try:
-                    current, restored = self._undo_one(action, it)
+                    if it["status"] == "pending":
+                        back = self._recover_pending(action, it)
+                        if back is None:  # it had not moved: nothing to put back
+                            it["status"], it["reason"] = "skipped", "interrupted before it"
+                            continue
+                        current, restored = back
+                    else:
+                        current, restored = self._undo_one(action, it)
                 except _ItemError as exc:
                     it["undo"] = {"status": "failed", "reason": str(exc), "retry": exc.retry}
                     failed.append((it["src"], str(exc)))
@@ -651,7 +708,7 @@ class FileOps:
                     it["undo"] = {"status": "done", "path": restored}
                     done.append(restored)
                     moved.append((current, restored))
-                    gone.append(current)
+                    gone.append((current, restored))
                     if restored != it["src"]:
                         notes.append(
                             f"{it['src']} was taken; restored as {os.path.basename(restored)}"
@@ -670,8 +727,33 @@ class FileOps:
             closed = finished and not retry
             payload["undo"]["status"] = "done" if closed else "partial"
             self._save(entry_id, payload, gone, undone=closed)
+        if closed and payload.get("registered_folder"):
+            self._unregister_if_empty(payload["registered_folder"])
         _remove_empty_dirs(payload.get("new_dirs", []))
         return OpResult(entry_id, done, failed, moved, notes)
+
+    def _register_folder(self, path: str) -> bool:
+        """Make `path` a library folder unless one holds it; True if it was added.
+
+        The folder is created here (it is in the export's `new_dirs`, journaled
+        before, so undo removes it again when empty).
+        """
+        real = os.path.realpath(path)
+        with self._sessions() as session, session.begin():
+            for f in session.scalars(select(Folder)):
+                if real == f.path or real.startswith(f.path.rstrip(os.sep) + os.sep):
+                    return False
+            os.makedirs(real, exist_ok=True)
+            session.add(Folder(path=real, is_reference=False, added_at=_now()))
+        return True
+
+    def _unregister_if_empty(self, path: str) -> None:
+        with self._sessions() as session, session.begin():
+            folder = session.scalar(select(Folder).where(Folder.path == path))
+            if folder is not None and not session.scalar(
+                select(ImageRow.id).where(ImageRow.folder_id == folder.id).limit(1)
+            ):
+                session.delete(folder)
 
     def history(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest entries, newest first: id, created_at, action, count, undone.
@@ -716,10 +798,27 @@ class FileOps:
         extra: dict[str, Any],
         items: list[dict[str, Any]],
         act: Callable[[dict[str, Any]], str | None],
+    ) -> OpResult:
+        return drive(self._run_job(action, extra, items, act))
+
+    def _run_job(
+        self,
+        action: str,
+        extra: dict[str, Any],
+        items: list[dict[str, Any]],
+        act: Callable[[dict[str, Any]], str | None],
         *,
         forget: bool = True,
-    ) -> OpResult:
-        """Journal, then act on each item; `forget`: sources left their paths (trash, move)."""
+        cancel: CancelToken | None = None,
+    ) -> Job[OpResult]:
+        """Journal, then act on each item, yielding Progress; `forget`: sources left
+        their paths (trash, move). A cancel stops between items: those not reached
+        are marked "skipped" (nothing happened to them) and the entry is saved.
+        """
+        for it in items:
+            # The source as it is before we act, journaled: after a crash undo
+            # finds the file by it (`_recover_pending`), wherever it got to.
+            it.setdefault("src_ident", _source_identity(it["src"]))
         payload: dict[str, Any] = {
             "version": PAYLOAD_VERSION,
             "status": "pending",
@@ -741,10 +840,17 @@ class FileOps:
         failed: list[tuple[str, str]] = []
         moved: list[tuple[str, str]] = []
         notes: list[str] = []
-        gone: list[str] = []
+        gone: list[tuple[str, str | None]] = []
         pending_batch = 0
+        cancelled = False
         try:
-            for it in items:
+            for n, it in enumerate(items):
+                yield Progress(action, n, len(items), it["src"])
+                if cancel is not None and cancel.cancelled:
+                    cancelled = True
+                    for rest in items[n:]:
+                        rest["status"], rest["reason"] = "skipped", "cancelled"
+                    break
                 try:
                     note = act(it)
                 except _ItemError as exc:
@@ -757,7 +863,7 @@ class FileOps:
                     it["status"] = "done"
                     done.append(it["src"])
                     if forget:
-                        gone.append(it["src"])
+                        gone.append((it["src"], it.get("dest")))
                     if it.get("dest"):
                         moved.append((it["src"], it["dest"]))
                     if note:
@@ -766,11 +872,12 @@ class FileOps:
                 if pending_batch >= self._batch_size(len(items)):
                     self._save(entry_id, payload, gone)
                     gone, pending_batch = [], 0
-            payload["status"] = "done"
+            payload["status"] = "cancelled" if cancelled else "done"
         finally:
             # Also on an unexpected error: record what did happen before it.
             self._save(entry_id, payload, gone)
-        return OpResult(entry_id, done, failed, moved, notes)
+        yield Progress(action, len(done) + len(failed), len(items))
+        return OpResult(entry_id, done, failed, moved, notes, cancelled)
 
     def _trash_one(self, it: dict[str, Any]) -> str | None:
         src: str = it["src"]
@@ -825,6 +932,11 @@ class FileOps:
         try:
             st = os.lstat(current)
         except FileNotFoundError:
+            back = it.get("ident")
+            with contextlib.suppress(OSError):
+                now = os.lstat(src)
+                if back and [now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns] == back:
+                    return current, src  # put back by an undo that was interrupted
             where = "the trash (emptied?)" if action == "trash" else current
             raise _ItemError(f"no longer in {where}") from None
         except OSError as exc:
@@ -835,6 +947,12 @@ class FileOps:
         if ident is not None and [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns] != ident:
             raise _ItemError(f"{current} was replaced or changed since the move; left where it is")
         parent = os.path.dirname(src)
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.lstat(src), st):
+                # An earlier undo was interrupted after linking the file back and
+                # before removing the other name: finish it (drop that second name).
+                os.unlink(current)
+                return current, src
         try:
             os.makedirs(parent, exist_ok=True)  # its folder may be gone since
             restored = _place(current, parent, os.path.basename(src))
@@ -847,6 +965,78 @@ class FileOps:
             with contextlib.suppress(OSError):
                 os.unlink(it["info"])
         return current, restored
+
+    def _recover_pending(self, action: str, it: dict[str, Any]) -> tuple[str, str] | None:
+        """Undo one item that an interruption left "pending"; None if it had not moved.
+
+        The journal holds the source's identity from before the operation
+        (`src_ident`), so the disk tells how far the item got. Not begun: the
+        file is at its source. Half done: the source is there *and* a second
+        name of it (a hard link) or a finished copy of it (across devices) sits
+        at the destination: that extra is removed (a link is unlinked, a copy
+        goes to the trash after a byte comparison), the source stays. Done: the
+        file is only at its destination (or in the trash) and is moved back.
+        Our hidden ".dino-*.partial" copies left by a kill mid-copy are removed.
+        """
+        src: str = it["src"]
+        ident = it.get("src_ident")
+        if not ident:  # journaled before identities were recorded, or no source then
+            where = it.get("dest") or "the system trash"
+            raise _ItemError(f"interrupted; check {src} and {where}")
+        dev, ino, size, mtime_ns, link = ident
+        at_src = os.path.lexists(src)
+        if action == "trash":
+            if at_src:
+                return None
+            dirs = _trash_dirs(src) if _freedesktop() else []
+            found = _find_in_trash(src, _Identity(dev, ino, size), dirs) if dirs else None
+            if found is None:
+                raise _ItemError(f"interrupted; {src} is not in its folder: see the system trash")
+            it["dest"], it["info"] = found
+            return self._undo_one(action, it)
+        planned: str = it["dest"]
+        folder, base = os.path.split(planned)
+        _drop_partials(folder)
+        try:
+            names = set(os.listdir(folder))
+        except OSError:
+            names = set()
+        for n, name in enumerate(collision_names(base)):
+            if n > len(names) + 1:
+                break
+            if name not in names:
+                continue
+            cand = os.path.join(folder, name)
+            try:
+                st = os.lstat(cand)
+            except OSError:
+                continue
+            if link is not None:
+                ours = stat.S_ISLNK(st.st_mode) and os.readlink(cand) == link
+            else:
+                ours = stat.S_ISREG(st.st_mode) and (
+                    (st.st_dev, st.st_ino) == (dev, ino)
+                    or (st.st_size, st.st_mtime_ns) == (size, mtime_ns)
+                )
+            if not ours:
+                continue
+            if not at_src:
+                it["dest"], it["ident"] = cand, [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+                return self._undo_one(action, it)
+            try:
+                src_st = os.lstat(src)
+            except OSError as exc:
+                raise _ItemError(_reason(exc), retry=True) from exc
+            if link is not None or os.path.samestat(src_st, st):
+                os.unlink(cand)  # a second name (or link) of what is still at the source
+            elif filecmp.cmp(src, cand, shallow=False):
+                _send_to_trash(cand)  # our finished copy; the source never left
+            else:
+                continue
+            return None
+        if at_src:
+            return None
+        raise _ItemError(f"interrupted; {src} is not in its folder nor in {folder}")
 
     def _export_one(self, it: dict[str, Any], mode: str) -> str | None:
         src: str = it["src"]
@@ -953,9 +1143,14 @@ class FileOps:
     # ---- database ------------------------------------------------------------
 
     def _save(
-        self, entry_id: int, payload: dict[str, Any], gone: list[str], *, undone: bool = False
+        self,
+        entry_id: int,
+        payload: dict[str, Any],
+        gone: list[tuple[str, str | None]],
+        *,
+        undone: bool = False,
     ) -> None:
-        """Write the payload, and forget the images that left their paths, in one commit."""
+        """Write the payload, and update the images that left their paths, in one commit."""
         with self._sessions() as session, session.begin():
             row = session.get(JournalRow, entry_id)
             if row is None:  # deleted under us: nothing sensible left to record
@@ -964,26 +1159,56 @@ class FileOps:
             if undone:
                 row.undone_at = _now()
             if gone:
-                self._forget_images(session, gone)
+                self._relocate_images(session, gone)
 
     @staticmethod
-    def _forget_images(session: Session, paths: list[str]) -> None:
-        # Rows are keyed by the registered folder's real path plus the path below
-        # it as the scanner walked it; try the path as given and with its folder
-        # resolved. Embeddings go with their rows (ON DELETE CASCADE).
-        folders = [(f.id, f.path) for f in session.scalars(select(Folder))]
-        for path in paths:
+    def _relocate_images(session: Session, pairs: list[tuple[str, str | None]]) -> None:
+        """Follow files that moved: a row moves with its file into a registered folder.
+
+        A photo moved within the library (a move, an export by move into a library
+        folder, an undo of one) keeps its row, and so its embedding, date and
+        auto-folder membership: nothing is decoded or embedded again. One that left
+        every registered folder (the trash, an outside folder) is forgotten, and
+        its embedding goes with its row (ON DELETE CASCADE).
+        """
+        folders = [(f.id, f.path.rstrip(os.sep) + os.sep) for f in session.scalars(select(Folder))]
+
+        def locate(path: str) -> list[tuple[int, str]]:
+            # Rows are keyed by the registered folder's real path plus the path
+            # below it as the scanner walked it: try the path as given and with
+            # its folder resolved; the innermost registered folder owns a file.
             head, tail = os.path.split(path)
-            for form in {path, os.path.join(os.path.realpath(head), tail)}:
-                for folder_id, root in folders:
-                    prefix = root.rstrip(os.sep) + os.sep
-                    if form.startswith(prefix):
-                        session.execute(
-                            delete(ImageRow).where(
-                                ImageRow.folder_id == folder_id,
-                                ImageRow.relpath == form[len(prefix) :],
-                            )
-                        )
+            found: list[tuple[int, str]] = []
+            for form in dict.fromkeys((path, os.path.join(os.path.realpath(head), tail))):
+                owners = [(fid, root) for fid, root in folders if form.startswith(root)]
+                if owners:
+                    fid, root = max(owners, key=lambda o: len(o[1]))
+                    found.append((fid, form[len(root) :]))
+            return found
+
+        for src, dest in pairs:
+            found = locate(dest) if dest else []
+            target = found[-1] if found else None
+            if target is not None:
+                # A stale row for the destination (a file deleted there outside the
+                # app) would collide with the one moving in.
+                session.execute(
+                    delete(ImageRow).where(
+                        ImageRow.folder_id == target[0], ImageRow.relpath == target[1]
+                    )
+                )
+            for folder_id, rel in locate(src):
+                where = (ImageRow.folder_id == folder_id, ImageRow.relpath == rel)
+                if target is None:
+                    session.execute(delete(ImageRow).where(*where))
+                else:
+                    session.execute(
+                        update(ImageRow)
+                        .where(*where)
+                        .values(folder_id=target[0], relpath=target[1])
+                        .execution_options(synchronize_session=False)
+                    )
+                    break
 
     # ---- checks --------------------------------------------------------------
 

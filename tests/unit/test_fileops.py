@@ -226,8 +226,16 @@ def test_journal_entry_is_committed_before_the_trash_is_touched(
     monkeypatch.setattr(fileops, "_send_to_trash", failing_trash)
     result = ops.trash([str(photo)])
     assert seen[0]["status"] == "pending"
+    st = photo.lstat()
     assert seen[0]["items"] == [
-        {"src": str(photo), "dest": None, "status": "pending", "reason": None}
+        {
+            "src": str(photo),
+            "dest": None,
+            "status": "pending",
+            "reason": None,
+            # What undo finds the file by after a crash (test_crash_safety.py).
+            "src_ident": [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, None],
+        }
     ]
     assert result.failed == [(str(photo), "permission denied")]
     assert photo.read_bytes() == data
@@ -258,7 +266,9 @@ def test_an_interruption_leaves_a_journal_that_says_what_happened(
 
     result = ops.undo()
     assert result.done == [str(a)] and a.read_bytes() == data_a
-    assert result.failed[0][0] == str(b) and "interrupted" in result.failed[0][1]
+    # b was never trashed: undo sees it at its place and leaves it (no failure).
+    assert result.failed == [] and b.read_bytes() == data_b
+    assert _payload(sessions, entry["id"])["items"][1]["status"] == "skipped"
 
 
 def test_trash_forgets_the_image_rows_and_their_embeddings(
@@ -282,6 +292,36 @@ def test_trash_forgets_the_image_rows_and_their_embeddings(
     with sessions() as session:
         assert list(session.scalars(select(db.ImageRow.id))) == [b_id]
         assert list(session.scalars(select(db.Embedding.image_id))) == [b_id]
+
+
+def test_a_move_inside_the_library_keeps_the_row_and_undo_brings_it_back(
+    ops: FileOps, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """A photo moved between library folders keeps its row and embedding (no re-embed);
+    moved out of the library it is forgotten; undo follows it back."""
+    root, other, outside = tmp_path / "photos", tmp_path / "sorted", tmp_path / "outside"
+    _write(root / "a.jpg", 21)
+    _write(root / "b.jpg", 22)
+    other.mkdir()
+    outside.mkdir()
+    folder_id = _add_folder(sessions, root)
+    other_id = _add_folder(sessions, other)
+    a_id = _add_image(sessions, folder_id, "a.jpg")
+    b_id = _add_image(sessions, folder_id, "b.jpg")
+
+    def where(image_id: int) -> tuple[int, str] | None:
+        with sessions() as session:
+            row = session.get(db.ImageRow, image_id)
+            return None if row is None else (row.folder_id, row.relpath)
+
+    ops.move([str(root / "a.jpg")], str(other))
+    assert where(a_id) == (other_id, "a.jpg")
+    ops.move([str(root / "b.jpg")], str(outside))
+    assert where(b_id) is None  # left the library
+    ops.undo()  # b comes back: a rescan finds it again
+    ops.undo()
+    assert where(a_id) == (folder_id, "a.jpg")
+    assert (root / "a.jpg").exists() and (root / "b.jpg").exists()
 
 
 # ---- reference folders -----------------------------------------------------------
