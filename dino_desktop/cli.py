@@ -150,6 +150,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["copy", "hardlink", "symlink", "move"], default="copy")
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
 
+    p = sub.add_parser(
+        "sort-by-example",
+        parents=[common],
+        help="learn labels from example folders, sort every other photo",
+        description="Each DIR is a label (its name) and its photos are the examples; every "
+        "other embedded photo gets the most likely label and a confidence. Photos below "
+        "--threshold are 'Unsure'. With --export, the sorted photos are written into DEST, "
+        "a folder per label (undoable with 'undo').",
+    )
+    p.add_argument("--labels", nargs="+", required=True, metavar="DIR", help="example folders")
+    p.add_argument(
+        "--classifier",
+        choices=["logreg", "mlp"],
+        default="logreg",
+        help="logistic regression (default) or a small MLP head",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="confidence below which a photo is Unsure, in [0, 1] (default 0.6)",
+    )
+    p.add_argument("--export", metavar="DEST", help="write the sorted photos into DEST")
+    p.add_argument("--mode", choices=["copy", "hardlink", "symlink", "move"], default="copy")
+
     p = sub.add_parser("trash", parents=[common], help="move files to the system trash (undoable)")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p = sub.add_parser("undo", parents=[common], help="undo the last (or given) file operation")
@@ -175,7 +200,14 @@ def _progress_bar() -> tuple[Callable[[Any], None], Callable[[], None]]:
     from tqdm import tqdm
 
     state: dict[str, Any] = {"phase": None, "bar": None}
-    labels = {"walk": "Looking for photos", "index": "Reading photos", "embed": "Embedding"}
+    labels = {
+        "walk": "Looking for photos",
+        "index": "Reading photos",
+        "embed": "Embedding",
+        "export": "Exporting",
+        "train": "Learning",
+        "predict": "Sorting",
+    }
 
     def update(step: Any) -> None:
         if step.phase != state["phase"]:
@@ -484,6 +516,8 @@ def _cmd_cluster(lib: Any, args: argparse.Namespace) -> int:
 
 
 def _cmd_export_clusters(lib: Any, args: argparse.Namespace) -> int:
+    from dino_desktop.core.progress import drive
+
     if args.dry_run:
         plan = lib.export_plan(args.dest)
         if args.json:
@@ -499,7 +533,11 @@ def _cmd_export_clusters(lib: Any, args: argparse.Namespace) -> int:
             for src, dst in plan:
                 print(f"{src} -> {dst}")
         return EXIT_OK
-    result = lib.export_clusters(args.dest, args.mode)
+    update, close = _progress_bar()
+    try:
+        result = drive(lib.export_clusters_job(args.dest, args.mode), update)
+    finally:
+        close()
     written = [d for _, d in result.moved]
     if args.json:
         _print_json(
@@ -519,6 +557,82 @@ def _cmd_export_clusters(lib: Any, args: argparse.Namespace) -> int:
         for path, error in result.failed:
             print(f"  not written: {path}: {error}")
     return EXIT_ERROR if result.failed else EXIT_OK
+
+
+def _cmd_sort_by_example(lib: Any, args: argparse.Namespace) -> int:
+    from dino_desktop.core.progress import drive
+    from dino_desktop.core.sorting import UNSURE
+
+    missing = [d for d in args.labels if not os.path.isdir(d)]
+    if missing:
+        print(f"dino-desktop: error: not a folder: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        print("dino-desktop: error: --threshold must be between 0 and 1", file=sys.stderr)
+        return EXIT_USAGE
+    update, close = _progress_bar()
+    try:
+        drive(lib.scan_example_folders(args.labels), update)
+        labels = lib.labels_from_folders(args.labels)
+        result = drive(
+            lib.sort_by_example(
+                args.classifier, args.threshold, label_ids=[lb.id for lb in labels]
+            ),
+            update,
+        )
+        exported = None
+        if args.export:
+            exported = drive(lib.export_sorted_job(result, args.export, args.mode), update)
+    finally:
+        close()
+    paths = lib.paths_of(p.image_id for p in result.predictions)
+    predictions = [
+        {
+            "path": paths[p.image_id],
+            "label": UNSURE if p.unsure else p.label,
+            "confidence": round(p.confidence, 4),
+            "unsure": p.unsure,
+            "guess": p.label,
+        }
+        for p in sorted(result.predictions, key=lambda p: (p.unsure, p.label, -p.confidence))
+        if p.image_id in paths
+    ]
+    if args.json:
+        out: dict[str, Any] = {
+            "cv_accuracy": result.cv_accuracy,
+            "cv_folds": result.cv_folds,
+            "cv_note": result.cv_note,
+            "classifier": result.classifier,
+            "threshold": result.threshold,
+            "labels": [
+                {"name": lb.name, "folder": lb.folder, "examples": result.examples[lb.name]}
+                for lb in labels
+            ],
+            "predictions": predictions,
+        }
+        if exported is not None:
+            out["written"] = [d for _, d in exported.moved]
+            out["journal"] = exported.journal_id
+            out["failed"] = [{"path": p, "error": e} for p, e in exported.failed]
+        _print_json(out)
+    else:
+        accuracy = (
+            f"{result.cv_accuracy:.1%} ({result.cv_note})"
+            if result.cv_accuracy is not None
+            else f"not measured: {result.cv_note}"
+        )
+        print(f"Cross-validated accuracy: {accuracy}")
+        for name, items in result.by_label().items():
+            examples = f", {result.examples[name]} example(s)" if name in result.examples else ""
+            print(f"  {name}: {len(items)} photo(s){examples}")
+        if exported is not None:
+            print(
+                f"Wrote {len(exported.moved)} file(s) by {args.mode} into {args.export} "
+                f"(undo: dino-desktop undo {exported.journal_id})"
+            )
+            for path, error in exported.failed:
+                print(f"  not written: {path}: {error}")
+    return EXIT_ERROR if exported is not None and exported.failed else EXIT_OK
 
 
 def _cmd_trash(lib: Any, args: argparse.Namespace) -> int:
@@ -570,6 +684,7 @@ COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "overlay": _cmd_overlay,
     "cluster": _cmd_cluster,
     "export-clusters": _cmd_export_clusters,
+    "sort-by-example": _cmd_sort_by_example,
     "trash": _cmd_trash,
     "undo": _cmd_undo,
 }
@@ -589,6 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dino_desktop.core.fileops import FileOpError
     from dino_desktop.core.images import ImageError
     from dino_desktop.core.library import Library, LibraryError
+    from dino_desktop.core.lock import LibraryBusy
 
     try:
         lib = Library(args.library, model=args.model, weights=args.weights, device=args.device)
@@ -604,6 +720,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except emb.WeightsUnavailable as exc:
         print(f"dino-desktop: {exc}", file=sys.stderr)
         return EXIT_WEIGHTS
+    except LibraryBusy as exc:  # another process scans or changes files: try later
+        print(f"dino-desktop: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except (LibraryError, ImageError, emb.WeightsError, SchemaTooNew, FileOpError) as exc:
         print(f"dino-desktop: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

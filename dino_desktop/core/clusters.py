@@ -451,12 +451,14 @@ def _recentre(
         centroid = _normalise(x.mean(axis=0, keepdims=True))[0]
         row.centroid = centroid.astype(np.float32).tobytes()
         scores = x @ centroid
-        for i, s in zip((i for i in members if i in where), scores, strict=True):
-            session.execute(
-                update(ClusterMember)
-                .where(ClusterMember.cluster_id == cluster_id, ClusterMember.image_id == i)
-                .values(score=float(s))
-            )
+        # One executemany by primary key, not a statement per member.
+        session.execute(
+            update(ClusterMember),
+            [
+                {"cluster_id": cluster_id, "image_id": i, "score": float(s)}
+                for i, s in zip((i for i in members if i in where), scores, strict=True)
+            ],
+        )
     session.flush()
     # The outlier cut is relative to the whole run, so it is recomputed over all of it.
     all_ids = select(ClusterRow.id).where(ClusterRow.run_id == run_id).scalar_subquery()

@@ -179,6 +179,31 @@ class ClusterExclusion(Base):
     )
 
 
+class SortLabel(Base):
+    """A sort-by-example category; `folder`: its example folder, when it came from one."""
+
+    __tablename__ = "sort_labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    folder: Mapped[str | None] = mapped_column(FsPath, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SortExample(Base):
+    """A photo the user said is (`positive`) or is not an example of a label."""
+
+    __tablename__ = "sort_examples"
+
+    label_id: Mapped[int] = mapped_column(
+        ForeignKey("sort_labels.id", ondelete="CASCADE"), primary_key=True
+    )
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    positive: Mapped[bool] = mapped_column(Boolean)
+
+
 def _v1(conn: Connection) -> None:
     """The schema of DESIGN.md §3."""
     for ddl in (
@@ -277,7 +302,25 @@ def _v4(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
+def _v5(conn: Connection) -> None:
+    """Sort by example: labels (from a folder or made in the app) and their examples."""
+    for ddl in (
+        """CREATE TABLE sort_labels (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            folder VARCHAR,
+            created_at DATETIME NOT NULL)""",
+        """CREATE TABLE sort_examples (
+            label_id INTEGER NOT NULL REFERENCES sort_labels(id) ON DELETE CASCADE,
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            positive BOOLEAN NOT NULL,
+            PRIMARY KEY (label_id, image_id))""",
+        "CREATE INDEX ix_sort_examples_image ON sort_examples (image_id)",
+    ):
+        conn.exec_driver_sql(ddl)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -330,7 +373,13 @@ def open_engine(path: Path, *, upgrade: bool = True) -> Engine:
     event.listen(engine, "connect", _on_connect)
     event.listen(engine, "begin", _on_begin)
     if upgrade:
-        migrate(engine)
+        from dino_desktop.core.lock import waiting_lock
+
+        # Two processes opening a new (or older) library at once would both run
+        # the same migrations ("table folders already exists"): one at a time,
+        # and the second then finds the schema current.
+        with waiting_lock(path.with_name(path.name + ".migrate-lock")):
+            migrate(engine)
     return engine
 
 

@@ -10,6 +10,7 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFormLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from dino_desktop.core.library import PhotoRow
+from dino_desktop.gui.models import display_path
 
 
 def human_size(n: int) -> str:
@@ -68,9 +69,9 @@ class DetailsPanel(QWidget):
                 self.fields["File size"].setText(human_size(sum(p.size for p in photos)))
             return
         photo = photos[0]
-        self.title.setText(os.path.basename(photo.path))
-        self.title.setToolTip(photo.path)
-        self.fields["Folder"].setText(os.path.dirname(photo.path))
+        self.title.setText(display_path(os.path.basename(photo.path)))
+        self.title.setToolTip(display_path(photo.path))
+        self.fields["Folder"].setText(display_path(os.path.dirname(photo.path)))
         self.fields["File size"].setText(human_size(photo.size))
         self.fields["Dimensions"].setText(
             f"{photo.width} × {photo.height} ({photo.width * photo.height / 1e6:.1f} MP)"

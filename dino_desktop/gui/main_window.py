@@ -55,6 +55,7 @@ from dino_desktop.gui.views.browse import PhotosView
 from dino_desktop.gui.views.duplicates import DuplicatesView
 from dino_desktop.gui.views.folders import FoldersView
 from dino_desktop.gui.views.search import SimilarView, image_paths_of
+from dino_desktop.gui.views.sorting import SortView
 from dino_desktop.gui.workers import JobWorker, start
 
 REFRESH_S = 2.0
@@ -118,6 +119,12 @@ class MainWindow(QMainWindow):
             lambda text: self.statusBar().showMessage(text, 15000)
         )
         self.stack.addWidget(self.folders_view)
+        self.sorting_view = SortView(library, self.loader)
+        self.sorting_view.files_changed.connect(self._files_changed)
+        self.sorting_view.status_message.connect(
+            lambda text: self.statusBar().showMessage(text, 15000)
+        )
+        self.stack.addWidget(self.sorting_view)
         for view in (self.photos_view, self.similar_view):
             view.selection_changed.connect(self._show_details)
             view.photo_activated.connect(self.open_viewer)
@@ -148,8 +155,12 @@ class MainWindow(QMainWindow):
 
     def _build_sidebar(self) -> None:
         self.view_list = QListWidget()
-        self.view_list.addItems(["Photos", "Similar", "Duplicates", "Auto-folders"])
-        self.view_list.setMaximumHeight(104)
+        from dino_desktop.gui.theme import add_view_items  # (local: a packaging-only edit)
+
+        add_view_items(
+            self.view_list, ["Photos", "Similar", "Duplicates", "Auto-folders", "Sort by example"]
+        )
+        self.view_list.setMaximumHeight(128)
         self.view_list.currentRowChanged.connect(self._view_changed)
         self.folder_list = QListWidget()
         self.folder_list.currentItemChanged.connect(self._folder_chosen)
@@ -242,6 +253,7 @@ class MainWindow(QMainWindow):
         self._action(view, "&Similar", lambda: self.show_view(1), "Ctrl+2")
         self._action(view, "&Duplicates", lambda: self.show_view(2), "Ctrl+3")
         self._action(view, "&Auto-folders", lambda: self.show_view(3), "Ctrl+4")
+        self._action(view, "Sort by &example", lambda: self.show_view(4), "Ctrl+5")
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About DINO Desktop", self.about)
 
@@ -300,6 +312,8 @@ class MainWindow(QMainWindow):
 
     def _view_changed(self, index: int) -> None:
         self.stack.setCurrentIndex(index)
+        if self.stack.currentWidget() is self.sorting_view:
+            self.sorting_view.reload()  # example counts follow scans made meanwhile
         # The details panel follows the selection of the view in front.
         selected = self._selected()
         self._show_details(selected)
@@ -317,7 +331,11 @@ class MainWindow(QMainWindow):
     def _selected(self) -> list[PhotoRow]:
         # The Duplicates view has its own marks and actions: photo actions (Delete,
         # Ctrl+F) must never reach a selection the user cannot see.
-        if self.stack.currentWidget() in (self.duplicates_view, self.folders_view):
+        if self.stack.currentWidget() in (
+            self.duplicates_view,
+            self.folders_view,
+            self.sorting_view,
+        ):
             return []
         return self._active_view().selected_photos()
 
@@ -768,14 +786,25 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     def about(self) -> None:
+        from html import escape
+
+        from PySide6 import __version__ as pyside_version
+        from PySide6.QtCore import qVersion
+
         status = self.library.status()
-        QMessageBox.about(
+        paths = self.library.paths
+        QMessageBox.about(  # shows the application icon (set by gui.app)
             self,
             "About DINO Desktop",
             f"<h3>DINO Desktop {__version__}</h3>"
-            "<p>A photo organizer that understands pictures.</p>"
-            f"<p>Model: {status.model}<br>Weights: {status.weights or 'not installed'}<br>"
-            f"Library: {self.library.paths.home}</p>"
-            "<p>DINOv2 weights © Meta Platforms, Apache License 2.0. "
-            "Qt © The Qt Company, LGPLv3 (PySide6).</p>",
+            "<p>A photo organizer that understands pictures. MIT licence.</p>"
+            f"<p><b>Model:</b> {escape(status.model)}<br>"
+            f"<b>Weights:</b> {escape(status.weights or 'not installed')}</p>"
+            f"<p><b>Library (your data):</b> {escape(str(paths.home))}<br>"
+            f"<b>Models:</b> {escape(str(paths.models_dir))}<br>"
+            f"<b>Settings:</b> {escape(str(paths.settings))}</p>"
+            "<p>DINOv2 model and weights © Meta Platforms, Inc., Apache License 2.0 "
+            "(github.com/facebookresearch/dinov2). "
+            f"Qt {qVersion()} © The Qt Company, LGPLv3; PySide6 {pyside_version}, LGPLv3. "
+            "PyTorch (BSD-3-Clause), timm (Apache-2.0), FAISS (MIT).</p>",
         )

@@ -59,6 +59,15 @@ DEFAULT_THUMBNAIL_SIZE: Final = 160
 PHOTO_IDS_MIME: Final = "application/x-dino-desktop-image-ids"
 
 
+def display_path(path: str) -> str:
+    """A path as text for the screen: bytes that are not UTF-8 (kept by Python as
+    lone surrogates, PEP 383) become U+FFFD instead of silently vanishing in Qt.
+
+    Only for showing: every action uses the exact path of the PhotoRow.
+    """
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def dragged_photo_ids(mime: QMimeData) -> list[int]:
     """The image ids carried by a drag that started in one of our photo grids."""
     if not mime.hasFormat(PHOTO_IDS_MIME):
@@ -192,14 +201,14 @@ class PhotoListModel(QAbstractListModel):
             return None
         photo = self._rows[row]
         if role == Qt.ItemDataRole.DisplayRole:
-            name = os.path.basename(photo.path)
+            name = display_path(os.path.basename(photo.path))
             if self._scores is None:
                 return name
             return f"{name}\n{self._scores[row]:.3f}"
         if role == Qt.ItemDataRole.DecorationRole:
             return self._decoration(photo)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return photo.path
+            return display_path(photo.path)
         if role == PhotoRole:
             return photo
         if role == ScoreRole:

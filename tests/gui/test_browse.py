@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -106,7 +107,7 @@ def test_model_passes_qt_model_tester(
     assert_no_tester_failures(qtlog)
 
 
-def test_model_roles(lib: Library, loader: ThumbnailLoader) -> None:
+def test_model_roles(qtbot: QtBot, lib: Library, loader: ThumbnailLoader) -> None:
     model = PhotoListModel(loader)
     photos = lib.photos(sort="name")
     model.set_rows(photos)
@@ -124,6 +125,37 @@ def test_model_roles(lib: Library, loader: ThumbnailLoader) -> None:
         model.set_rows(photos, scores=[1.0])
     with pytest.raises(ValueError):
         model.append_rows(photos[2:3])  # a list with scores needs scores
+
+
+@pytest.mark.skipif(os.name == "nt", reason="file names are UTF-16 on Windows")
+def test_a_name_that_is_not_utf8_is_shown_and_kept_exact(
+    qtbot: QtBot, tmp_path: Path, loader: ThumbnailLoader
+) -> None:
+    """The grid and the details show U+FFFD for the bad bytes (Qt would drop them);
+    the photo behind the row keeps the exact path, so actions reach the right file."""
+    from dino_desktop.gui.details import DetailsPanel
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    raw = os.path.join(os.fsencode(folder), b"caf\xe9 \xff.jpg")
+    imagegen.save_jpeg(os.fsdecode(raw), seed=3, size=(64, 48))
+    library = Library(tmp_path / "odd-lib")
+    try:
+        drive(library.scan([folder], embed=False))
+        (photo,) = library.photos()
+        assert os.fsencode(photo.path) == raw
+        model = PhotoListModel(loader)
+        model.set_rows([photo])
+        index = model.index(0)
+        assert index.data(Qt.ItemDataRole.DisplayRole) == "caf\ufffd \ufffd.jpg"
+        assert "\ufffd" in index.data(Qt.ItemDataRole.ToolTipRole)
+        assert os.fsencode(index.data(PhotoRole).path) == raw
+        panel = DetailsPanel()
+        qtbot.addWidget(panel)
+        panel.show_photos([photo], None)
+        assert panel.title.text() == "caf\ufffd \ufffd.jpg"
+    finally:
+        library.close()
 
 
 def test_plan_update_inserts_removes_or_resets() -> None:

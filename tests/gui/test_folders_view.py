@@ -128,7 +128,7 @@ def test_merge_leaves_one_folder_fewer(qtbot: QtBot, view: FoldersView, lib: Lib
     before = view.clusters()
     if len(before) < 2:
         pytest.skip("k-means found one folder only")
-    assert view.merge(before[0].id, before[1].id)
+    _wait(qtbot, view.merge(before[0].id, before[1].id))
     after = view.clusters()
     assert len(after) == len(before) - 1 == view.cluster_list.topLevelItemCount()
     assert sum(c.size for c in after) == PHOTOS
@@ -141,18 +141,18 @@ def test_exclude_and_move_photos(qtbot: QtBot, view: FoldersView) -> None:
     first = view.clusters()[0]
     view.open_cluster(first.id)
     gone = first.member_ids[0]
-    assert view.exclude([gone]) == 1
+    _wait(qtbot, view.exclude([gone]))
     assert gone not in {i for c in view.clusters() for i in c.member_ids}
     assert sum(c.size for c in view.clusters()) == PHOTOS - 1
     # Excluded stays excluded: it is not offered back as a new photo...
     assert view.new_photos() == []
     # ...until the user puts it into a folder on purpose.
-    assert view.move_photos([gone], first.id)
+    _wait(qtbot, view.move_photos([gone], first.id))
     assert sum(c.size for c in view.clusters()) == PHOTOS and view.new_photos() == []
     if len(view.clusters()) == 2:
         a, b = view.clusters()
         moved = a.member_ids[:1]
-        assert view.move_photos(moved, b.id)
+        _wait(qtbot, view.move_photos(moved, b.id))
         assert set(moved) <= set(next(c for c in view.clusters() if c.id == b.id).member_ids)
 
 
@@ -179,6 +179,8 @@ def test_export_copy_writes_identical_files_and_undo_removes_them(
     view.files_changed.connect(lambda: changed.append(True))
     with qtbot.waitSignal(view.status_message, timeout=60000) as blocker:
         worker = view.export(str(dest), "copy", confirm=True)
+        # Per-file progress, and it can be stopped.
+        assert view.progress.isVisibleTo(view) and view.cancel_button.isVisibleTo(view)
     _wait(qtbot, worker)
     assert blocker.args == [f"Wrote {PHOTOS} files — Undo with Ctrl+Z"] and changed
     # The preview listed exactly what was written.
@@ -242,6 +244,11 @@ def test_drag_photos_onto_a_folder_moves_them(qtbot: QtBot, view: FoldersView) -
     # Offscreen Qt delivers no drop without a real drag session: hand the event to
     # the view's drop handler as Qt would.
     assert view.eventFilter(view.cluster_list.viewport(), drop)
-    after = next(c for c in view.clusters() if c.id == target.id)
-    assert moved.id in after.member_ids
+    # The move runs in a worker (it recentres the folders): the list follows when done.
+    assert view.progress.isVisibleTo(view)
+    qtbot.waitUntil(
+        lambda: moved.id in next(c for c in view.clusters() if c.id == target.id).member_ids,
+        timeout=30000,
+    )
+    qtbot.waitUntil(lambda: not view.progress.isVisibleTo(view), timeout=30000)
     assert sum(c.size for c in view.clusters()) == PHOTOS

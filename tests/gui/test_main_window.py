@@ -221,3 +221,40 @@ def test_duplicates_view_keeps_photo_actions_away(
     worker = scanned.duplicates_view.find("exact")
     _wait_for(qtbot, worker)
     assert scanned.duplicates_view.groups() == []  # twelve distinct photos
+
+
+def test_icon_name_and_about_box(
+    qtbot: QtBot, empty: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from dino_desktop import __version__
+    from dino_desktop.gui import app as gui_app
+    from dino_desktop.gui import theme
+
+    qapp = QApplication.instance()
+    assert isinstance(qapp, QApplication)
+    saved = (qapp.windowIcon(), qapp.applicationName(), qapp.applicationDisplayName())
+    monkeypatch.setattr(theme, "follow_system", lambda app: None)  # keep the test palette
+    try:
+        gui_app.configure_app(qapp)
+        assert not empty.windowIcon().isNull()  # the app's SVG icon, inherited
+        assert empty.windowIcon().pixmap(256, 256).width() == 256  # scalable
+        assert "DINO Desktop" in empty.windowTitle()
+        assert qapp.desktopFileName() == "io.github.dino_desktop.DinoDesktop"
+    finally:
+        qapp.setWindowIcon(saved[0])
+        qapp.setApplicationName(saved[1])
+        qapp.setApplicationDisplayName(saved[2])
+    names = [empty.view_list.item(i).text() for i in range(empty.view_list.count())]
+    assert names == ["Photos", "Similar", "Duplicates", "Auto-folders", "Sort by example"]
+    assert all(not empty.view_list.item(i).icon().isNull() for i in range(len(names)))
+
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "about", lambda parent, title, text: shown.append(text))
+    empty.about()
+    (text,) = shown
+    assert __version__ in text
+    assert empty.library.status().model in text
+    assert str(empty.library.paths.home) in text
+    assert "Apache License 2.0" in text and "LGPL" in text

@@ -529,3 +529,70 @@ def test_inherit_names_skips_generic_and_distant_clusters(
     # Nothing matches a named old cluster: nothing is written (so no rows are needed).
     assert clusters.inherit_names(sessions, old, new) is new
     assert clusters.inherit_names(sessions, None, new) is new
+
+
+def test_export_by_move_keeps_the_photos_sorted_and_embedded(
+    clustered: Library, tmp_path: Path
+) -> None:
+    """The moved photos stay in the library at their new paths, with their vectors and
+    folders (nothing to embed again); undo puts the rows back with the files."""
+    run = _latest(clustered)
+    before = {i: (p, Path(p).read_bytes()) for i, p in run.paths.items()}
+    ids_before, vecs_before = clustered._all_vectors()
+    dest = tmp_path / "sorted"
+    result = clustered.export_clusters(dest, "move")
+    assert len(result.moved) == 8 and not result.failed
+    assert str(dest.resolve()) in [f.path for f in clustered.folders()]
+    after = _latest(clustered)
+    assert [c.member_ids for c in after.clusters] == [c.member_ids for c in run.clusters]
+    for i, (old, data) in before.items():
+        new = after.paths[i]
+        assert new.startswith(str(dest.resolve()) + os.sep) and not os.path.exists(old)
+        assert Path(new).read_bytes() == data
+    assert clustered.status().pending == 0
+    assert (
+        clustered.search(after.paths[run.clusters[0].member_ids[0]], top=1)[0].image_id
+        == (run.clusters[0].member_ids[0])
+    )
+    # A rescan finds everything where it is: nothing new, nothing gone.
+    drive(clustered.scan())
+    assert _latest(clustered).paths == after.paths
+    ids_after, vecs_after = clustered._all_vectors()
+    assert np.array_equal(ids_after, ids_before) and np.array_equal(vecs_after, vecs_before)
+
+    clustered.undo()
+    back = _latest(clustered)
+    assert back.paths == {i: p for i, (p, _) in before.items()}
+    assert all(Path(p).read_bytes() == data for p, data in before.values())
+    assert clustered.status().pending == 0
+    # DEST was made by the export: gone again, and no longer a library folder.
+    assert not dest.exists()
+    assert str(dest.resolve()) not in [f.path for f in clustered.folders()]
+
+
+def test_a_cancelled_export_keeps_what_it_wrote_and_undo_removes_it(
+    clustered: Library, tmp_path: Path
+) -> None:
+    from dino_desktop.core.progress import CancelToken
+
+    dest = tmp_path / "out"
+    token = CancelToken()
+    job = clustered.export_clusters_job(dest, "copy", token)
+    seen = []
+    while True:
+        try:
+            step = next(job)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        seen.append(step)
+        if step.done == 3:
+            token.cancel()
+    assert result.cancelled and len(result.moved) == 3 and not result.failed
+    assert [s.done for s in seen[:4]] == [0, 1, 2, 3] and seen[0].total == 8
+    written = sorted(p for p in dest.rglob("*") if p.is_file())
+    assert sorted(Path(d) for _, d in result.moved) == written
+    for src, dst in result.moved:
+        assert Path(src).read_bytes() == Path(dst).read_bytes()
+    clustered.undo()
+    assert not dest.exists() or not any(p.is_file() for p in dest.rglob("*"))

@@ -65,7 +65,7 @@ from PySide6.QtWidgets import (
 from dino_desktop.core.clusters import REPRESENTATIVES, Cluster, ClusterRun, NewPhoto
 from dino_desktop.core.fileops import EXPORT_MODES, OpResult
 from dino_desktop.core.library import Library, LibraryError, PhotoRow
-from dino_desktop.core.progress import Job, Progress
+from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.browse import PhotoGrid
@@ -92,13 +92,6 @@ HINT = (
 
 def plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
-
-
-def _export_job(library: Library, dest: str, mode: str) -> Job[OpResult]:
-    yield Progress("export", 0, 1, None, "Writing the folders…")
-    result = library.export_clusters(dest, mode)
-    yield Progress("export", 1, 1, None, "Written")
-    return result
 
 
 class ExportPreviewDialog(QDialog):
@@ -154,6 +147,7 @@ class FoldersView(QWidget):
         self._strip_of: dict[int, list[int]] = {}  # image id → clusters showing it in a strip
         self._cluster_worker: JobWorker | None = None
         self._export_worker: JobWorker | None = None
+        self._edit_worker: JobWorker | None = None
         self._build_top_bar()
         self._build_folder_pane()
         self._build_photo_pane()
@@ -428,7 +422,7 @@ class FoldersView(QWidget):
         return [int(item.data(0, ID_ROLE)) for item in self.cluster_list.selectedItems()]
 
     def _update_actions(self) -> None:
-        busy = self._cluster_worker is not None or self._export_worker is not None
+        busy = self._busy()
         have = bool(self.clusters())
         chosen = len(self.selected_cluster_ids())
         self.sort_button.setEnabled(not busy)
@@ -440,6 +434,11 @@ class FoldersView(QWidget):
         self.move_button.setEnabled(open_and_idle and len(self.clusters()) > 1)
         self.exclude_button.setEnabled(open_and_idle)
         self.accept_button.setEnabled(bool(self._new) and not busy)
+
+    def _busy(self) -> bool:
+        return any(
+            w is not None for w in (self._cluster_worker, self._export_worker, self._edit_worker)
+        )
 
     # ---- sorting -----------------------------------------------------------------
 
@@ -486,10 +485,11 @@ class FoldersView(QWidget):
         return start(worker)
 
     def cancel(self) -> None:
-        """Ask the running sort to stop (an export runs to its end: undo reverts it)."""
-        if self._cluster_worker is not None:
-            self._cluster_worker.cancel()
-            self.progress_label.setText("Stopping…")
+        """Ask the running sort or export to stop (what an export wrote stays undoable)."""
+        for worker in (self._cluster_worker, self._export_worker):
+            if worker is not None:
+                worker.cancel()
+                self.progress_label.setText("Stopping…")
 
     def _progressed(self, step: Progress) -> None:
         if step.total:
@@ -497,7 +497,12 @@ class FoldersView(QWidget):
             self.progress.setValue(step.done)
         else:
             self.progress.setRange(0, 0)
-        self.progress_label.setText(step.message or step.phase)
+        if step.phase == "export" and step.total:
+            name = os.path.basename(step.current) if step.current else ""
+            text = f"Exporting {step.done + 1:,} of {step.total:,}"
+            self.progress_label.setText(f"{text} — {name}" if name else text)
+        else:
+            self.progress_label.setText(step.message or step.phase)
 
     def _set_busy(self, text: str, *, cancellable: bool) -> None:
         self.progress.setRange(0, 0)
@@ -537,24 +542,49 @@ class FoldersView(QWidget):
         else:
             self.open_cluster(cluster_id)
 
-    def _edit(self, what: str, work: Callable[[], Any]) -> bool:
-        """Run one short library edit; a refusal becomes a message, then the view re-reads."""
-        try:
-            work()
-        except LibraryError as exc:
-            self.status_message.emit(f"Could not {what}: {exc}")
-            return False
-        self.reload()
-        return True
+    def _edit(self, what: str, work: Callable[[], Any], done: str) -> JobWorker | None:
+        """Run a folder edit in a worker (it reads and recentres vectors); the view
+        re-reads when it is done, and a refusal becomes a message. None when busy."""
+        if self._busy():
+            self.status_message.emit(f"Could not {what}: wait for the running task to end")
+            return None
+
+        def job(_token: CancelToken) -> Job[object]:
+            yield Progress(what, 0, None, None, f"{what[0].upper()}{what[1:]}…")
+            return work()
+
+        worker = JobWorker(job)
+        self._edit_worker = worker
+
+        def finished(_result: object) -> None:
+            self._edit_worker = None
+            self._set_idle()
+            self.reload()
+            self.status_message.emit(done)
+
+        def failed(message: str) -> None:
+            self._edit_worker = None
+            self._set_idle()
+            self.reload()
+            self.status_message.emit(f"Could not {what}: {message}")
+
+        worker.signals.finished.connect(finished)
+        worker.signals.failed.connect(failed)
+        self._set_busy(f"{what[0].upper()}{what[1:]}…", cancellable=False)
+        return start(worker)
 
     def rename(self, cluster_id: int, name: str) -> bool:
-        """Rename a folder (saved at once); False when refused (e.g. an empty name)."""
-        stored: list[str] = []
-        if not self._edit(
-            "rename", lambda: stored.append(self.library.rename_cluster(cluster_id, name))
-        ):
+        """Rename a folder (saved at once); False when refused (e.g. an empty name).
+
+        A rename writes one row and reads no vectors, so it runs here, at once.
+        """
+        try:
+            stored = self.library.rename_cluster(cluster_id, name)
+        except LibraryError as exc:
+            self.status_message.emit(f"Could not rename: {exc}")
             return False
-        self.status_message.emit(f"Renamed the folder to “{stored[0]}”")
+        self.reload()
+        self.status_message.emit(f"Renamed the folder to “{stored}”")
         return True
 
     def rename_interactively(self, cluster_id: int) -> None:
@@ -570,14 +600,15 @@ class FoldersView(QWidget):
         if len(chosen) == 1:
             self.rename_interactively(chosen[0])
 
-    def merge(self, a: int, b: int) -> bool:
-        """Merge folder `b` into `a` (which keeps its name); False when refused."""
+    def merge(self, a: int, b: int) -> JobWorker | None:
+        """Merge folder `b` into `a` (which keeps its name) in a worker; None when busy."""
         first, second = self._cluster(a), self._cluster(b)
-        if not self._edit("merge", lambda: self.library.merge_clusters(a, b)):
-            return False
-        if first is not None and second is not None:
-            self.status_message.emit(f"Merged “{second.name}” into “{first.name}”")
-        return True
+        names = (second.name, first.name) if first and second else ("the folder", "the other")
+        return self._edit(
+            "merge",
+            lambda: self.library.merge_clusters(a, b),
+            f"Merged “{names[0]}” into “{names[1]}”",
+        )
 
     def _merge_selected(self) -> None:
         chosen = self.selected_cluster_ids()
@@ -605,26 +636,31 @@ class FoldersView(QWidget):
             return True
         return super().eventFilter(watched, event)
 
-    def move_photos(self, image_ids: Iterable[int], cluster_id: int) -> bool:
-        """Move photos into another folder of the run; False when refused."""
+    def move_photos(self, image_ids: Iterable[int], cluster_id: int) -> JobWorker | None:
+        """Move photos into another folder of the run in a worker; None when nothing to do."""
         ids = list(image_ids)
         target = self._cluster(cluster_id)
-        if not ids or not self._edit("move", lambda: self.library.move_to_cluster(ids, cluster_id)):
-            return False
+        if not ids:
+            return None
         name = target.name if target is not None else "the folder"
-        self.status_message.emit(f"Moved {plural(len(ids), 'photo')} to “{name}”")
-        return True
+        return self._edit(
+            "move",
+            lambda: self.library.move_to_cluster(ids, cluster_id),
+            f"Moved {plural(len(ids), 'photo')} to “{name}”",
+        )
 
-    def exclude(self, image_ids: Iterable[int]) -> int:
-        """Take photos out of the folders (they are not exported); returns how many left."""
+    def exclude(self, image_ids: Iterable[int]) -> JobWorker | None:
+        """Take photos out of the folders (they are not exported), in a worker."""
         ids = list(image_ids)
-        count: list[int] = []
-        if not self._edit("exclude", lambda: count.append(self.library.exclude_photos(ids))):
-            return 0
-        self.status_message.emit(f"Excluded {plural(count[0], 'photo')} from the folders")
-        return count[0]
+        if not ids:
+            return None
+        return self._edit(
+            "exclude",
+            lambda: self.library.exclude_photos(ids),
+            f"Excluded {plural(len(ids), 'photo')} from the folders",
+        )
 
-    def accept_new(self, image_ids: Iterable[int] | None = None) -> int:
+    def accept_new(self, image_ids: Iterable[int] | None = None) -> JobWorker | None:
         """Put new photos in their filed folders: the given ones, else the selected, else all."""
         if image_ids is None:
             picked = [int(i.data(0, ID_ROLE)) for i in self.new_list.selectedItems()]
@@ -640,11 +676,14 @@ class FoldersView(QWidget):
             for cluster_id, ids in by_cluster.items():
                 self.library.move_to_cluster(ids, cluster_id)
 
-        if not by_cluster or not self._edit("accept the new photos", work):
-            return 0
+        if not by_cluster:
+            return None
         count = sum(len(ids) for ids in by_cluster.values())
-        self.status_message.emit(f"Accepted {plural(count, 'new photo')} into their folders")
-        return count
+        return self._edit(
+            "accept the new photos",
+            work,
+            f"Accepted {plural(count, 'new photo')} into their folders",
+        )
 
     def _selected_photo_ids(self) -> list[int]:
         return [p.id for p in self.grid.selected_photos()]
@@ -706,7 +745,7 @@ class FoldersView(QWidget):
 
         None when busy, when there is nothing to export, or when the preview is cancelled.
         """
-        if self._cluster_worker is not None or self._export_worker is not None:
+        if self._busy():
             return None
         if confirm:
             try:
@@ -718,13 +757,15 @@ class FoldersView(QWidget):
             if dialog.exec() != QDialog.DialogCode.Accepted:
                 return None
         library = self.library
-        worker = JobWorker(lambda _token: _export_job(library, dest, mode))
+        worker = JobWorker(lambda token: library.export_clusters_job(dest, mode, token))
         self._export_worker = worker
 
         def finished(result: OpResult) -> None:
             self._export_worker = None
             self._set_idle()
             note = f"Wrote {plural(len(result.moved), 'file')} — Undo with Ctrl+Z"
+            if result.cancelled:
+                note = "Export stopped: " + note
             if result.failed:
                 note += f" · {plural(len(result.failed), 'file')} not written"
             for line in result.notes:
@@ -738,9 +779,12 @@ class FoldersView(QWidget):
             self._set_idle()
             self.status_message.emit(f"Nothing was exported: {message}")
 
+        worker.signals.progressed.connect(
+            lambda step: self._progressed(step) if self._export_worker is worker else None
+        )
         worker.signals.finished.connect(finished)
         worker.signals.failed.connect(failed)
-        self._set_busy("Exporting…", cancellable=False)
+        self._set_busy("Exporting…", cancellable=True)
         return start(worker)
 
 
