@@ -204,6 +204,15 @@ class SortExample(Base):
     positive: Mapped[bool] = mapped_column(Boolean)
 
 
+class EmbeddingGeneration(Base):
+    """Bumped by triggers on every change to a model's embeddings (see `_v6`)."""
+
+    __tablename__ = "embedding_generations"
+
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
+
+
 def _v1(conn: Connection) -> None:
     """The schema of DESIGN.md §3."""
     for ddl in (
@@ -320,7 +329,37 @@ def _v5(conn: Connection) -> None:
         conn.exec_driver_sql(ddl)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(conn: Connection) -> None:
+    """A per-model counter of embedding changes, kept by triggers, for the index stamp.
+
+    The index stamp (count, max id, sum of ids) cannot see a photo re-embedded
+    under the same id (a changed file): its old vector would be served from a
+    saved index. Every insert, update or delete of an embedding bumps this
+    counter, whoever writes (any process, any code path).
+    """
+    conn.exec_driver_sql(
+        """CREATE TABLE embedding_generations (
+            model_id INTEGER PRIMARY KEY,
+            generation INTEGER NOT NULL)"""
+    )
+    for ddl in (
+        """CREATE TRIGGER embeddings_generation_insert AFTER INSERT ON embeddings BEGIN
+            INSERT INTO embedding_generations (model_id, generation) VALUES (NEW.model_id, 1)
+            ON CONFLICT (model_id) DO UPDATE SET generation = generation + 1;
+        END""",
+        """CREATE TRIGGER embeddings_generation_update AFTER UPDATE ON embeddings BEGIN
+            INSERT INTO embedding_generations (model_id, generation) VALUES (NEW.model_id, 1)
+            ON CONFLICT (model_id) DO UPDATE SET generation = generation + 1;
+        END""",
+        """CREATE TRIGGER embeddings_generation_delete AFTER DELETE ON embeddings BEGIN
+            INSERT INTO embedding_generations (model_id, generation) VALUES (OLD.model_id, 1)
+            ON CONFLICT (model_id) DO UPDATE SET generation = generation + 1;
+        END""",
+    ):
+        conn.exec_driver_sql(ddl)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -17,10 +17,12 @@ a library does not copy hundreds of MB: pages come from the OS cache on first us
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +32,8 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
+
+from dino_desktop.core.lock import waiting_lock
 
 __all__ = [
     "APPROX_THRESHOLD",
@@ -54,6 +58,7 @@ class Stamp:
     count: int
     max_id: int
     id_sum: int
+    generation: int  # bumped on every embedding change (db._v6): catches re-embedded ids
 
 
 def current_stamp(session: Session, model_id: int) -> Stamp:
@@ -69,7 +74,14 @@ def current_stamp(session: Session, model_id: int) -> Stamp:
         )
         .one()
     )
-    return Stamp(model_id, int(count), int(max_id), int(id_sum))
+    generation = (
+        session.connection()
+        .exec_driver_sql(
+            "SELECT generation FROM embedding_generations WHERE model_id = ?", (model_id,)
+        )
+        .scalar()
+    )
+    return Stamp(model_id, int(count), int(max_id), int(id_sum), int(generation or 0))
 
 
 def load_vectors(
@@ -221,14 +233,26 @@ class VectorIndex:
         import faiss
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        faiss.write_index(self._index, str(tmp))
-        stamp_tmp = path.with_suffix(".stamp.tmp")
-        stamp_tmp.write_text(json.dumps(asdict(self.stamp)), encoding="utf-8")
-        # Index first, stamp last: a crash in between leaves a stale stamp, which
-        # only costs a rebuild. (A mapped old file stays valid: replace swaps inodes.)
-        os.replace(tmp, path)
-        os.replace(stamp_tmp, path.with_suffix(".stamp"))
+        # Temporary names of our own: two processes may rebuild the same index at
+        # once, and neither may trip over (or publish) the other's half-written file.
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        fd, stamp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".stamp", dir=path.parent)
+        os.close(fd)
+        try:
+            faiss.write_index(self._index, tmp_name)
+            Path(stamp_name).write_text(json.dumps(asdict(self.stamp)), encoding="utf-8")
+            # Index first, stamp last: a crash in between leaves a stale stamp, which
+            # only costs a rebuild. (A mapped old file stays valid: replace swaps inodes.)
+            # One saver at a time, so that an index is never published with the
+            # stamp of another process's save.
+            with waiting_lock(path.with_suffix(".save-lock")):
+                os.replace(tmp_name, path)
+                os.replace(stamp_name, path.with_suffix(".stamp"))
+        finally:
+            for leftover in (tmp_name, stamp_name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover)
 
     @classmethod
     def load(cls, path: Path, expected: Stamp, *, mmap: bool = _MMAP) -> VectorIndex | None:

@@ -32,7 +32,7 @@ def test_exact_below_the_threshold_ivf_above() -> None:
     assert vindex.index_kind(vindex.APPROX_THRESHOLD + 1) == "ivf"
     x, _ = separable(3000, 20)
     ids = np.arange(100, 3100, dtype=np.int64)
-    stamp = Stamp(1, len(ids), int(ids.max()), int(ids.sum()))
+    stamp = Stamp(1, len(ids), int(ids.max()), int(ids.sum()), 0)
     assert VectorIndex.build(ids, x, stamp).kind == "flat"
     ivf = VectorIndex.build(ids, x, stamp, threshold=1000)
     assert ivf.kind == "ivf" and ivf.size == 3000 and ivf.nprobe is not None
@@ -41,7 +41,7 @@ def test_exact_below_the_threshold_ivf_above() -> None:
 def test_ivf_returns_the_right_neighbours_on_separable_data() -> None:
     x, label = separable(4000, 16)
     ids = np.arange(1, 4001, dtype=np.int64) * 7  # image ids, not row numbers
-    stamp = Stamp(1, len(ids), int(ids.max()), int(ids.sum()))
+    stamp = Stamp(1, len(ids), int(ids.max()), int(ids.sum()), 0)
     ivf = VectorIndex.build(ids, x, stamp, threshold=100)
     exact = VectorIndex.build(ids, x, stamp)
     assert ivf.kind == "ivf" and exact.kind == "flat"
@@ -59,7 +59,7 @@ def test_ivf_returns_the_right_neighbours_on_separable_data() -> None:
 def test_saved_index_loads_back_only_with_its_stamp(tmp_path: Path) -> None:
     x, _ = separable(500, 5)
     ids = np.arange(500, dtype=np.int64)
-    stamp = Stamp(3, 500, 499, int(ids.sum()))
+    stamp = Stamp(3, 500, 499, int(ids.sum()), 0)
     for threshold in (None, 100):  # flat (memory-mapped on POSIX) and IVF
         path = tmp_path / f"m-{threshold}.faiss"
         built = VectorIndex.build(ids, x, stamp, threshold=threshold)
@@ -67,7 +67,7 @@ def test_saved_index_loads_back_only_with_its_stamp(tmp_path: Path) -> None:
         loaded = VectorIndex.load(path, stamp)
         assert loaded is not None and loaded.kind == built.kind
         assert loaded.search(x[7], 3) == built.search(x[7], 3)
-        assert VectorIndex.load(path, Stamp(3, 501, 500, 0)) is None
+        assert VectorIndex.load(path, Stamp(3, 501, 500, 0, 0)) is None
         assert VectorIndex.load(path, stamp, mmap=False) is not None
 
 
@@ -136,3 +136,32 @@ def test_index_cache_reuses_until_the_database_changes(
         s.execute(update(ImageRow).where(ImageRow.id == ids[1]).values(size=2))
     assert cache.get(model_id, DIM) is second
     cache.close()
+
+
+def test_a_photo_re_embedded_under_the_same_id_is_not_served_stale(
+    tmp_path: Path, db_with_vectors: Fixture
+) -> None:
+    """A changed file keeps its image id; ids, count and sums are all unchanged, but
+    its new vector must replace the old one in memory and in the saved index."""
+    sessions, model_id, x, ids = db_with_vectors
+    folder = tmp_path / "index"
+    cache = IndexCache(sessions, tmp_path / "lib.sqlite3", folder)
+    assert cache.get(model_id, DIM).search(x[0], 1)[0][0] == ids[0]
+    # The file changed: its vector is now that of photo 150 (re-embedded in place).
+    with sessions() as s, s.begin():
+        s.execute(
+            update(Embedding)
+            .where(Embedding.image_id == ids[0])
+            .values(vector=x[150].tobytes())
+        )
+    hits = dict(cache.get(model_id, DIM).search(x[150], 2))
+    assert hits.get(ids[0], 0) > 0.999  # the new vector, from the rebuilt index
+    cache.close()
+    # A fresh process (a new cache) does not trust the index saved before the change.
+    with sessions() as s:
+        stamp = vindex.current_stamp(s, model_id)
+    saved = VectorIndex.load(folder / f"model-{model_id}.faiss", stamp)
+    assert saved is not None
+    assert dict(saved.search(x[150], 2)).get(ids[0], 0) > 0.999
+    # Leftover temporary files of the saves: none.
+    assert sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) == []
