@@ -132,7 +132,7 @@ def recall_at_10(n: int, queries: int = 200) -> dict[str, Any]:
     q = x[n:].copy()
     x = x[:n]
     ids = np.arange(n, dtype=np.int64)
-    stamp = vindex.Stamp(0, n, n - 1, 0)
+    stamp = vindex.Stamp(0, n, n - 1, 0, 0)
     t0 = time.perf_counter()
     index = vindex.VectorIndex.build(ids, x, stamp)
     build_s = time.perf_counter() - t0
