@@ -50,7 +50,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -69,6 +68,7 @@ from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.browse import PhotoGrid
+from dino_desktop.gui.views.jobstrip import JobStrip, export_message, plural
 from dino_desktop.gui.workers import JobWorker, start
 
 __all__ = ["ExportPreviewDialog", "FoldersView"]
@@ -88,10 +88,6 @@ HINT = (
     "No auto-folders yet. Choose how many folders (or Automatic) and press "
     "<b>Sort into folders</b>."
 )
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 class ExportPreviewDialog(QDialog):
@@ -171,7 +167,9 @@ class FoldersView(QWidget):
 
     def _build_top_bar(self) -> None:
         self._top = QWidget()
-        bar = QHBoxLayout(self._top)
+        rows = QVBoxLayout(self._top)
+        bar = QHBoxLayout()
+        rows.addLayout(bar)
         self.k_spin = QSpinBox()
         self.k_spin.setRange(1, MAX_K)
         self.k_spin.setValue(DEFAULT_K)
@@ -181,25 +179,23 @@ class FoldersView(QWidget):
         self.auto_check.toggled.connect(lambda on: self.k_spin.setEnabled(not on))
         self.sort_button = QPushButton("Sort into folders")
         self.sort_button.clicked.connect(lambda: self.run(self._chosen_k()))
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(200)
-        self.progress_label = QLabel()
-        self.cancel_button = QPushButton("Cancel")
+        self.job_strip = JobStrip()
+        self.progress = self.job_strip.bar
+        self.progress_label = self.job_strip.label
+        self.cancel_button = self.job_strip.cancel_button
         self.cancel_button.clicked.connect(self.cancel)
         self.mode_combo = QComboBox()
         for mode in EXPORT_MODES:
             self.mode_combo.addItem(MODE_LABELS.get(mode, mode), mode)
         self.export_button = QPushButton("Export…")
         self.export_button.clicked.connect(self.export_interactively)
-        widgets: list[QWidget] = [self.k_spin, self.auto_check, self.sort_button, self.progress]
-        for widget in [*widgets, self.progress_label, self.cancel_button]:
+        for widget in (self.k_spin, self.auto_check, self.sort_button):
             bar.addWidget(widget)
         bar.addStretch(1)
         bar.addWidget(QLabel("Export as"))
         bar.addWidget(self.mode_combo)
         bar.addWidget(self.export_button)
-        for widget in (self.progress, self.progress_label, self.cancel_button):
-            widget.setVisible(False)
+        rows.addWidget(self.job_strip)  # a row of its own, shown only while busy
 
     def _build_folder_pane(self) -> None:
         self._left = QWidget()
@@ -489,33 +485,17 @@ class FoldersView(QWidget):
         for worker in (self._cluster_worker, self._export_worker):
             if worker is not None:
                 worker.cancel()
-                self.progress_label.setText("Stopping…")
+                self.job_strip.stopping()
 
     def _progressed(self, step: Progress) -> None:
-        if step.total:
-            self.progress.setRange(0, step.total)
-            self.progress.setValue(step.done)
-        else:
-            self.progress.setRange(0, 0)
-        if step.phase == "export" and step.total:
-            name = os.path.basename(step.current) if step.current else ""
-            text = f"Exporting {step.done + 1:,} of {step.total:,}"
-            self.progress_label.setText(f"{text} — {name}" if name else text)
-        else:
-            self.progress_label.setText(step.message or step.phase)
+        self.job_strip.show_step(step)
 
     def _set_busy(self, text: str, *, cancellable: bool) -> None:
-        self.progress.setRange(0, 0)
-        self.progress_label.setText(text)
-        self.progress.setVisible(True)
-        self.progress_label.setVisible(True)
-        self.cancel_button.setVisible(cancellable)
+        self.job_strip.busy(text, cancellable=cancellable)
         self._update_actions()
 
     def _set_idle(self) -> None:
-        for widget in (self.progress, self.progress_label, self.cancel_button):
-            widget.setVisible(False)
-        self.progress.reset()
+        self.job_strip.idle()
         self._update_actions()
 
     # ---- opening and editing -----------------------------------------------------
@@ -763,14 +743,7 @@ class FoldersView(QWidget):
         def finished(result: OpResult) -> None:
             self._export_worker = None
             self._set_idle()
-            note = f"Wrote {plural(len(result.moved), 'file')} — Undo with Ctrl+Z"
-            if result.cancelled:
-                note = "Export stopped: " + note
-            if result.failed:
-                note += f" · {plural(len(result.failed), 'file')} not written"
-            for line in result.notes:
-                note += f" · {line}"
-            self.status_message.emit(note)
+            self.status_message.emit(export_message(result))
             if result.moved:
                 self.files_changed.emit()
 

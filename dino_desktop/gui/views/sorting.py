@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTreeWidget,
@@ -45,7 +44,8 @@ from dino_desktop.core.sorting import DEFAULT_THRESHOLD, UNSURE, SortResult, ret
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.browse import PhotoGrid
-from dino_desktop.gui.views.folders import MODE_LABELS, ExportPreviewDialog, plural
+from dino_desktop.gui.views.folders import MODE_LABELS, ExportPreviewDialog
+from dino_desktop.gui.views.jobstrip import JobStrip, export_message, plural
 from dino_desktop.gui.workers import JobWorker, start
 
 ID_ROLE = Qt.ItemDataRole.UserRole
@@ -99,7 +99,9 @@ class SortView(QWidget):
 
     def _build_top_bar(self) -> None:
         self._top = QWidget()
-        bar = QHBoxLayout(self._top)
+        rows = QVBoxLayout(self._top)
+        bar = QHBoxLayout()
+        rows.addLayout(bar)
         self.add_folder_button = QPushButton("Add example folder…")
         self.add_folder_button.setToolTip("A folder of examples: its name becomes the label")
         self.add_folder_button.clicked.connect(self.add_folder_interactively)
@@ -119,10 +121,10 @@ class SortView(QWidget):
         self.train_button = QPushButton("Sort")
         self.train_button.setToolTip("Learn from the examples and sort every other photo")
         self.train_button.clicked.connect(lambda: self.train())
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(180)
-        self.progress_label = QLabel()
-        self.cancel_button = QPushButton("Cancel")
+        self.job_strip = JobStrip()
+        self.progress = self.job_strip.bar
+        self.progress_label = self.job_strip.label
+        self.cancel_button = self.job_strip.cancel_button
         self.cancel_button.clicked.connect(self.cancel)
         self.mode_combo = QComboBox()
         for mode in EXPORT_MODES:
@@ -135,17 +137,13 @@ class SortView(QWidget):
             self.classifier_combo,
             self.threshold_spin,
             self.train_button,
-            self.progress,
-            self.progress_label,
-            self.cancel_button,
         ):
             bar.addWidget(widget)
         bar.addStretch(1)
         bar.addWidget(QLabel("Export as"))
         bar.addWidget(self.mode_combo)
         bar.addWidget(self.export_button)
-        for widget in (self.progress, self.progress_label, self.cancel_button):
-            widget.setVisible(False)
+        rows.addWidget(self.job_strip)  # a row of its own, shown only while busy
 
     def _build_label_pane(self) -> None:
         self._left = QWidget()
@@ -695,30 +693,17 @@ class SortView(QWidget):
         for worker in (self._train_worker, self._export_worker, self._scan_worker):
             if worker is not None:
                 worker.cancel()
-                self.progress_label.setText("Stopping…")
+                self.job_strip.stopping()
 
     def _progressed(self, step: Progress) -> None:
-        if step.total:
-            self.progress.setRange(0, step.total)
-            self.progress.setValue(step.done)
-        else:
-            self.progress.setRange(0, 0)
-        if step.phase == "export" and step.total:
-            self.progress_label.setText(f"Exporting {step.done + 1:,} of {step.total:,}")
-        elif step.message:
-            self.progress_label.setText(step.message)
+        self.job_strip.show_step(step)
 
     def _set_busy(self, text: str) -> None:
-        self.progress.setRange(0, 0)
-        self.progress_label.setText(text)
-        for widget in (self.progress, self.progress_label, self.cancel_button):
-            widget.setVisible(True)
+        self.job_strip.busy(text)
         self._update_actions()
 
     def _set_idle(self) -> None:
-        for widget in (self.progress, self.progress_label, self.cancel_button):
-            widget.setVisible(False)
-        self.progress.reset()
+        self.job_strip.idle()
         self._update_actions()
 
     # ---- export --------------------------------------------------------------------------
@@ -751,12 +736,7 @@ class SortView(QWidget):
         def finished(out: OpResult) -> None:
             self._export_worker = None
             self._set_idle()
-            note = f"Wrote {plural(len(out.moved), 'file')} — Undo with Ctrl+Z"
-            if out.cancelled:
-                note = "Export stopped: " + note
-            if out.failed:
-                note += f" · {plural(len(out.failed), 'file')} not written"
-            self.status_message.emit(note)
+            self.status_message.emit(export_message(out))
             if out.moved:
                 self.files_changed.emit()
 

@@ -1,0 +1,78 @@
+"""The busy strip of the sorting views: a progress bar, what is happening, Cancel.
+
+Auto-folders and Sort by example run the same kinds of jobs (sort, export) and
+show them the same way; this holds that once, with the status line an export
+leaves behind.
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+from dino_desktop.core.fileops import OpResult
+from dino_desktop.core.progress import Progress
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def export_message(result: OpResult) -> str:
+    """The status line after an export: how many files, stopped or not, what failed."""
+    note = f"Wrote {plural(len(result.moved), 'file')} — Undo with Ctrl+Z"
+    if result.cancelled:
+        note = "Export stopped: " + note
+    if result.failed:
+        note += f" · {plural(len(result.failed), 'file')} not written"
+    for line in result.notes:
+        note += f" · {line}"
+    return note
+
+
+class JobStrip(QWidget):
+    """Hidden when idle; `busy` shows it, `show_step` follows a job's Progress."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bar = QProgressBar()
+        self.bar.setFixedWidth(240)
+        self.label = QLabel()
+        self.cancel_button = QPushButton("Cancel")
+        # Bar and Cancel stay put while the text (a file name, ten times a second)
+        # changes: the text comes last on its row.
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.cancel_button)
+        layout.addWidget(self.label, 1)
+        self.setVisible(False)
+
+    def busy(self, text: str, *, cancellable: bool = True) -> None:
+        self.bar.setRange(0, 0)
+        self.label.setText(text)
+        self.cancel_button.setVisible(cancellable)
+        self.setVisible(True)
+
+    def idle(self) -> None:
+        self.setVisible(False)
+        self.bar.reset()
+
+    def stopping(self) -> None:
+        self.label.setText("Stopping…")
+
+    def show_step(self, step: Progress) -> None:
+        if step.total:
+            self.bar.setRange(0, step.total)
+            self.bar.setValue(step.done)
+        else:
+            self.bar.setRange(0, 0)
+        if step.phase == "export" and step.total:
+            name = os.path.basename(step.current) if step.current else ""
+            if len(name) > 32:
+                name = name[:20] + "…" + name[-11:]
+            text = f"Exporting {step.done + 1:,} of {step.total:,}"
+            self.label.setText(f"{text} — {name}" if name else text)
+        elif step.message:
+            self.label.setText(step.message)
