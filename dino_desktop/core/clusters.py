@@ -11,8 +11,10 @@
   Below 10 photos there is nothing to judge: k = 1.
 * **Names.** The most common parent-folder name among the members, if it
   covers ≥ 60 % of them; else, if ≥ 60 % have a capture date, the month range of
-  those dates ("2024-07" or "2024-07 – 2024-09"); else "Group N". Equal names
-  get " (2)", " (3)", …
+  those dates ("2024-07" or "2024-07 – 2024-09"); else "Group N". A folder
+  name that holds ≥ 60 % of the whole run says nothing about one folder (a
+  dump sorted from one "Camera" folder would give "Camera", "Camera (2)", …),
+  so it is passed over. Equal names get " (2)", " (3)", …
 * **Representatives**: the ≤ 6 members nearest their centroid. **Outliers**:
   members whose cosine to their centroid is below mean - 2·std of all members'
   cosines in the run (a cut relative to the run, because absolute cosines vary
@@ -205,13 +207,25 @@ def choose_k(
     return best_k
 
 
-def cluster_name(paths: Sequence[str], dates: Sequence[datetime | None], number: int) -> str:
-    """A folder name for one cluster (see the module docstring); `number` is 1-based."""
+def _parent(path: str) -> str:
+    return os.path.basename(os.path.dirname(path))
+
+
+def cluster_name(
+    paths: Sequence[str],
+    dates: Sequence[datetime | None],
+    number: int,
+    common: frozenset[str] = frozenset(),
+) -> str:
+    """A folder name for one cluster (see the module docstring); `number` is 1-based.
+
+    `common`: folder names too widespread in the run to tell its folders apart.
+    """
     total = len(paths)
     if total:
-        parents = Counter(os.path.basename(os.path.dirname(p)) for p in paths)
+        parents = Counter(_parent(p) for p in paths)
         parent, count = parents.most_common(1)[0]
-        if parent and count / total >= NAME_SHARE:
+        if parent and parent not in common and count / total >= NAME_SHARE:
             return parent
         dated = sorted(d for d in dates if d is not None)
         if dated and len(dated) / total >= NAME_SHARE:
@@ -269,12 +283,18 @@ def run_clustering(
     cut = outlier_cut(result.scores)
     members: list[np.ndarray] = []
     names: list[str] = []
+    everywhere = Counter(_parent(p) for p, _ in photos.values())
+    common = frozenset(
+        name
+        for name, count in everywhere.items()
+        if result.k > 1 and photos and count / len(photos) >= NAME_SHARE
+    )
     for idx in range(result.k):
         rows = np.flatnonzero(result.labels == idx)
         rows = rows[np.argsort(-result.scores[rows], kind="stable")]
         members.append(rows)
         info = [photos.get(int(ids[r]), ("", None)) for r in rows]
-        names.append(cluster_name([p for p, _ in info], [d for _, d in info], idx + 1))
+        names.append(cluster_name([p for p, _ in info], [d for _, d in info], idx + 1, common))
     names = unique_names(names)
     cancel.check()
     run = _save(sessions, model_id, ids, result, members, names, cut)

@@ -82,6 +82,13 @@ def test_name_is_a_date_range_when_folders_disagree() -> None:
     assert clusters.cluster_name(paths, months, 1) == "2024-07 – 2024-09"
 
 
+def test_a_folder_name_shared_by_the_whole_run_is_passed_over() -> None:
+    paths = [f"/p/Camera/{i}.jpg" for i in range(5)]
+    assert clusters.cluster_name(paths, [None] * 5, 2, frozenset({"Camera"})) == "Group 2"
+    july = [datetime(2024, 7, d) for d in range(1, 6)]
+    assert clusters.cluster_name(paths, july, 2, frozenset({"Camera"})) == "2024-07"
+
+
 def test_name_falls_back_to_group_n_and_names_are_made_distinct() -> None:
     paths = [f"/p/f{i}/a.jpg" for i in range(5)]
     assert clusters.cluster_name(paths, [datetime(2024, 1, 1), None, None, None, None], 3) == (
