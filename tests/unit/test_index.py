@@ -150,9 +150,7 @@ def test_a_photo_re_embedded_under_the_same_id_is_not_served_stale(
     # The file changed: its vector is now that of photo 150 (re-embedded in place).
     with sessions() as s, s.begin():
         s.execute(
-            update(Embedding)
-            .where(Embedding.image_id == ids[0])
-            .values(vector=x[150].tobytes())
+            update(Embedding).where(Embedding.image_id == ids[0]).values(vector=x[150].tobytes())
         )
     hits = dict(cache.get(model_id, DIM).search(x[150], 2))
     assert hits.get(ids[0], 0) > 0.999  # the new vector, from the rebuilt index
