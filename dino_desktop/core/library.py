@@ -890,6 +890,18 @@ class Library:
             for lb in labels
         ]
 
+    def sort_label_names(self) -> list[tuple[int, str]]:
+        """(id, name) of every label, by name: one small query (for menus)."""
+        from dino_desktop.core.db import SortLabel
+
+        with self.sessions() as session:
+            return [
+                (int(i), str(n))
+                for i, n in session.execute(
+                    select(SortLabel.id, SortLabel.name).order_by(SortLabel.name)
+                )
+            ]
+
     def add_sort_label(
         self, name: str, folder: str | os.PathLike[str] | None = None
     ) -> SortLabelInfo:

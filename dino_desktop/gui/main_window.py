@@ -693,6 +693,7 @@ class MainWindow(QMainWindow):
         menu.addAction(similar, lambda: self.find_similar(photos[0]))
         if 2 <= len(photos) <= 8:
             menu.addAction("Compare features", lambda: self.compare(photos))
+        self._add_label_menu(menu, photos)
         menu.addSeparator()
         menu.addAction("Show in folder", lambda: self._show_in_folder(photos))
         menu.addAction("Open with system viewer", lambda: self._open_external(photos))
@@ -700,6 +701,30 @@ class MainWindow(QMainWindow):
         label = "Move to trash" if len(photos) == 1 else f"Move {len(photos)} photos to trash"
         menu.addAction(label, lambda: self.trash(photos))
         menu.exec(pos)
+
+    def _add_label_menu(self, menu: QMenu, photos: list[PhotoRow]) -> None:
+        """ "Example of" ▸ the sort-by-example labels, and a new one: label while browsing."""
+        sub = menu.addMenu("Example of (sort by example)")
+        for label_id, name in self.library.sort_label_names():
+            action = sub.addAction(name)
+            action.triggered.connect(
+                lambda _checked=False, lid=label_id: self.label_as(photos, lid)
+            )
+        sub.addSeparator()
+        sub.addAction("New label…", lambda: self._label_as_new(photos))
+
+    def label_as(self, photos: list[PhotoRow], label_id: int) -> int:
+        """Make photos examples of a sort-by-example label; returns how many."""
+        return self.sorting_view.label_as([p.id for p in photos], label_id)
+
+    def _label_as_new(self, photos: list[PhotoRow]) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        name, ok = QInputDialog.getText(self, "New label", "Label name:")
+        if ok and name.strip():
+            label = self.sorting_view.new_label(name)
+            if label is not None:
+                self.label_as(photos, label.id)
 
     def _show_in_folder(self, photos: list[PhotoRow]) -> None:
         if photos:

@@ -258,3 +258,20 @@ def test_icon_name_and_about_box(
     assert empty.library.status().model in text
     assert str(empty.library.paths.home) in text
     assert "Apache License 2.0" in text and "LGPL" in text
+
+
+def test_label_photos_from_the_photos_view(scanned: MainWindow) -> None:
+    """Browsing, a right-click makes photos examples of a sort-by-example label."""
+    from PySide6.QtWidgets import QMenu
+
+    label = scanned.library.add_sort_label("Receipts")
+    photos = scanned.photos_view.photos()[:2]
+    menu = QMenu()
+    scanned._add_label_menu(menu, photos)
+    (sub,) = [a.menu() for a in menu.actions() if a.menu() is not None]
+    names = [a.text() for a in sub.actions() if a.text()]
+    assert names == ["Receipts", "New label…"]
+    next(a for a in sub.actions() if a.text() == "Receipts").trigger()
+    assert scanned.library.label_examples(label.id)[0] == sorted(p.id for p in photos)
+    counts = {lb.name: lb.positives for lb in scanned.sorting_view.labels()}
+    assert counts == {"Receipts": 2}
