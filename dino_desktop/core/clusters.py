@@ -41,6 +41,7 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, insert, select, update
@@ -362,12 +363,19 @@ def load_latest(sessions: sessionmaker[Session], model_id: int) -> ClusterRun | 
         rows = session.scalars(
             select(ClusterRow).where(ClusterRow.run_id == run.id).order_by(ClusterRow.idx)
         ).all()
+        # Every member of the run in one query, straight from the DB-API cursor:
+        # 100,000 members through the ORM, a query per folder, took 0.6 s.
+        by_cluster: dict[int, list[tuple[int, float, int]]] = {row.id: [] for row in rows}
+        dbapi: Any = session.connection().connection.driver_connection
+        for cluster_id, image_id, score, outlier in dbapi.execute(
+            "SELECT m.cluster_id, m.image_id, m.score, m.is_outlier FROM cluster_members m"
+            " JOIN clusters c ON c.id = m.cluster_id WHERE c.run_id = ?"
+            " ORDER BY m.cluster_id, m.score DESC, m.image_id",
+            (run.id,),
+        ):
+            by_cluster[cluster_id].append((image_id, score, outlier))
         for row in rows:
-            found = session.execute(
-                select(ClusterMember.image_id, ClusterMember.score, ClusterMember.is_outlier)
-                .where(ClusterMember.cluster_id == row.id)
-                .order_by(ClusterMember.score.desc(), ClusterMember.image_id)
-            ).all()
+            found = by_cluster[row.id]
             clusters.append(
                 Cluster(
                     row.id,

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from dino_desktop.core.sorting import SortResult
 
 EMBED_COMMIT_EVERY = 256
+# Above this many ids, lookups read every row once instead of IN lists of 500.
+BULK_LOOKUP = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,6 +541,11 @@ class Library:
     def photos_by_id(self, ids: Iterable[int]) -> dict[int, PhotoRow]:
         """PhotoRows for the given image ids (readable photos only)."""
         wanted = list(ids)
+        if len(wanted) > BULK_LOOKUP:
+            # Many ids: one pass over every readable photo beats hundreds of IN
+            # queries (100,000 ids: 0.7 s instead of 1.5 s).
+            keep = set(wanted)
+            return {r.id: r for r in self._photo_rows() if r.id in keep}
         out: dict[int, PhotoRow] = {}
         for start in range(0, len(wanted), 500):
             out.update(
@@ -614,6 +621,18 @@ class Library:
     def paths_of(self, ids: Iterable[int]) -> dict[int, str]:
         wanted = list(ids)
         out: dict[int, str] = {}
+        if len(wanted) > BULK_LOOKUP:
+            keep = set(wanted)
+            with self.sessions() as session:
+                prefixes = {
+                    fid: root for fid, root in session.execute(select(Folder.id, Folder.path))
+                }
+                for i, fid, rel in session.execute(
+                    select(ImageRow.id, ImageRow.folder_id, ImageRow.relpath)
+                ):
+                    if i in keep:
+                        out[i] = os.path.join(prefixes[fid], rel)
+            return out
         with self.sessions() as session:
             for start in range(0, len(wanted), 500):
                 rows = session.execute(
@@ -754,15 +773,18 @@ class Library:
             for i, p in self.paths_of(wanted).items()
         }
 
-    def clusters(self) -> ClusterRun | None:
-        """The latest saved auto-folder run of the current model, or None."""
+    def clusters(self, *, with_paths: bool = True) -> ClusterRun | None:
+        """The latest saved auto-folder run of the current model, or None.
+
+        `with_paths=False` leaves `paths` empty (the GUI asks for rows as it shows them).
+        """
         from dataclasses import replace
 
         from dino_desktop.core import clusters
 
         run = clusters.load_latest(self.sessions, self.model_id())
-        if run is None:
-            return None
+        if run is None or not with_paths:
+            return run
         return replace(run, paths=self.paths_of(i for c in run.clusters for i in c.member_ids))
 
     def cluster_keeping_names(
@@ -813,18 +835,43 @@ class Library:
         ids, vecs = self._edit_vectors([], wanted)
         return clusters.exclude_photos(self.sessions, self.model_id(), wanted, ids, vecs)
 
-    def new_photos(self) -> list[NewPhoto]:
-        """Photos embedded since the latest run, filed into its nearest saved cluster."""
+    def new_photos(self, run: ClusterRun | None = None) -> list[NewPhoto]:
+        """Photos embedded since the latest run (or `run`), filed into its nearest cluster."""
         from dino_desktop.core import clusters
 
-        run = self.clusters()
+        run = run if run is not None else self.clusters(with_paths=False)
         if run is None:
             return []
-        ids, vecs = self._all_vectors()
+        ids, vecs = self._vectors_outside(run.id)
         excluded = clusters.excluded_ids(self.sessions, run.id)
-        members = {i for c in run.clusters for i in c.member_ids} | excluded
-        paths = self.paths_of(int(i) for i in ids if int(i) not in members)
+        paths = self.paths_of(int(i) for i in ids)
         return clusters.file_new_photos(run, ids, vecs, paths, excluded)
+
+    def _vectors_outside(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors of photos in no folder of the run and not excluded from it:
+        usually a handful, so the 100,000 others are never read."""
+        from dino_desktop.core.db import ClusterExclusion, ClusterMember, ClusterRow
+
+        dim = emb.get_spec(self.model_name).dim
+        in_run = select(ClusterMember.image_id).where(
+            ClusterMember.cluster_id.in_(select(ClusterRow.id).where(ClusterRow.run_id == run_id))
+        )
+        excluded = select(ClusterExclusion.image_id).where(ClusterExclusion.run_id == run_id)
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Embedding.image_id, Embedding.vector)
+                .where(
+                    Embedding.model_id == self.model_id(),
+                    Embedding.image_id.not_in(in_run),
+                    Embedding.image_id.not_in(excluded),
+                )
+                .order_by(Embedding.image_id)
+            ).all()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.empty((len(rows), dim), dtype=np.float32)
+        for n, (_, blob) in enumerate(rows):
+            vecs[n] = np.frombuffer(blob, dtype=np.float32)
+        return ids, vecs
 
     def export_plan(self, dest: str | os.PathLike[str]) -> list[tuple[str, str]]:
         """What `export_clusters` would write: (source, destination) for every member."""

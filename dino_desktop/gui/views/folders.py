@@ -307,14 +307,14 @@ class FoldersView(QWidget):
     def reload(self) -> None:
         """Read the latest run and the new photos from the library and show them."""
         try:
-            self._run = self.library.clusters()
-            self._new = self.library.new_photos()
+            self._run = self.library.clusters(with_paths=False)
+            self._new = self.library.new_photos(self._run) if self._run is not None else []
         except Exception as exc:  # e.g. no weights: the view still opens, with the reason
             self._run, self._new = None, []
             self.open_label.setText(f"Could not read the auto-folders: {exc}")
-        wanted = {i for c in self.clusters() for i in c.member_ids} | {
-            p.image_id for p in self._new
-        }
+        # Rows for the strips only; an opened folder reads its own (100,000 members
+        # would cost seconds here, after every edit).
+        wanted = {i for c in self.clusters() for i in c.representative_ids}
         self._photos = self.library.photos_by_id(wanted) if wanted else {}
         self._fill_clusters()
         self._fill_new()
@@ -506,7 +506,8 @@ class FoldersView(QWidget):
         if cluster is None:
             raise ValueError(f"no folder with id {cluster_id}")
         self._open_id = cluster_id
-        self.model.set_rows([self._photos[i] for i in cluster.member_ids if i in self._photos])
+        rows = self.library.photos_by_id(cluster.member_ids)
+        self.model.set_rows([rows[i] for i in cluster.member_ids if i in rows])
         self.open_label.setText(f"<b>{_html(cluster.name)}</b> · {plural(cluster.size, 'photo')}")
         self._update_actions()
 
