@@ -59,18 +59,27 @@ def loader(lib: Library) -> Iterator[ThumbnailLoader]:
 
 
 @pytest.fixture
-def view(qtbot: QtBot, lib: Library, loader: ThumbnailLoader) -> SortView:
+def view(qtbot: QtBot, lib: Library, loader: ThumbnailLoader) -> Iterator[SortView]:
     widget = SortView(lib, loader)
     qtbot.addWidget(widget)
     widget.resize(1200, 800)
     widget.show()
-    return widget
+    yield widget
+    # No row read may outlive the test (the suite fails stray workers).
+    qtbot.waitUntil(lambda: not widget.loading(), timeout=60000)
+    qtbot.wait(10)
 
 
 def _wait(qtbot: QtBot, worker: JobWorker | None) -> None:
     assert worker is not None
     qtbot.waitUntil(lambda: worker not in JobWorker.live, timeout=60000)
     qtbot.wait(10)
+
+
+def _shown(qtbot: QtBot, view: SortView) -> list[int]:
+    """The photo ids in the grid, once the open entry's rows have been read."""
+    qtbot.waitUntil(lambda: not view.loading(), timeout=60000)
+    return [p.id for p in view.shown_photos()]
 
 
 def _with_folders(qtbot: QtBot, view: SortView, tree: Path) -> None:
@@ -105,15 +114,15 @@ def test_sort_shows_accuracy_and_every_other_photo_once(
     shown: list[int] = []
     for lb in view.labels():
         view.open(lb.id)
-        shown += [p.id for p in view.shown_photos()]
+        shown += _shown(qtbot, view)
         assert view.model.has_scores  # the confidence is on each thumbnail
     view.open(UNSURE_ID)
-    shown += [p.id for p in view.shown_photos()]
+    shown += _shown(qtbot, view)
     assert sorted(shown) == sorted(p.image_id for p in result.predictions)
     # Lowering the threshold to 0 empties Unsure without sorting again.
     view.threshold_spin.setValue(0)
     view.open(UNSURE_ID)
-    assert view.shown_photos() == []
+    assert _shown(qtbot, view) == []
 
 
 def test_reject_learns_and_sorts_again_accept_makes_examples(
@@ -126,6 +135,7 @@ def test_reject_learns_and_sorts_again_accept_makes_examples(
     beach = next(lb for lb in view.labels() if lb.name == "Beach")
     busiest = max((cats, beach), key=lambda lb: len(view.result().by_label()[lb.name]))  # type: ignore[union-attr]
     view.open(busiest.id)
+    _shown(qtbot, view)
     first = view.shown_photos()[0]
     worker = view.reject([first.id])
     assert worker is not None
@@ -137,6 +147,7 @@ def test_reject_learns_and_sorts_again_accept_makes_examples(
     assert lib.label_examples(busiest.id)[1] == [first.id]
 
     view.open(ALL)
+    _shown(qtbot, view)
     some = view.shown_photos()[0]
     other = next(lb for lb in view.labels() if lb.id != busiest.id)
     assert view.label_as([some.id], other.id) == 1
@@ -148,6 +159,7 @@ def test_drop_photos_on_a_label_and_new_label(qtbot: QtBot, view: SortView) -> N
     label = view.new_label("Receipts")
     assert label is not None
     view.open(ALL)
+    _shown(qtbot, view)
     index = view.model.index(0, 0)
     photo = view.model.photo_at(index)
     assert photo is not None

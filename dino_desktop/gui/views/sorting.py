@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 
 from dino_desktop.core.fileops import EXPORT_MODES, OpResult
 from dino_desktop.core.library import Library, LibraryError, PhotoRow, SortLabelInfo
-from dino_desktop.core.progress import Progress
+from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.sorting import DEFAULT_THRESHOLD, UNSURE, SortResult, rethreshold
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
@@ -79,6 +79,7 @@ class SortView(QWidget):
         self._train_worker: JobWorker | None = None
         self._export_worker: JobWorker | None = None
         self._scan_worker: JobWorker | None = None
+        self._rows_worker: JobWorker | None = None
         self._build_top_bar()
         self._build_label_pane()
         self._build_photo_pane()
@@ -338,51 +339,86 @@ class SortView(QWidget):
         self._update_actions()
 
     def _show_open(self) -> None:
+        """Show the open entry's photos: the rows are read in a worker (100,000 of
+        them take most of a second), and the grid and its caption follow."""
         entry, result = self._open, self._result
         label = self._label(entry)
         self.show_combo.setVisible(label is not None)
         if entry is None or (label is None and entry not in (ALL, UNSURE_ID)):
             self._open = None
+            self._rows_worker = None
             self.model.set_rows([])
             self.open_label.setText(HINT)
             self._update_actions()
             return
-        if entry == ALL:
-            rows = self.library.photos()
-            self.model.set_rows(rows)
-            self.open_label.setText(
-                f"All {plural(len(rows), 'photo')}: select some and drag them onto a label "
-                "(or Label as…) to make them its examples"
-            )
-        elif entry == UNSURE_ID:
-            items = result.by_label()[UNSURE] if result is not None else []
-            found = self.library.photos_by_id(p.image_id for p in items)
+        library = self.library
+        examples = label is not None and self.show_combo.currentData() == "examples"
+        threshold = self.threshold_spin.value()
+
+        def read() -> tuple[list[PhotoRow], list[float] | None, str]:
+            if entry == ALL:
+                rows = library.photos()
+                return (
+                    rows,
+                    None,
+                    (
+                        f"All {plural(len(rows), 'photo')}: select some and drag them onto a "
+                        "label (or Label as…) to make them its examples"
+                    ),
+                )
+            if label is not None and examples:
+                positives, _ = library.label_examples(label.id)
+                found = library.photos_by_id(positives)
+                where = f" (from {label.folder})" if label.folder else ""
+                rows = [found[i] for i in positives if i in found]
+                return rows, None, f"{label.name}: {plural(len(rows), 'example')}{where}"
+            name = UNSURE if entry == UNSURE_ID else label.name if label is not None else ""
+            items = result.by_label().get(name, []) if result is not None else []
+            found = library.photos_by_id(p.image_id for p in items)
             shown = [p for p in items if p.image_id in found]
-            self.model.set_rows([found[p.image_id] for p in shown], [p.confidence for p in shown])
-            self.open_label.setText(
-                f"Unsure: {plural(len(shown), 'photo')} below "
-                f"{self.threshold_spin.value():.0f} % (best guess's confidence shown); "
-                "Label as… to teach the right one"
-            )
-        elif label is not None and self.show_combo.currentData() == "examples":
-            positives, _ = self.library.label_examples(label.id)
-            found = self.library.photos_by_id(positives)
-            self.model.set_rows([found[i] for i in positives if i in found])
-            where = f" (from {label.folder})" if label.folder else ""
-            self.open_label.setText(f"{label.name}: {plural(len(found), 'example')}{where}")
-        elif label is not None:
-            items = result.by_label().get(label.name, []) if result is not None else []
-            found = self.library.photos_by_id(p.image_id for p in items)
-            shown = [p for p in items if p.image_id in found]
-            self.model.set_rows([found[p.image_id] for p in shown], [p.confidence for p in shown])
-            if result is None:
-                self.open_label.setText(f"{label.name}: press Sort to find more like the examples")
+            rows, scores = [found[p.image_id] for p in shown], [p.confidence for p in shown]
+            if entry == UNSURE_ID:
+                text = (
+                    f"Unsure: {plural(len(shown), 'photo')} below {threshold:.0f} % (best "
+                    "guess's confidence shown); Label as… to teach the right one"
+                )
+            elif result is None:
+                text = f"{name}: press Sort to find more like the examples"
             else:
-                self.open_label.setText(
-                    f"{label.name}: {plural(len(shown), 'photo')} sorted here, most confident "
+                text = (
+                    f"{name}: {plural(len(shown), 'photo')} sorted here, most confident "
                     "first. Accept the right ones, Reject the wrong ones (it learns, sorts again)"
                 )
+            return rows, scores, text
+
+        def job(_token: CancelToken) -> Job[tuple[list[PhotoRow], list[float] | None, str]]:
+            yield Progress("rows", 0, None)
+            return read()
+
+        worker = JobWorker(job)
+        self._rows_worker = worker
+
+        def arrived(out: tuple[list[PhotoRow], list[float] | None, str]) -> None:
+            if self._rows_worker is worker:  # else a newer choice replaced it
+                self._rows_worker = None
+                self.model.set_rows(out[0], out[1])
+                self.open_label.setText(out[2])
+                self._update_actions()
+
+        def failed(message: str) -> None:
+            if self._rows_worker is worker:
+                self._rows_worker = None
+                self.open_label.setText(f"Could not read the photos: {message}")
+
+        worker.signals.finished.connect(arrived)
+        worker.signals.failed.connect(failed)
+        self.open_label.setText("Reading…")
+        start(worker)
         self._update_actions()
+
+    def loading(self) -> bool:
+        """True while the open entry's photos are still being read."""
+        return self._rows_worker is not None
 
     def _update_actions(self) -> None:
         busy = self._busy()
