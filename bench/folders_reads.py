@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -50,10 +51,20 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dino-folders-"))
+    try:
+        report = measure(work, args.n, args.k)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if not args.json:
+        for key, value in report.items():
+            print(f"{key}: {value}")
+    print(json.dumps(report))
 
+
+def measure(work: Path, n: int, k: int) -> dict[str, Any]:
     import weightsgen
 
-    work = Path(tempfile.mkdtemp(prefix="dino-folders-"))
     weights = work / "random.pth"
     weightsgen.write_meta_checkpoint(weights, scale.MODEL, seed=0)
     (work / "photos").mkdir()
@@ -70,9 +81,9 @@ def main() -> None:
             "status": "ok",
             "scanned_at": now,
         }
-        for i in range(args.n)
+        for i in range(n)
     ]
-    x, _ = scale.clustered_vectors(args.n, np.random.default_rng(0))
+    x, _ = scale.clustered_vectors(n, np.random.default_rng(0))
     with lib.sessions() as session, session.begin():
         session.execute(insert(ImageRow), rows)
     with lib.sessions() as session, session.begin():
@@ -84,7 +95,7 @@ def main() -> None:
                 for k, i in enumerate(ids)
             ],
         )
-    cluster_s, _ = timed(lambda: drive(lib.cluster(args.k)))
+    cluster_s, _ = timed(lambda: drive(lib.cluster(k)))
 
     run_s, run = timed(lambda: lib.clusters(with_paths=False))
     new_s, _ = timed(lambda: lib.new_photos(run))
@@ -95,9 +106,9 @@ def main() -> None:
     with_paths_s, full = timed(lambda: lib.clusters())
     all_rows_s, _ = timed(lambda: lib.photos_by_id(i for c in full.clusters for i in c.member_ids))
     lib.close()
-    report = {
-        "n": args.n,
-        "k": args.k,
+    return {
+        "n": n,
+        "k": k,
         "cluster_s": cluster_s,
         "reload_s": round(run_s + new_s + reps_s, 3),
         "run_without_paths_s": run_s,
@@ -107,10 +118,6 @@ def main() -> None:
         "run_with_paths_s": with_paths_s,
         "every_member_row_s": all_rows_s,
     }
-    if not args.json:
-        for key, value in report.items():
-            print(f"{key}: {value}")
-    print(json.dumps(report))
 
 
 if __name__ == "__main__":
