@@ -63,6 +63,14 @@ class LibraryError(Exception):
     """An expected failure with a message meant for the user (bad path, bad argument)."""
 
 
+def _real_folder(path: str | os.PathLike[str]) -> str:
+    """The resolved path of an existing folder (~ expanded), or LibraryError."""
+    real = os.path.realpath(os.path.expanduser(os.fspath(path)))
+    if not os.path.isdir(real):
+        raise LibraryError(f"not a folder: {os.fspath(path)}")
+    return real
+
+
 @dataclass(frozen=True, slots=True)
 class FolderInfo:
     id: int
@@ -180,9 +188,7 @@ class Library:
 
     def add_folder(self, path: str | os.PathLike[str], *, reference: bool = False) -> FolderInfo:
         """Register a folder (idempotent); `reference` marks it protected."""
-        real = os.path.realpath(os.path.expanduser(os.fspath(path)))
-        if not os.path.isdir(real):
-            raise LibraryError(f"not a folder: {os.fspath(path)}")
+        real = _real_folder(path)
         with self.sessions() as session, session.begin():
             folder = session.scalar(select(Folder).where(Folder.path == real))
             if folder is None:
@@ -857,14 +863,19 @@ class Library:
             ClusterMember.cluster_id.in_(select(ClusterRow.id).where(ClusterRow.run_id == run_id))
         )
         excluded = select(ClusterExclusion.image_id).where(ClusterExclusion.run_id == run_id)
+        return self._vectors_where(
+            dim,
+            Embedding.model_id == self.model_id(),
+            Embedding.image_id.not_in(in_run),
+            Embedding.image_id.not_in(excluded),
+        )
+
+    def _vectors_where(self, dim: int, *conditions: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(image ids, vectors) of the embeddings matching `conditions`, by image id."""
         with self.sessions() as session:
             rows = session.execute(
                 select(Embedding.image_id, Embedding.vector)
-                .where(
-                    Embedding.model_id == self.model_id(),
-                    Embedding.image_id.not_in(in_run),
-                    Embedding.image_id.not_in(excluded),
-                )
+                .where(*conditions)
                 .order_by(Embedding.image_id)
             ).all()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -959,11 +970,7 @@ class Library:
         name = name.strip()
         if not name:
             raise LibraryError("a label needs a name")
-        real = None
-        if folder is not None:
-            real = os.path.realpath(os.path.expanduser(os.fspath(folder)))
-            if not os.path.isdir(real):
-                raise LibraryError(f"not a folder: {os.fspath(folder)}")
+        real = None if folder is None else _real_folder(folder)
         with self.sessions() as session, session.begin():
             label = session.scalar(select(SortLabel).where(SortLabel.name == name))
             if label is None:
@@ -1227,20 +1234,11 @@ class Library:
         members = select(ClusterMember.image_id).where(
             or_(ClusterMember.cluster_id.in_(cluster_ids), ClusterMember.cluster_id.in_(holding))
         )
-        with self.sessions() as session:
-            rows = session.execute(
-                select(Embedding.image_id, Embedding.vector)
-                .where(
-                    Embedding.model_id == model_id,
-                    or_(Embedding.image_id.in_(members), Embedding.image_id.in_(image_ids)),
-                )
-                .order_by(Embedding.image_id)
-            ).all()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        vecs = np.empty((len(rows), dim), dtype=np.float32)
-        for n, (_, blob) in enumerate(rows):
-            vecs[n] = np.frombuffer(blob, dtype=np.float32)
-        return ids, vecs
+        return self._vectors_where(
+            dim,
+            Embedding.model_id == model_id,
+            or_(Embedding.image_id.in_(members), Embedding.image_id.in_(image_ids)),
+        )
 
     def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         from dino_desktop.core.index import load_vectors
