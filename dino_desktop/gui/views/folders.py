@@ -62,13 +62,13 @@ from PySide6.QtWidgets import (
 )
 
 from dino_desktop.core.clusters import REPRESENTATIVES, Cluster, ClusterRun, NewPhoto
-from dino_desktop.core.fileops import EXPORT_MODES, OpResult
+from dino_desktop.core.fileops import EXPORT_MODES
 from dino_desktop.core.library import Library, LibraryError, PhotoRow
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.browse import PhotoGrid
-from dino_desktop.gui.views.jobstrip import JobStrip, export_message, plural
+from dino_desktop.gui.views.jobstrip import JobStrip, export_worker, plural
 from dino_desktop.gui.workers import JobWorker, start
 
 __all__ = ["ExportPreviewDialog", "FoldersView"]
@@ -738,28 +738,19 @@ class FoldersView(QWidget):
             if dialog.exec() != QDialog.DialogCode.Accepted:
                 return None
         library = self.library
-        worker = JobWorker(lambda token: library.export_clusters_job(dest, mode, token))
-        self._export_worker = worker
-
-        def finished(result: OpResult) -> None:
-            self._export_worker = None
-            self._set_idle()
-            self.status_message.emit(export_message(result))
-            if result.moved:
-                self.files_changed.emit()
-
-        def failed(message: str) -> None:
-            self._export_worker = None
-            self._set_idle()
-            self.status_message.emit(f"Nothing was exported: {message}")
-
-        worker.signals.progressed.connect(
-            lambda step: self._progressed(step) if self._export_worker is worker else None
+        self._export_worker = export_worker(
+            lambda token: library.export_clusters_job(dest, mode, token),
+            progressed=self._progressed,
+            ended=self._export_ended,
+            status=self.status_message,
+            files_changed=self.files_changed,
         )
-        worker.signals.finished.connect(finished)
-        worker.signals.failed.connect(failed)
         self._set_busy("Exporting…", cancellable=True)
-        return start(worker)
+        return start(self._export_worker)
+
+    def _export_ended(self) -> None:
+        self._export_worker = None
+        self._set_idle()
 
 
 def _html(text: str) -> str:

@@ -8,11 +8,15 @@ leaves behind.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
+from PySide6.QtCore import SignalInstance
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from dino_desktop.core.fileops import OpResult
-from dino_desktop.core.progress import Progress
+from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.gui.workers import JobWorker
 
 
 def plural(n: int, word: str) -> str:
@@ -29,6 +33,35 @@ def export_message(result: OpResult) -> str:
     for line in result.notes:
         note += f" · {line}"
     return note
+
+
+def export_worker(
+    make_job: Callable[[CancelToken], Job[Any]],
+    *,
+    progressed: Callable[[Progress], None],
+    ended: Callable[[], None],
+    status: SignalInstance,
+    files_changed: SignalInstance,
+) -> JobWorker:
+    """A worker for an export job, not started: progress goes to `progressed`; at the
+    end `ended` runs, then the status line is sent and, if files were written,
+    `files_changed`."""
+    worker = JobWorker(make_job)
+
+    def finished(result: OpResult) -> None:
+        ended()
+        status.emit(export_message(result))
+        if result.moved:
+            files_changed.emit()
+
+    def failed(message: str) -> None:
+        ended()
+        status.emit(f"Nothing was exported: {message}")
+
+    worker.signals.progressed.connect(progressed)
+    worker.signals.finished.connect(finished)
+    worker.signals.failed.connect(failed)
+    return worker
 
 
 class JobStrip(QWidget):

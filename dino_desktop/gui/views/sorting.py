@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dino_desktop.core.fileops import EXPORT_MODES, OpResult
+from dino_desktop.core.fileops import EXPORT_MODES
 from dino_desktop.core.library import Library, LibraryError, PhotoRow, SortLabelInfo
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.sorting import DEFAULT_THRESHOLD, UNSURE, SortResult, rethreshold
@@ -45,7 +45,7 @@ from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.browse import PhotoGrid
 from dino_desktop.gui.views.folders import MODE_LABELS, ExportPreviewDialog
-from dino_desktop.gui.views.jobstrip import JobStrip, export_message, plural
+from dino_desktop.gui.views.jobstrip import JobStrip, export_worker, plural
 from dino_desktop.gui.workers import JobWorker, start
 
 ID_ROLE = Qt.ItemDataRole.UserRole
@@ -766,25 +766,16 @@ class SortView(QWidget):
             if dialog.exec() != QDialog.DialogCode.Accepted:
                 return None
         library = self.library
-        worker = JobWorker(lambda token: library.export_sorted_job(result, dest, mode, token))
-        self._export_worker = worker
-
-        def finished(out: OpResult) -> None:
-            self._export_worker = None
-            self._set_idle()
-            self.status_message.emit(export_message(out))
-            if out.moved:
-                self.files_changed.emit()
-
-        def failed(message: str) -> None:
-            self._export_worker = None
-            self._set_idle()
-            self.status_message.emit(f"Nothing was exported: {message}")
-
-        worker.signals.progressed.connect(
-            lambda step: self._progressed(step) if self._export_worker is worker else None
+        self._export_worker = export_worker(
+            lambda token: library.export_sorted_job(result, dest, mode, token),
+            progressed=self._progressed,
+            ended=self._export_ended,
+            status=self.status_message,
+            files_changed=self.files_changed,
         )
-        worker.signals.finished.connect(finished)
-        worker.signals.failed.connect(failed)
         self._set_busy("Exporting…")
-        return start(worker)
+        return start(self._export_worker)
+
+    def _export_ended(self) -> None:
+        self._export_worker = None
+        self._set_idle()
