@@ -313,6 +313,21 @@ def _diff(
     report.unchanged += unchanged
 
 
+def _diff_batches(
+    folder_id: int,
+    batches: list[list[_Entry]],
+    known: _Known,
+    changed: list[str],
+    todo: list[_Found],
+    report: ScanReport,
+) -> None:
+    """`_diff` each walked batch, then empty the list."""
+    with _gc_paused():
+        for batch in batches:
+            _diff(folder_id, batch, known, changed, todo, report)
+    batches.clear()
+
+
 @dataclass(frozen=True, slots=True)
 class _Probe:
     found: _Found
@@ -393,43 +408,59 @@ def scan(
     complete: list[int] = []
     walked = 0
 
-    for folder_id in folder_ids:
-        folder = by_id[folder_id]
-        skip = {f.path for f in all_folders if f.id != folder_id}
-        walk = _Walk()
-        next_report = walked + 500
-        try:
-            # What the database holds for this folder, by relpath. Each file the walk
-            # finds is popped from it; what is left at the end is gone from disk.
-            # (Reading it on a second thread while walking was slower: the GIL.)
-            known_rows = _known_rows(sessions, folder_id)
+    # One thread reads each folder's rows while the walk runs (see below).
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-rows")
+    try:
+        for folder_id in folder_ids:
+            folder = by_id[folder_id]
+            skip = {f.path for f in all_folders if f.id != folder_id}
+            walk = _Walk()
+            next_report = walked + 500
+            # What the database holds for this folder, by relpath, read on a second
+            # thread while the walk starts: SQLite builds it without holding the GIL,
+            # so it overlaps the walk's stat calls. Each file the walk finds is popped
+            # from it; what is left at the end is gone from disk.
+            reading = reader.submit(_known_rows, sessions, folder_id)
+            known_rows: _Known | None = None
+            backlog: list[list[_Entry]] = []
             changed: list[str] = []
-            for batch in walk_folder(folder, skip, walk, cancel):
-                with _gc_paused():
-                    _diff(folder_id, batch, known_rows, changed, todo, report)
-                walked += len(batch)
-                if walked >= next_report and batch:
-                    next_report = walked + 500
-                    yield Progress("walk", walked, None, batch[-1][1], "looking for photos")
-        except FileNotFoundError as exc:
-            report.warnings.append(str(exc))
-            continue
-        if cancel.cancelled:
-            report.cancelled = True
-            return report
-        for rel in walk.unreadable:
-            report.warnings.append(f"could not list {os.path.join(folder.path, rel)}")
-        # Rows under folders we could not list are kept: their files may still exist.
-        unreadable = tuple(walk.unreadable)
-        vanished = [
-            rel for rel in known_rows.sigs if not (unreadable and rel.startswith(unreadable))
-        ]
-        full = _rows_for(sessions, folder_id, known_rows, changed + vanished)
-        for rel in changed:
-            if rel in full:
-                known[(folder_id, rel)] = full[rel]
-        gone_rows[folder_id] = [full[rel][0] for rel in vanished if rel in full]
-        complete.append(folder_id)
+            try:
+                for batch in walk_folder(folder, skip, walk, cancel):
+                    backlog.append(batch)  # diffed as soon as the rows are in
+                    if known_rows is None and reading.done():
+                        known_rows = reading.result()
+                    if known_rows is not None:
+                        _diff_batches(folder_id, backlog, known_rows, changed, todo, report)
+                    walked += len(batch)
+                    if walked >= next_report and batch:
+                        next_report = walked + 500
+                        yield Progress("walk", walked, None, batch[-1][1], "looking for photos")
+            except FileNotFoundError as exc:
+                reading.result()
+                report.warnings.append(str(exc))
+                continue
+            if known_rows is None:
+                known_rows = reading.result()
+            _diff_batches(folder_id, backlog, known_rows, changed, todo, report)
+            if cancel.cancelled:
+                report.cancelled = True
+                return report
+            for rel in walk.unreadable:
+                report.warnings.append(f"could not list {os.path.join(folder.path, rel)}")
+            # Rows under folders we could not list are kept: their files may still exist.
+            unreadable = tuple(walk.unreadable)
+            vanished = [
+                rel for rel in known_rows.sigs if not (unreadable and rel.startswith(unreadable))
+            ]
+            full = _rows_for(sessions, folder_id, known_rows, changed + vanished)
+            for rel in changed:
+                if rel in full:
+                    known[(folder_id, rel)] = full[rel]
+            gone_rows[folder_id] = [full[rel][0] for rel in vanished if rel in full]
+            complete.append(folder_id)
+
+    finally:
+        reader.shutdown(wait=True)
 
     total = len(todo)
     yield Progress("index", 0, total, None, "reading new and changed photos")

@@ -86,6 +86,51 @@ def test_changed_added_and_deleted_files_are_picked_up(tmp_path: Path, photos: P
     assert rows["a.jpg"].sha256 != old_sha
 
 
+@pytest.mark.parametrize("rows_first", [True, False], ids=["rows-first", "walk-first"])
+def test_rescan_diff_is_the_same_whichever_finishes_first_rows_or_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows_first: bool
+) -> None:
+    """The folder's rows are read on a second thread while the walk runs; directories
+    walked before they arrive are diffed afterwards, the rest as they come."""
+    import threading
+
+    root = tmp_path / "many"
+    for d in range(4):
+        for i in range(3):
+            imagegen.save_jpeg(root / f"d{d}" / f"p{i}.jpg", seed=10 * d + i, size=(64, 48))
+    lib = _lib(tmp_path)
+    _scan(lib, root)
+    imagegen.save_jpeg(root / "d0" / "p0.jpg", seed=99, size=(64, 48))
+    os.utime(root / "d0" / "p0.jpg", ns=(1, 1_000_000_000))  # changed, first dir
+    (root / "d3" / "p2.jpg").unlink()  # gone, last dir
+    imagegen.save_jpeg(root / "d2" / "new.jpg", seed=77, size=(64, 48))  # added
+
+    rows_read = threading.Event()
+    real_rows, real_walk = scanner._known_rows, scanner.walk_folder
+
+    def rows(*args: object) -> object:
+        if not rows_first:  # held back until the whole tree has been walked
+            assert walk_done.wait(10)
+        out = real_rows(*args)  # type: ignore[arg-type]
+        rows_read.set()
+        return out
+
+    walk_done = threading.Event()
+
+    def walk(*args: object) -> object:
+        for n, batch in enumerate(real_walk(*args)):  # type: ignore[arg-type]
+            if rows_first and n == 1:  # the rows arrive after the first directory
+                assert rows_read.wait(10)
+            yield batch
+        walk_done.set()
+
+    monkeypatch.setattr(scanner, "_known_rows", rows)
+    monkeypatch.setattr(scanner, "walk_folder", walk)
+    result = _scan(lib)
+    assert (result.added, result.updated, result.removed, result.unchanged) == (1, 1, 1, 10)
+    assert os.path.join("d3", "p2.jpg") not in _rows(lib)
+
+
 def test_bad_files_are_recorded_with_reasons_and_the_scan_goes_on(tmp_path: Path) -> None:
     root = tmp_path / "mixed"
     root.mkdir()
