@@ -58,22 +58,24 @@ def view(qtbot: QtBot, lib: Library, loader: ThumbnailLoader) -> FoldersView:
     widget = FoldersView(lib, loader)
     qtbot.addWidget(widget)
     widget.resize(1200, 800)
-    widget.show()
+    widget.show()  # the first read starts when the view is shown
+    qtbot.waitUntil(lambda: not widget.loading(), timeout=30000)
     return widget
 
 
-def _wait(qtbot: QtBot, worker: JobWorker | None) -> None:
-    """Wait until the worker has delivered its result (or failure) and left the live set."""
+def _wait(qtbot: QtBot, view: FoldersView, worker: JobWorker | None) -> None:
+    """Wait until the worker has delivered its result (or failure) and the view has
+    read what it shows again (the run, then the open folder's rows)."""
     assert worker is not None
     qtbot.waitUntil(lambda: worker not in JobWorker.live, timeout=60000)
-    qtbot.wait(10)  # let the queued finished/failed signal reach the view
+    qtbot.waitUntil(lambda: not view._busy() and not view.loading(), timeout=60000)
 
 
 def _sorted(qtbot: QtBot, view: FoldersView, k: int | None = 2) -> None:
     with qtbot.waitSignal(view.status_message, timeout=60000) as blocker:
         worker = view.run(k)
         assert view.progress.isVisibleTo(view) and view.cancel_button.isVisibleTo(view)
-    _wait(qtbot, worker)
+    _wait(qtbot, view, worker)
     assert str(blocker.args[0]).startswith("Sorted")
     assert not view.progress.isVisibleTo(view)
 
@@ -96,7 +98,35 @@ def test_sorting_fills_one_row_per_folder_covering_every_photo(
     assert sum(sizes) == PHOTOS
     assert view.cluster_list.topLevelItem(0).font(0).bold()
     view.open_cluster(found[0].id)
+    qtbot.waitUntil(lambda: not view.loading(), timeout=30000)
     assert [p.id for p in view.shown_photos()] == found[0].member_ids
+
+
+def test_what_the_view_shows_is_read_off_the_gui_thread(
+    qtbot: QtBot, view: FoldersView, lib: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    _sorted(qtbot, view, 2)
+    readers: list[threading.Thread] = []
+    for name in ("clusters", "new_photos", "photos_by_id"):
+        real = getattr(lib, name)
+
+        def spy(*args: object, _real: object = real, **kwargs: object) -> object:
+            readers.append(threading.current_thread())
+            return _real(*args, **kwargs)  # type: ignore[operator]
+
+        monkeypatch.setattr(lib, name, spy)
+    first = view.clusters()[0]
+    view.open_cluster(first.id)
+    view.reload()
+    assert view.loading()
+    qtbot.waitUntil(lambda: not view.loading(), timeout=30000)
+    assert readers and threading.main_thread() not in readers
+    # The open folder stays open and is read again with the list.
+    assert view.open_cluster_id() == first.id
+    assert [p.id for p in view.shown_photos()] == first.member_ids
+    assert view.cluster_list.topLevelItemCount() == len(view.clusters())
 
 
 def test_automatic_k_and_cancel(qtbot: QtBot, view: FoldersView) -> None:
@@ -105,7 +135,7 @@ def test_automatic_k_and_cancel(qtbot: QtBot, view: FoldersView) -> None:
     assert sum(c.size for c in view.clusters()) == PHOTOS
     worker = view.run(2)
     view.cancel()
-    _wait(qtbot, worker)
+    _wait(qtbot, view, worker)
     assert view.sort_button.isEnabled()
 
 
@@ -128,7 +158,7 @@ def test_merge_leaves_one_folder_fewer(qtbot: QtBot, view: FoldersView, lib: Lib
     before = view.clusters()
     if len(before) < 2:
         pytest.skip("k-means found one folder only")
-    _wait(qtbot, view.merge(before[0].id, before[1].id))
+    _wait(qtbot, view, view.merge(before[0].id, before[1].id))
     after = view.clusters()
     assert len(after) == len(before) - 1 == view.cluster_list.topLevelItemCount()
     assert sum(c.size for c in after) == PHOTOS
@@ -141,18 +171,18 @@ def test_exclude_and_move_photos(qtbot: QtBot, view: FoldersView) -> None:
     first = view.clusters()[0]
     view.open_cluster(first.id)
     gone = first.member_ids[0]
-    _wait(qtbot, view.exclude([gone]))
+    _wait(qtbot, view, view.exclude([gone]))
     assert gone not in {i for c in view.clusters() for i in c.member_ids}
     assert sum(c.size for c in view.clusters()) == PHOTOS - 1
     # Excluded stays excluded: it is not offered back as a new photo...
     assert view.new_photos() == []
     # ...until the user puts it into a folder on purpose.
-    _wait(qtbot, view.move_photos([gone], first.id))
+    _wait(qtbot, view, view.move_photos([gone], first.id))
     assert sum(c.size for c in view.clusters()) == PHOTOS and view.new_photos() == []
     if len(view.clusters()) == 2:
         a, b = view.clusters()
         moved = a.member_ids[:1]
-        _wait(qtbot, view.move_photos(moved, b.id))
+        _wait(qtbot, view, view.move_photos(moved, b.id))
         assert set(moved) <= set(next(c for c in view.clusters() if c.id == b.id).member_ids)
 
 
@@ -181,7 +211,7 @@ def test_export_copy_writes_identical_files_and_undo_removes_them(
         worker = view.export(str(dest), "copy", confirm=True)
         # Per-file progress, and it can be stopped.
         assert view.progress.isVisibleTo(view) and view.cancel_button.isVisibleTo(view)
-    _wait(qtbot, worker)
+    _wait(qtbot, view, worker)
     assert blocker.args == [f"Wrote {PHOTOS} files — Undo with Ctrl+Z"] and changed
     # The preview listed exactly what was written.
     (dialog,) = shown
