@@ -1,4 +1,4 @@
-"""Benchmark: what the Auto-folders view reads on the GUI thread, at 100,000 photos.
+"""Benchmark: what the Auto-folders view reads (in workers) after each change, at 100,000 photos.
 
 A library of N photo rows (no files: only reads are timed) with N synthetic
 vectors, sorted into k = 20 folders; then, in one run, each read the view makes
