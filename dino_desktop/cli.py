@@ -179,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p = sub.add_parser("undo", parents=[common], help="undo the last (or given) file operation")
     p.add_argument("journal", nargs="?", type=int, metavar="JOURNAL")
+    sub.add_parser(
+        "prune-thumbnails",
+        parents=[common],
+        help="delete cached thumbnails of photos that changed or are gone (never photos)",
+    )
 
     p = sub.add_parser("model", parents=[common], help="model weights: status, import, download")
     msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
@@ -207,6 +212,7 @@ def _progress_bar() -> tuple[Callable[[Any], None], Callable[[], None]]:
         "export": "Exporting",
         "train": "Learning",
         "predict": "Sorting",
+        "prune": "Cleaning up thumbnails",
     }
 
     def update(step: Any) -> None:
@@ -674,6 +680,26 @@ def _cmd_undo(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_ERROR if result.failed else EXIT_OK
 
 
+def _cmd_prune_thumbnails(lib: Any, args: argparse.Namespace) -> int:
+    from dino_desktop.core.progress import drive
+
+    update, close = _progress_bar()
+    try:
+        result = drive(lib.prune_thumbnails(), update)
+    finally:
+        close()
+    if args.json:
+        _print_json(
+            {"removed": result.removed, "freed_bytes": result.freed_bytes, "kept": result.kept}
+        )
+    else:
+        print(
+            f"Removed {result.removed:,} stale thumbnail(s), "
+            f"{result.freed_bytes / 1e6:,.1f} MB; kept {result.kept:,}"
+        )
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "scan": _cmd_scan,
     "status": _cmd_status,
@@ -687,6 +713,7 @@ COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "sort-by-example": _cmd_sort_by_example,
     "trash": _cmd_trash,
     "undo": _cmd_undo,
+    "prune-thumbnails": _cmd_prune_thumbnails,
 }
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from dino_desktop.config import WEIGHTS_ENV, LibraryPaths, Settings, library_home
 from dino_desktop.core import embedder as emb
 from dino_desktop.core import scanner
+from dino_desktop.core import thumbnails as thumbs
 from dino_desktop.core.db import (
     Embedding,
     Folder,
@@ -559,14 +560,19 @@ class Library:
             )
         return out
 
+    @staticmethod
+    def _folder_prefixes(session: Session) -> dict[int, str]:
+        """Each folder's path with a trailing separator: prefix + relpath is a photo's path."""
+        return {
+            fid: root if root.endswith(os.sep) else root + os.sep
+            for fid, root in session.execute(select(Folder.id, Folder.path))
+        }
+
     def _photo_rows(self, *conditions: Any) -> list[PhotoRow]:
         # Core rows and one path prefix per folder: this runs over the whole
         # library when the GUI opens, so no ORM objects and no per-row join.
         with self.sessions() as session:
-            prefixes = {
-                fid: root if root.endswith(os.sep) else root + os.sep
-                for fid, root in session.execute(select(Folder.id, Folder.path))
-            }
+            prefixes = self._folder_prefixes(session)
             result = session.execute(
                 select(
                     ImageRow.id,
@@ -584,6 +590,21 @@ class Library:
                 PhotoRow(i, prefixes[fid] + rel, fid, taken, w or 0, h or 0, size, mt, cam)
                 for i, fid, rel, taken, w, h, size, mt, cam in result
             ]
+
+    def prune_thumbnails(self, cancel: CancelToken | None = None) -> Job[thumbs.PruneResult]:
+        """Delete the cached thumbnails no photo asks for any more: an edited, moved,
+        renamed or removed photo leaves its old one behind. Never touches photos."""
+        yield Progress("prune", 0, None, None, "cleaning up the thumbnail cache")
+        with self.sessions() as session:
+            prefixes = self._folder_prefixes(session)
+            rows = session.execute(
+                select(ImageRow.folder_id, ImageRow.relpath, ImageRow.mtime_ns, ImageRow.size)
+            )
+            # The same path, mtime and size the thumbnail loader asks with (PhotoRow).
+            wanted = thumbs.wanted_names(
+                (prefixes[fid] + rel, mtime, size) for fid, rel, mtime, size in rows
+            )
+        return (yield from thumbs.prune(self.paths.cache_dir, wanted, cancel))
 
     def photos(
         self, *, folder_id: int | None = None, sort: str = "date", after_id: int = 0

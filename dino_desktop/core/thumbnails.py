@@ -16,7 +16,12 @@ a half-written file; two threads making the same thumbnail both succeed and the
 last rename wins with identical content.
 
 Thread-safe and Qt-free: the GUI calls it from its thumbnail thread pool.
-Old thumbnails of changed or removed photos are not pruned here.
+
+A thumbnail outlives its photo's version: an edited, moved, renamed or removed
+photo leaves its old file behind. `prune` deletes every cached thumbnail that no
+current photo version asks for (a job with progress and cancel; 1,000,000
+photos' worth of thumbnails is ~10-15 GB, so stale ones matter). Deleting one
+that is still wanted only costs remaking it: this is a cache, not user data.
 """
 
 from __future__ import annotations
@@ -24,18 +29,26 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from PIL import Image
 
 from dino_desktop.core.images import open_image
+from dino_desktop.core.progress import CancelToken, Job, Progress
 
 __all__ = [
     "DEFAULT_EDGE",
     "THUMBS_DIRNAME",
+    "PruneResult",
+    "prune",
     "thumbnail_file",
+    "thumbnail_name",
     "thumbnail_path",
+    "wanted_names",
 ]
 
 THUMBS_DIRNAME: Final = "thumbs"
@@ -48,17 +61,22 @@ _VERSION: Final = 1
 _QUALITY: Final = 85
 
 
-def thumbnail_path(
-    cache_dir: Path, path: str, mtime_ns: int, size: int, edge: int = DEFAULT_EDGE
-) -> Path:
-    """Where the thumbnail of this version of a photo lives (whether or not it exists yet)."""
+def thumbnail_name(path: str, mtime_ns: int, size: int, edge: int = DEFAULT_EDGE) -> str:
+    """The file name of this version of a photo's thumbnail (its shard: the first 2 characters)."""
     digest = hashlib.blake2b(digest_size=16)
     # fsencode: paths that are not valid UTF-8 (lone surrogates) still hash,
     # and hash to the same key as their raw bytes on disk.
     digest.update(os.fsencode(path))
     digest.update(f"\0{mtime_ns}\0{size}\0{edge}\0{_VERSION}".encode())
-    key = digest.hexdigest()
-    return Path(cache_dir) / THUMBS_DIRNAME / key[:2] / f"{key}-{edge}.jpg"
+    return f"{digest.hexdigest()}-{edge}.jpg"
+
+
+def thumbnail_path(
+    cache_dir: Path, path: str, mtime_ns: int, size: int, edge: int = DEFAULT_EDGE
+) -> Path:
+    """Where the thumbnail of this version of a photo lives (whether or not it exists yet)."""
+    name = thumbnail_name(path, mtime_ns, size, edge)
+    return Path(cache_dir) / THUMBS_DIRNAME / name[:2] / name
 
 
 def thumbnail_file(
@@ -97,3 +115,78 @@ def _write_atomically(image: Image.Image, target: Path) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+# A writer's temporary file older than this was left by a crash (a live write
+# takes milliseconds), so prune removes it.
+_STALE_TEMP_S: Final = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    kept: int  # thumbnails some photo still asks for
+    removed: int  # stale thumbnails (and crash leftovers) deleted
+    freed_bytes: int
+    cancelled: bool = False
+
+
+def wanted_names(
+    photos: Iterable[tuple[str, int, int]], edges: Iterable[int] = (DEFAULT_EDGE,)
+) -> set[str]:
+    """The thumbnail file names of these photo versions (path, mtime_ns, size)."""
+    edges = tuple(edges)
+    return {thumbnail_name(p, m, s, e) for p, m, s in photos for e in edges}
+
+
+def prune(cache_dir: Path, wanted: set[str], cancel: CancelToken | None = None) -> Job[PruneResult]:
+    """Delete the cached thumbnails whose names are not in `wanted` (see `wanted_names`).
+
+    Only files this module writes are touched: ``<key>-<edge>.jpg`` names and
+    its own temporary files (those older than an hour) in the shard folders.
+    Yields Progress per shard folder; a cancelled prune keeps what it has not
+    reached.
+    """
+    root = Path(cache_dir) / THUMBS_DIRNAME
+    try:
+        shards = sorted(
+            e.path
+            for e in os.scandir(root)
+            if e.is_dir(follow_symlinks=False) and _is_shard(e.name)
+        )
+    except FileNotFoundError:
+        shards = []
+    kept = removed = freed = 0
+    now = time.time()
+    yield Progress("prune", 0, len(shards), None, "cleaning up the thumbnail cache")
+    for done, shard in enumerate(shards, 1):
+        if cancel is not None and cancel.cancelled:
+            return PruneResult(kept, removed, freed, cancelled=True)
+        try:
+            entries = list(os.scandir(shard))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if name in wanted:
+                kept += 1
+                continue
+            ours = name.endswith(".jpg") and name[:-4].rpartition("-")[2].isdigit()
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if name.startswith(".") and name.endswith(".tmp"):
+                    ours = now - st.st_mtime > _STALE_TEMP_S
+                if not ours or not entry.is_file(follow_symlinks=False):
+                    continue
+                os.unlink(entry.path)
+            except FileNotFoundError:  # made or removed meanwhile by someone else
+                continue
+            except OSError:  # a read-only cache: nothing to gain, nothing lost
+                continue
+            removed += 1
+            freed += st.st_size
+        yield Progress("prune", done, len(shards), shard)
+    return PruneResult(kept, removed, freed)
+
+
+def _is_shard(name: str) -> bool:
+    return len(name) == 2 and all(c in "0123456789abcdef" for c in name)

@@ -45,6 +45,7 @@ from dino_desktop.core import embedder as emb
 from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.library import FolderInfo, Library, PhotoRow, ScanResult, SearchHit
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.thumbnails import PruneResult
 from dino_desktop.gui.compare import CompareDialog
 from dino_desktop.gui.details import DetailsPanel
 from dino_desktop.gui.dialogs import SettingsDialog, WeightsDialog
@@ -90,6 +91,8 @@ class MainWindow(QMainWindow):
         self.worker: JobWorker | None = None  # the scan (one at a time)
         self.search_worker: JobWorker | None = None
         self.file_worker: JobWorker | None = None  # trash / undo
+        self.prune_worker: JobWorker | None = None  # thumbnail cache clean-up
+        self._pruned = False  # once a session, after the first scan
         self.viewer: ImageViewer | None = None
         self._weights_prompted = False
         self._phase_started: tuple[str | None, float, int] = (None, 0.0, 0)
@@ -231,6 +234,7 @@ class MainWindow(QMainWindow):
             file_menu, "&Rescan all folders", lambda: self.start_scan([]), "F5"
         )
         self._action(file_menu, "Files that could not be read…", self.show_failed_files)
+        self._action(file_menu, "Clean up the thumbnail cache", self.prune_thumbnails)
         file_menu.addSeparator()
         self._action(file_menu, "&Settings…", self.open_settings, "Ctrl+,")
         file_menu.addSeparator()
@@ -474,6 +478,42 @@ class MainWindow(QMainWindow):
             self.duplicates_view.find()  # files came back or changed (e.g. after undo)
         if result.weights_missing and result.pending and self.prompt_for_weights:
             self.ask_for_weights()
+        if not result.cancelled and (result.updated or result.removed or not self._pruned):
+            # Changed and removed photos (and those trashed or moved meanwhile) leave
+            # thumbnails behind: clear them out, quietly, in the background.
+            self.prune_thumbnails(quiet=True)
+
+    def prune_thumbnails(self, quiet: bool = False) -> JobWorker | None:
+        """Delete cached thumbnails no photo asks for any more, in a worker (never
+        photos). None when one is running already."""
+        if self.prune_worker is not None:
+            return None
+        self._pruned = True
+        worker = JobWorker(lambda token: self.library.prune_thumbnails(token))
+        self.prune_worker = worker
+
+        def finished(result: PruneResult) -> None:
+            self.prune_worker = None
+            if not quiet:  # the automatic one leaves the scan's summary in view
+                self.statusBar().showMessage(
+                    f"Thumbnail cache: removed {result.removed:,} stale thumbnail"
+                    f"{'' if result.removed == 1 else 's'} "
+                    f"({result.freed_bytes / 1e6:,.1f} MB), kept {result.kept:,}",
+                    15000,
+                )
+
+        def failed(message: str) -> None:
+            self.prune_worker = None
+            if not quiet:
+                self.statusBar().showMessage(
+                    f"Could not clean up the thumbnail cache: {message}", 15000
+                )
+
+        worker.signals.finished.connect(finished)
+        worker.signals.failed.connect(failed)
+        if not quiet:
+            self.statusBar().showMessage("Cleaning up the thumbnail cache…")
+        return start(worker)
 
     def _scan_failed(self, message: str) -> None:
         self.worker = None
@@ -800,7 +840,7 @@ class MainWindow(QMainWindow):
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/splitter", self.splitter.saveState())
         # Stop a running scan cleanly: what it indexed so far is committed.
-        for worker in (self.worker, self.search_worker, self.file_worker):
+        for worker in (self.worker, self.search_worker, self.file_worker, self.prune_worker):
             if worker is not None:
                 worker.cancel()
         if self.viewer is not None:

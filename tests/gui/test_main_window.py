@@ -275,3 +275,33 @@ def test_label_photos_from_the_photos_view(scanned: MainWindow) -> None:
     assert scanned.library.label_examples(label.id)[0] == sorted(p.id for p in photos)
     counts = {lb.name: lb.positives for lb in scanned.sorting_view.labels()}
     assert counts == {"Receipts": 2}
+
+
+def test_stale_thumbnails_are_cleaned_up_after_a_scan_and_from_the_menu(
+    qtbot: QtBot, scanned: MainWindow, tmp_path: Path
+) -> None:
+    from dino_desktop.core.thumbnails import thumbnail_file
+
+    cache = scanned.library.paths.cache_dir
+    rows = scanned.photos_view.photos()
+    made = {p.path: thumbnail_file(cache, p.path, p.mtime_ns, p.size) for p in rows}
+    gone = rows[0].path
+    Path(gone).unlink()
+    worker = scanned.start_scan([])
+    _wait_for(qtbot, worker)
+    # The scan removed a photo: its thumbnail goes in the background, the rest stay.
+    qtbot.waitUntil(lambda: not made[gone].exists(), timeout=30000)
+    qtbot.waitUntil(lambda: scanned.prune_worker is None, timeout=30000)
+    assert all(f.is_file() for p, f in made.items() if p != gone)
+    # By hand (File menu): one left behind by a photo that is no longer in the library.
+    stray = made[rows[1].path].with_name("0" * 32 + "-256.jpg")
+    stray.write_bytes(b"old")
+    action = next(
+        a for a in scanned.menuBar().actions()[0].menu().actions() if "thumbnail" in a.text()
+    )
+    action.trigger()
+    assert scanned.prune_worker is not None
+    qtbot.waitUntil(lambda: scanned.prune_worker is None, timeout=30000)
+    assert (
+        not stray.exists() and "removed 1 stale thumbnail" in scanned.statusBar().currentMessage()
+    )

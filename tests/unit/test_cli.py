@@ -245,6 +245,30 @@ def test_trash_and_undo_restore_the_bytes(
     assert code == 1 and "already undone" in err
 
 
+def test_prune_thumbnails_removes_a_trashed_photos_thumbnail(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from dino_desktop.core.thumbnails import thumbnail_file
+
+    lib = str(tmp_path / "lib")
+    photos = tmp_path / "p"
+    a = imagegen.save_jpeg(photos / "a.jpg", seed=1)
+    b = imagegen.save_jpeg(photos / "b.jpg", seed=2)
+    run(capsys, "--library", lib, "scan", str(photos), "--no-embed")
+    thumbs = {p: thumbnail_file(tmp_path / "lib" / "cache", *_stamp(p)) for p in (a, b)}
+    run(capsys, "--library", lib, "trash", str(a))
+    code, out, _ = run(capsys, "--library", lib, "prune-thumbnails", "--json")
+    assert code == 0 and (out["removed"], out["kept"]) == (1, 1) and out["freed_bytes"] > 0
+    assert not thumbs[a].exists() and thumbs[b].is_file() and b.is_file()
+    code, out, _ = run(capsys, "--library", lib, "prune-thumbnails")
+    assert code == 0 and "Removed 0 stale thumbnail(s)" in out
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path), st.st_mtime_ns, st.st_size
+
+
 def test_trash_refuses_reference_folders(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

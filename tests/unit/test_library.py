@@ -175,3 +175,30 @@ def test_search_by_region_embeds_the_crop(tmp_path: Path, photos: Path, tiny_wei
     assert hits[0].path == str(photos / "crop.png") and hits[0].score > 0.99
     with pytest.raises(LibraryError, match="too small"):
         lib.search_region(photos / "p2.jpg", (10, 10, 12, 12))
+
+
+def test_prune_thumbnails_keeps_what_the_app_shows_and_drops_the_rest(tmp_path: Path) -> None:
+    """Thumbnails made the way the app makes them (from PhotoRow) survive; those of a
+    removed photo and of an edited photo's old version go."""
+    from dino_desktop.core.thumbnails import thumbnail_file
+
+    root = tmp_path / "photos"
+    for i in range(3):
+        imagegen.save_jpeg(root / f"p{i}.jpg", seed=i, size=(300, 200))
+    lib = Library(tmp_path / "lib")
+    drive(lib.scan([str(root)], embed=False))
+    cache = lib.paths.cache_dir
+    made = {p.path: thumbnail_file(cache, p.path, p.mtime_ns, p.size) for p in lib.photos()}
+    (root / "p0.jpg").unlink()
+    imagegen.save_jpeg(root / "p1.jpg", seed=9, size=(320, 200))
+    os.utime(root / "p1.jpg", ns=(1, 3_000_000_000))
+    drive(lib.scan(embed=False))
+    fresh = {p.path: thumbnail_file(cache, p.path, p.mtime_ns, p.size) for p in lib.photos()}
+
+    result = drive(lib.prune_thumbnails())
+
+    assert (result.removed, result.kept) == (2, 2)
+    assert all(f.is_file() for f in fresh.values())
+    assert not made[str(root / "p0.jpg")].exists() and not made[str(root / "p1.jpg")].exists()
+    assert sorted(p.name for p in root.iterdir()) == ["p1.jpg", "p2.jpg"]
+    lib.close()

@@ -115,3 +115,46 @@ def test_unreadable_photo_raises_image_error(tmp_path: Path, name: str) -> None:
 def test_missing_photo_raises_image_error(tmp_path: Path) -> None:
     with pytest.raises(ImageError):
         thumbnail_file(tmp_path / "c", str(tmp_path / "gone.jpg"), 1, 2)
+
+
+def test_prune_deletes_only_stale_thumbnails_and_crash_leftovers(tmp_path: Path) -> None:
+    from dino_desktop.core.progress import drive
+
+    cache = tmp_path / "cache"
+    keep = imagegen.save_jpeg(tmp_path / "keep.jpg", seed=1, size=(400, 300))
+    edit = imagegen.save_jpeg(tmp_path / "edit.jpg", seed=2, size=(400, 300))
+    kept = thumbnail_file(cache, *_stat(keep))
+    old = thumbnail_file(cache, *_stat(edit))
+    imagegen.save_jpeg(edit, seed=3, size=(500, 300))  # edited: a new version
+    os.utime(edit, ns=(1, 2_000_000_000))
+    new = thumbnail_file(cache, *_stat(edit))
+    gone = thumbnail_file(cache, *_stat(imagegen.save_jpeg(tmp_path / "gone.jpg", seed=4)))
+    shard = kept.parent
+    crashed = shard / ".abc.tmp"  # a writer that died an hour ago
+    crashed.write_bytes(b"x")
+    os.utime(crashed, (0, 0))
+    writing = shard / ".def.tmp"  # a writer at work right now
+    writing.write_bytes(b"x")
+    foreign = shard / "notes.txt"  # not ours: never touched
+    foreign.write_text("mine")
+    wanted = thumbnails.wanted_names([_stat(keep), _stat(edit)])
+
+    result = drive(thumbnails.prune(cache, wanted))
+
+    assert kept.is_file() and new.is_file() and writing.is_file() and foreign.is_file()
+    assert not old.exists() and not gone.exists() and not crashed.exists()
+    assert (result.kept, result.removed, result.cancelled) == (2, 3, False)
+    assert result.freed_bytes > 0
+    assert keep.is_file() and edit.is_file()  # photos are never touched
+
+
+def test_prune_of_a_missing_cache_and_cancel(tmp_path: Path) -> None:
+    from dino_desktop.core.progress import CancelToken, drive
+
+    assert drive(thumbnails.prune(tmp_path / "none", set())).removed == 0
+    photo = imagegen.save_jpeg(tmp_path / "p.jpg", seed=1)
+    thumb = thumbnail_file(tmp_path / "c", *_stat(photo))
+    token = CancelToken()
+    token.cancel()
+    result = drive(thumbnails.prune(tmp_path / "c", set(), token))
+    assert result.cancelled and thumb.is_file()
