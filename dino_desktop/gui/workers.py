@@ -79,3 +79,14 @@ def start(worker: JobWorker, pool: QThreadPool | None = None) -> JobWorker:
     JobWorker.live.add(worker)
     (pool or QThreadPool.globalInstance()).start(worker)
     return worker
+
+
+def reader(read: Callable[[], Any]) -> JobWorker:
+    """A worker for one read that has no progress to report (rows a view shows);
+    its `finished` signal carries what `read` returned. Not started yet."""
+
+    def job(_token: CancelToken) -> Job[Any]:
+        yield Progress("read", 0, None)
+        return read()
+
+    return JobWorker(job)

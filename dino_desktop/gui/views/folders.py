@@ -77,7 +77,7 @@ from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.browse import PhotoGrid
 from dino_desktop.gui.views.jobstrip import JobStrip, export_worker, plural
-from dino_desktop.gui.workers import JobWorker, start
+from dino_desktop.gui.workers import JobWorker, reader, start
 
 __all__ = ["ExportPreviewDialog", "FoldersView"]
 
@@ -332,15 +332,14 @@ class FoldersView(QWidget):
         self._loaded_once = True
         library = self.library
 
-        def job(_token: CancelToken) -> Job[_Loaded]:
-            yield Progress("read", 0, None)
+        def read() -> _Loaded:
             run = library.clusters(with_paths=False)
             new = library.new_photos(run) if run is not None else []
             # Rows for the strips only; an opened folder reads its own.
             wanted = {i for c in (run.clusters if run else []) for i in c.representative_ids}
             return run, new, library.photos_by_id(wanted) if wanted else {}
 
-        worker = JobWorker(job)
+        worker = reader(read)
         self._read_worker = worker
 
         def arrived(out: _Loaded) -> None:
@@ -562,11 +561,7 @@ class FoldersView(QWidget):
         caption = f"<b>{_html(cluster.name)}</b> · {plural(cluster.size, 'photo')}"
         library = self.library
 
-        def job(_token: CancelToken) -> Job[dict[int, PhotoRow]]:
-            yield Progress("read", 0, None)
-            return library.photos_by_id(members)
-
-        worker = JobWorker(job)
+        worker = reader(lambda: library.photos_by_id(members))
         self._open_worker = worker
 
         def arrived(rows: dict[int, PhotoRow]) -> None:

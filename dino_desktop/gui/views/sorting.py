@@ -39,14 +39,14 @@ from PySide6.QtWidgets import (
 
 from dino_desktop.core.fileops import EXPORT_MODES
 from dino_desktop.core.library import Library, LibraryError, PhotoRow, SortLabelInfo
-from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.progress import Progress
 from dino_desktop.core.sorting import DEFAULT_THRESHOLD, UNSURE, SortResult, rethreshold
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.browse import PhotoGrid
 from dino_desktop.gui.views.folders import MODE_LABELS, ExportPreviewDialog
 from dino_desktop.gui.views.jobstrip import JobStrip, export_worker, plural
-from dino_desktop.gui.workers import JobWorker, start
+from dino_desktop.gui.workers import JobWorker, reader, start
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 ALL = 0  # the "All photos" row: browse the library to pick examples
@@ -391,11 +391,7 @@ class SortView(QWidget):
                 )
             return rows, scores, text
 
-        def job(_token: CancelToken) -> Job[tuple[list[PhotoRow], list[float] | None, str]]:
-            yield Progress("rows", 0, None)
-            return read()
-
-        worker = JobWorker(job)
+        worker = reader(read)
         self._rows_worker = worker
 
         def arrived(out: tuple[list[PhotoRow], list[float] | None, str]) -> None:
