@@ -92,12 +92,16 @@ def load_vectors(
     Blobs are fetched a batch at a time straight from the DB-API cursor and turned
     into one array per batch (`np.frombuffer` over the joined bytes), not one
     array per row: ~10x faster at 100,000 vectors. A blob of the wrong length (a
-    damaged row) is skipped.
+    damaged row) is skipped. The rows come in table order and are sorted here:
+    SQLite's ORDER BY image_id took 9.3 s instead of 1.9 s at 1,000,000 vectors
+    (a lookup per row through the primary key), and table order is nearly
+    always image id order already. The sqlite3 cursor is used bare: SQLAlchemy's
+    row objects doubled the time at that size.
     """
     width = dim * 4
-    cursor = session.connection().exec_driver_sql(
-        "SELECT image_id, vector FROM embeddings WHERE model_id = ? ORDER BY image_id",
-        (model_id,),
+    dbapi: Any = session.connection().connection.driver_connection
+    cursor = dbapi.execute(
+        "SELECT image_id, vector FROM embeddings WHERE model_id = ?", (model_id,)
     )
     id_parts: list[np.ndarray] = []
     vec_parts: list[np.ndarray] = []
@@ -111,8 +115,13 @@ def load_vectors(
     if not id_parts:
         return np.empty(0, dtype=np.int64), np.empty((0, dim), dtype=np.float32)
     if len(id_parts) == 1:
-        return id_parts[0], vec_parts[0].copy()  # frombuffer arrays are read-only
-    return np.concatenate(id_parts), np.concatenate(vec_parts)
+        out_ids, vecs = id_parts[0], vec_parts[0].copy()  # frombuffer arrays are read-only
+    else:
+        out_ids, vecs = np.concatenate(id_parts), np.concatenate(vec_parts)
+    if len(out_ids) > 1 and not bool(np.all(out_ids[:-1] < out_ids[1:])):
+        order = np.argsort(out_ids, kind="stable")
+        out_ids, vecs = out_ids[order], vecs[order]
+    return out_ids, vecs
 
 
 def index_kind(n: int, threshold: int | None = None) -> str:

@@ -119,6 +119,23 @@ def test_load_vectors_in_bulk(db_with_vectors: Fixture) -> None:
     assert np.array_equal(got, x[keep]) and got.flags.writeable
 
 
+def test_load_vectors_are_in_image_id_order_whatever_the_table_order(
+    db_with_vectors: Fixture,
+) -> None:
+    """Re-embedded photos sit at the end of the table; the result is still by image id."""
+    sessions, model_id, x, ids = db_with_vectors
+    moved = [ids[3], ids[0], ids[150]]
+    with sessions() as s, s.begin():
+        for i in moved:  # delete and insert again: new rows at the table's end
+            blob = s.scalar(select(Embedding.vector).where(Embedding.image_id == i))
+            s.execute(delete(Embedding).where(Embedding.image_id == i))
+            s.execute(insert(Embedding).values(image_id=i, model_id=model_id, vector=blob))
+    with sessions() as s:
+        got_ids, got = vindex.load_vectors(s, model_id, DIM, batch=64)
+    assert got_ids.tolist() == sorted(ids)
+    assert np.array_equal(got, x[np.argsort(ids, kind="stable")])
+
+
 def test_index_cache_reuses_until_the_database_changes(
     tmp_path: Path, db_with_vectors: Fixture
 ) -> None:
