@@ -123,8 +123,16 @@ class NewPhoto:
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; `x` itself (not a copy) when they already are.
+
+    Stored embeddings are unit vectors: not copying them saves 1.5 GB at
+    1,000,000 photos. Callers never write into the result. (The norms come from
+    einsum: np.linalg.norm would square the whole array into a temporary.)
+    """
     x = np.ascontiguousarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
+    if norms.size and bool(np.all(np.abs(norms - 1.0) <= 1e-5)):
+        return x
     out: np.ndarray = x / np.maximum(norms, 1e-12)
     return out
 
@@ -189,9 +197,9 @@ def choose_k(
     if not ks:
         return 1
     rng = np.random.default_rng(seed)
+    if n > SILHOUETTE_SAMPLE:  # sample first: only the sample needs normalising
+        vectors = vectors[np.sort(rng.choice(n, SILHOUETTE_SAMPLE, replace=False))]
     sample = _normalise(vectors)
-    if n > SILHOUETTE_SAMPLE:
-        sample = sample[np.sort(rng.choice(n, SILHOUETTE_SAMPLE, replace=False))]
     best_k, best_score = ks[0], -2.0
     for done, k in enumerate(ks):
         cancel.check()

@@ -793,12 +793,25 @@ class Library:
         return run
 
     def _cluster_photos(self, ids: Iterable[int]) -> dict[int, tuple[str, datetime | None]]:
-        wanted = [int(i) for i in ids]
-        dated = self.photos_by_id(wanted)
-        return {
-            i: (p, dated[i].taken_at if i in dated else None)
-            for i, p in self.paths_of(wanted).items()
-        }
+        """image id → (path, date taken if readable) for naming; one pass over the
+        rows, no PhotoRow per photo (those cost ~400 MB at 1,000,000)."""
+        wanted = {int(i) for i in ids}
+        with self.sessions() as session:
+            prefixes = self._folder_prefixes(session)
+            rows = session.execute(
+                select(
+                    ImageRow.id,
+                    ImageRow.folder_id,
+                    ImageRow.relpath,
+                    ImageRow.taken_at,
+                    ImageRow.status,
+                )
+            )
+            return {
+                i: (prefixes[fid] + rel, taken if status == "ok" else None)
+                for i, fid, rel, taken, status in rows
+                if i in wanted
+            }
 
     def clusters(self, *, with_paths: bool = True) -> ClusterRun | None:
         """The latest saved auto-folder run of the current model, or None.
