@@ -79,7 +79,7 @@ from dino_desktop.gui.views.browse import PhotoGrid
 from dino_desktop.gui.views.jobstrip import JobStrip, export_worker, plural
 from dino_desktop.gui.workers import JobWorker, reader, start
 
-__all__ = ["ExportPreviewDialog", "FoldersView"]
+__all__ = ["ExportPreviewDialog", "FoldersView", "export_mode_combo"]
 
 # What a reload reads: the latest run, the new photos, the strip thumbnails' rows.
 _Loaded = tuple[ClusterRun | None, list[NewPhoto], dict[int, PhotoRow]]
@@ -99,6 +99,14 @@ HINT = (
     "No auto-folders yet. Choose how many folders (or Automatic) and press "
     "<b>Sort into folders</b>."
 )
+
+
+def export_mode_combo() -> QComboBox:
+    """The "Export as" choice of both export views: copy, hard link, symbolic link, move."""
+    combo = QComboBox()
+    for mode in EXPORT_MODES:
+        combo.addItem(MODE_LABELS.get(mode, mode), mode)
+    return combo
 
 
 class ExportPreviewDialog(QDialog):
@@ -206,9 +214,7 @@ class FoldersView(QWidget):
         self.progress_label = self.job_strip.label
         self.cancel_button = self.job_strip.cancel_button
         self.cancel_button.clicked.connect(self.cancel)
-        self.mode_combo = QComboBox()
-        for mode in EXPORT_MODES:
-            self.mode_combo.addItem(MODE_LABELS.get(mode, mode), mode)
+        self.mode_combo = export_mode_combo()
         self.export_button = QPushButton("Export…")
         self.export_button.clicked.connect(self.export_interactively)
         for widget in (self.k_spin, self.auto_check, self.sort_button):

@@ -37,14 +37,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dino_desktop.core.fileops import EXPORT_MODES
 from dino_desktop.core.library import Library, LibraryError, PhotoRow, SortLabelInfo
 from dino_desktop.core.progress import Progress
 from dino_desktop.core.sorting import DEFAULT_THRESHOLD, UNSURE, SortResult, rethreshold
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.browse import PhotoGrid
-from dino_desktop.gui.views.folders import MODE_LABELS, ExportPreviewDialog
+from dino_desktop.gui.views.folders import ExportPreviewDialog, export_mode_combo
 from dino_desktop.gui.views.jobstrip import JobStrip, export_worker, plural
 from dino_desktop.gui.workers import JobWorker, reader, start
 
@@ -127,9 +126,7 @@ class SortView(QWidget):
         self.progress_label = self.job_strip.label
         self.cancel_button = self.job_strip.cancel_button
         self.cancel_button.clicked.connect(self.cancel)
-        self.mode_combo = QComboBox()
-        for mode in EXPORT_MODES:
-            self.mode_combo.addItem(MODE_LABELS.get(mode, mode), mode)
+        self.mode_combo = export_mode_combo()
         self.export_button = QPushButton("Export…")
         self.export_button.clicked.connect(self.export_interactively)
         for widget in (
