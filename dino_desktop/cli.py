@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 
 from dino_desktop import __version__
 from dino_desktop.config import HOME_ENV, WEIGHTS_ENV
+from dino_desktop.logs import log_file, setup_logging
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_WEIGHTS = 0, 1, 2, 3
 
@@ -53,8 +55,11 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dino-desktop",
-        description="A photo organizer that understands pictures. "
+        description="A photo organizer that understands pictures.\n"
         "Without a command, opens the desktop app.",
+        epilog=f"Log file: {log_file()}",
+        # Unwrapped, so the log file's path is one line to copy.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _global_options(parser, suppress=False)
@@ -720,6 +725,7 @@ COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging(console=True)  # the log file, and warnings on stderr
     if args.command is None:
         from dino_desktop.gui.app import run_gui
 
@@ -741,6 +747,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LibraryError, SchemaTooNew, OSError) as exc:
         print(f"dino-desktop: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    if lib.settings.problem:  # a damaged settings.toml: defaults are used, say so
+        logging.getLogger(__name__).warning("%s", lib.settings.problem)
     try:
         with lib:
             return COMMANDS[args.command](lib, args)

@@ -7,16 +7,24 @@ thumbnail cache, the model weights cache and ``settings.toml``.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import platformdirs
+import tomli_w
 
 APP_NAME = "dino-desktop"
 HOME_ENV = "DINO_DESKTOP_HOME"
 WEIGHTS_ENV = "DINO_DESKTOP_WEIGHTS"
+
+log = logging.getLogger(__name__)
 
 
 def default_home() -> Path:
@@ -65,9 +73,45 @@ class LibraryPaths:
             folder.mkdir(parents=True, exist_ok=True)
 
 
+# What each setting may hold: a bad value falls back to the default, with a message.
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+MAX_BATCH_SIZE = 4096
+
+
+def _check_model(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _check_device(value: object) -> bool:
+    return isinstance(value, str) and _DEVICE.match(value) is not None
+
+
+def _check_batch_size(value: object) -> bool:
+    # bool is an int subclass: `batch_size = true` is not a size.
+    return type(value) is int and 1 <= value <= MAX_BATCH_SIZE
+
+
+def _check_precision(value: object) -> bool:
+    return value in _PRECISIONS
+
+
+_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "model": (_check_model, "a model name"),
+    "device": (_check_device, "auto, cpu, cuda, cuda:N or mps"),
+    "batch_size": (_check_batch_size, f"a whole number from 1 to {MAX_BATCH_SIZE}"),
+    "precision": (_check_precision, ", ".join(_PRECISIONS)),
+}
+
+
 @dataclass(slots=True)
 class Settings:
-    """User settings; unknown keys in the file are ignored so older apps read newer files."""
+    """User settings; unknown keys in the file are ignored so older apps read newer files.
+
+    `problem` is not a setting: `load` puts there, for the user, what was wrong
+    with the file (None when it read cleanly). The CLI prints it on stderr and
+    the GUI shows it once.
+    """
 
     model: str = "vit_small_patch14_dinov2"
     device: str = "auto"
@@ -76,30 +120,81 @@ class Settings:
     # the CPU/GPU computes it natively and its embeddings stay within cosine 0.999 of
     # fp32, else fp32; int8 = quantised linear layers on the CPU (opt-in).
     precision: str = "auto"
+    problem: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def load(cls, path: Path) -> Settings:
-        if not path.exists():
-            return cls()
+        """Read `path`; never fails on a bad file.
+
+        A file that is not TOML is moved aside to ``settings.toml.bad-<time>``
+        (kept for the user, never deleted) and the defaults are used; a value of
+        the wrong type or out of range falls back to its default alone. Either
+        way `problem` says what happened.
+        """
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError):
-            # A damaged settings file must not keep the app from opening.
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return cls()
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        except (OSError, UnicodeDecodeError) as exc:
+            if isinstance(exc, UnicodeDecodeError):
+                return cls._set_aside(path, "it is not text")
+            # Unreadable (permissions): leave it where it is, say so.
+            log.warning("settings file %s unreadable: %s", path, exc)
+            return cls(
+                problem=f"The settings file {path} could not be read ({exc}); "
+                "using the default settings."
+            )
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            return cls._set_aside(path, f"it is not valid TOML: {exc}")
+        settings = cls()
+        bad: list[str] = []
+        for key, (check, expected) in _CHECKS.items():
+            if key not in data:
+                continue
+            value = data[key]
+            if check(value):
+                setattr(settings, key, value)
+            else:
+                bad.append(f"{key} = {value!r} (expected {expected})")
+        if bad:
+            settings.problem = (
+                f"Some settings in {path} were not valid and their defaults are used: "
+                + "; ".join(bad)
+                + "."
+            )
+            log.warning("%s", settings.problem)
+        return settings
+
+    @classmethod
+    def _set_aside(cls, path: Path, why: str) -> Settings:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        aside = path.with_name(f"{path.name}.bad-{stamp}")
+        n = 1
+        while aside.exists():  # two damaged files in one second: never overwrite one
+            aside = path.with_name(f"{path.name}.bad-{stamp}-{n}")
+            n += 1
+        try:
+            path.replace(aside)
+        except OSError as exc:
+            problem = (
+                f"The settings file {path} is damaged ({why}) and could not be moved "
+                f"aside ({exc}); using the default settings."
+            )
+        else:
+            problem = (
+                f"The settings file {path} was damaged ({why}). It was kept as "
+                f"{aside} and the default settings are used."
+            )
+        log.warning("%s", problem)
+        return cls(problem=problem)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as written to the file (without `problem`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "problem"}
 
     def save(self, path: Path) -> None:
-        lines = [f"{key} = {_toml_value(value)}" for key, value in asdict(self).items()]
         tmp = path.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        tmp.write_text(tomli_w.dumps(self.to_dict()), encoding="utf-8")
         tmp.replace(path)
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
