@@ -7,7 +7,7 @@ thumbnail cache, the model weights cache and ``settings.toml``.
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
 import re
 import tomllib
@@ -23,8 +23,6 @@ import tomli_w
 APP_NAME = "dino-desktop"
 HOME_ENV = "DINO_DESKTOP_HOME"
 WEIGHTS_ENV = "DINO_DESKTOP_WEIGHTS"
-
-log = logging.getLogger(__name__)
 
 
 def default_home() -> Path:
@@ -124,71 +122,67 @@ class Settings:
 
     @classmethod
     def load(cls, path: Path) -> Settings:
-        """Read `path`; never fails on a bad file.
+        """Read `path`; never fails on a bad file, never deletes one.
 
         A file that is not TOML is moved aside to ``settings.toml.bad-<time>``
-        (kept for the user, never deleted) and the defaults are used; a value of
-        the wrong type or out of range falls back to its default alone. Either
-        way `problem` says what happened.
+        and the defaults are used. A value of the wrong type or out of range
+        falls back to its default alone; the file as it was is kept aside the
+        same way and rewritten without the bad values (so the user is told
+        once, not at every start). Either way `problem` says what happened;
+        the front ends show it and log it.
         """
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return cls()
-        except (OSError, UnicodeDecodeError) as exc:
-            if isinstance(exc, UnicodeDecodeError):
-                return cls._set_aside(path, "it is not text")
-            # Unreadable (permissions): leave it where it is, say so.
-            log.warning("settings file %s unreadable: %s", path, exc)
+        except UnicodeDecodeError:
+            return cls(problem=cls._damaged(path, "it is not text", rewrite=None))
+        except OSError as exc:  # unreadable (permissions): leave it where it is
             return cls(
                 problem=f"The settings file {path} could not be read ({exc}); "
-                "using the default settings."
+                "the default settings are used."
             )
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            return cls._set_aside(path, f"it is not valid TOML: {exc}")
+            return cls(problem=cls._damaged(path, f"it is not valid TOML: {exc}", rewrite=None))
         settings = cls()
         bad: list[str] = []
         for key, (check, expected) in _CHECKS.items():
             if key not in data:
                 continue
-            value = data[key]
-            if check(value):
-                setattr(settings, key, value)
+            if check(data[key]):
+                setattr(settings, key, data[key])
             else:
-                bad.append(f"{key} = {value!r} (expected {expected})")
+                bad.append(f"{key} = {data.pop(key)!r} (expected {expected})")
         if bad:
-            settings.problem = (
-                f"Some settings in {path} were not valid and their defaults are used: "
-                + "; ".join(bad)
-                + "."
-            )
-            log.warning("%s", settings.problem)
+            # `data` keeps unknown keys: a newer app's settings survive the rewrite.
+            settings.problem = cls._damaged(path, "; ".join(bad), rewrite=data)
         return settings
 
-    @classmethod
-    def _set_aside(cls, path: Path, why: str) -> Settings:
+    @staticmethod
+    def _damaged(path: Path, why: str, *, rewrite: dict[str, Any] | None) -> str:
+        """Move `path` aside (never over an older copy), optionally write `rewrite`
+        in its place, and say so in a sentence for the user."""
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         aside = path.with_name(f"{path.name}.bad-{stamp}")
         n = 1
-        while aside.exists():  # two damaged files in one second: never overwrite one
+        while aside.exists():  # two damaged files in one second: keep both
             aside = path.with_name(f"{path.name}.bad-{stamp}-{n}")
             n += 1
+        what = f"Settings file {path}: {why}."
         try:
             path.replace(aside)
         except OSError as exc:
-            problem = (
-                f"The settings file {path} is damaged ({why}) and could not be moved "
-                f"aside ({exc}); using the default settings."
+            return f"{what} The default settings are used (it could not be moved aside: {exc})."
+        if rewrite is not None:
+            # On failure the defaults still apply and the next start says so again.
+            with contextlib.suppress(OSError):
+                path.write_text(tomli_w.dumps(rewrite), encoding="utf-8")
+            return (
+                f"{what} Those settings use their defaults; the file as it was is kept as {aside}."
             )
-        else:
-            problem = (
-                f"The settings file {path} was damaged ({why}). It was kept as "
-                f"{aside} and the default settings are used."
-            )
-        log.warning("%s", problem)
-        return cls(problem=problem)
+        return f"{what} The default settings are used; the file is kept as {aside}."
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as written to the file (without `problem`)."""

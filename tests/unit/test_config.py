@@ -87,8 +87,14 @@ def test_a_bad_value_falls_back_alone_and_is_reported(tmp_path: Path) -> None:
     assert settings.problem is not None
     assert "device" in settings.problem and "batch_size" in settings.problem
     assert "future_key" not in settings.problem  # newer apps' keys are not errors
-    assert path.exists()  # readable TOML is not moved aside
-    assert not list(tmp_path.glob("*.bad-*"))
+    # The file as it was is kept; the rewritten one has no bad values, so the
+    # user is told once, and a newer app's key survives.
+    (aside,) = tmp_path.glob("settings.toml.bad-*")
+    assert 'device = "gpu"' in aside.read_text(encoding="utf-8")
+    assert str(aside) in settings.problem
+    again = Settings.load(path)
+    assert again.problem is None and again == settings
+    assert tomllib.loads(path.read_text(encoding="utf-8"))["future_key"] == "kept quiet"
 
 
 @pytest.mark.parametrize(
@@ -123,6 +129,8 @@ def test_cli_warns_on_stderr_and_keeps_json_clean(
     assert "dino-desktop: warning:" in err and "settings.toml.bad-" in err
     assert out.lstrip().startswith("{")  # stdout is still just the JSON
     assert list(home.glob("settings.toml.bad-*"))
+    assert err.count("settings.toml.bad-") == 1  # one line, not one per handler
     # Reported once: the next run reads the defaults it was left with, quietly.
     assert cli.main(["--library", str(home), "status", "--json"]) == 0
     assert "warning" not in capsys.readouterr().err
+    assert "settings.toml.bad-" in (tmp_path / "logs" / "dino-desktop.log").read_text("utf-8")
