@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import sys
+import threading
+import traceback
+from collections.abc import Callable
 from importlib.resources import files
+from types import TracebackType
 
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QObject, QSize, QTimer, Signal
 from PySide6.QtGui import QIcon, QImageReader
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from dino_desktop.core.db import SchemaTooNew
 from dino_desktop.core.library import Library, LibraryError
 from dino_desktop.gui import theme
 from dino_desktop.gui.main_window import MainWindow
+from dino_desktop.logs import log_file, setup_logging
 
 APP_NAME = "DINO Desktop"
 APP_ID = "io.github.dino_desktop.DinoDesktop"  # the .desktop file's and AppStream's id
 ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)  # the PNG renders in resources/icons
+
+log = logging.getLogger(__name__)
 
 
 def app_icon() -> QIcon:
@@ -72,24 +80,131 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+class CrashReporter(QObject):
+    """`sys.excepthook` and `threading.excepthook` for the app.
+
+    An exception nobody caught (in a slot, a timer, a worker thread) is written
+    to the log with its traceback and shown in a dialog that says what happened
+    and where the log file is: the gui-script has no console, so without this
+    the traceback would be lost. The dialog is shown on the GUI thread (a
+    queued signal from other threads); while one is open, later exceptions are
+    only logged, so a fault that repeats on every repaint cannot stack dialogs
+    or recurse. `uninstall` puts the previous hooks back.
+    """
+
+    # Queued to the GUI thread when emitted from another one.
+    exception_raised = Signal(str, str)
+
+    def __init__(self, parent_window: Callable[[], QWidget | None] = lambda: None) -> None:
+        super().__init__()
+        self._parent_window = parent_window
+        self._dialog_open = False
+        self._previous: tuple[object, object] | None = None
+        self.exception_raised.connect(self._show)
+
+    def install(self) -> None:
+        self._previous = (sys.excepthook, threading.excepthook)
+        sys.excepthook = self.excepthook
+        threading.excepthook = self.thread_excepthook
+
+    def uninstall(self) -> None:
+        if self._previous is not None:
+            sys.excepthook, threading.excepthook = self._previous  # type: ignore[assignment]
+            self._previous = None
+
+    def excepthook(
+        self, kind: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
+        self.report((kind, exc, tb), where=threading.current_thread().name)
+
+    def thread_excepthook(self, hook_args: threading.ExceptHookArgs) -> None:
+        if hook_args.exc_value is None:
+            return
+        where = hook_args.thread.name if hook_args.thread else "a thread"
+        self.report((hook_args.exc_type, hook_args.exc_value, hook_args.exc_traceback), where)
+
+    def report(self, info: ExcInfo, where: str) -> None:
+        kind, exc, tb = info
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, exc, tb)  # Ctrl+C in the terminal: not a crash
+            return
+        try:
+            log.critical("Unhandled exception in %s", where, exc_info=info)
+            summary = "".join(traceback.format_exception_only(kind, exc)).strip()
+            details = "".join(traceback.format_exception(kind, exc, tb))
+            self.exception_raised.emit(summary, details)
+        except Exception:  # a failing hook must not raise into Qt: the plain hook
+            sys.__excepthook__(kind, exc, tb)
+
+    def _show(self, summary: str, details: str) -> None:
+        if self._dialog_open:  # logged already; one dialog at a time
+            return
+        self._dialog_open = True
+        try:
+            path = log_file()
+            box = QMessageBox(self._parent_window())
+            box.setIcon(QMessageBox.Icon.Critical)
+            box.setWindowTitle(APP_NAME)
+            box.setText("Something went wrong inside DINO Desktop.")
+            box.setInformativeText(
+                f"{summary}\n\nIf the app misbehaves from now on, restart it.\n\n"
+                f"The details are in the log file:\n{path}"
+            )
+            box.setDetailedText(details)
+            box.exec()
+        finally:
+            self._dialog_open = False
+
+
+def show_settings_problem(library: Library, parent: QWidget | None) -> bool:
+    """Tell the user, once, that settings.toml was damaged and defaults are used.
+
+    Returns whether there was something to show. `Settings.load` already kept
+    the bad file aside and rewrote it, so the next start is quiet.
+    """
+    problem = library.settings.problem
+    if not problem:
+        return False
+    log.warning("%s", problem)
+    QMessageBox.warning(parent, f"{APP_NAME}: settings", problem)
+    library.settings.problem = None  # shown: not again in this session
+    return True
+
+
 def run_gui(args: argparse.Namespace) -> int:
+    log_path = setup_logging(console=True)
     existing = QApplication.instance()
     # argv[0] names the X11 WM_CLASS instance: the same for every launcher
     # (console script, gui-script, python -m, bundle), as StartupWMClass expects.
     app = existing if isinstance(existing, QApplication) else QApplication(["dino-desktop"])
     configure_app(app)
+    window: MainWindow | None = None
+    reporter = CrashReporter(lambda: window)
+    reporter.install()
+    log.info("DINO Desktop starting; log file %s", log_path)
     try:
-        library = Library(args.library, model=args.model, weights=args.weights, device=args.device)
-    except (LibraryError, SchemaTooNew, ValueError, OSError) as exc:
-        QMessageBox.critical(None, APP_NAME, f"Cannot open the library: {exc}")
-        return 1
-    window = MainWindow(library)
-    window.show()
-    tune_gc()
-    try:
-        return int(app.exec())
+        try:
+            library = Library(
+                args.library, model=args.model, weights=args.weights, device=args.device
+            )
+        except (LibraryError, SchemaTooNew, ValueError, OSError) as exc:
+            log.error("Cannot open the library: %s", exc)
+            QMessageBox.critical(None, APP_NAME, f"Cannot open the library: {exc}")
+            return 1
+        window = MainWindow(library)
+        window.show()
+        # After the window is up, so the warning sits on top of it.
+        QTimer.singleShot(0, lambda: show_settings_problem(library, window))
+        tune_gc()
+        try:
+            return int(app.exec())
+        finally:
+            library.close()
     finally:
-        library.close()
+        reporter.uninstall()
 
 
 def main() -> None:
