@@ -2,7 +2,7 @@
 
     QT_QPA_PLATFORM=offscreen python packaging/render_icons.py
 
-The SVG (dino_desktop/resources/dino-desktop.svg) is the source; the renders
+The SVG (resources/dino-desktop.svg) is the source; the renders
 are committed so that neither a wheel build nor a bundle build needs Qt's SVG
 renderer: PNGs at the freedesktop icon-theme sizes (package data, the fallback
 of gui.app.app_icon and what packaging/linux/install.sh puts into hicolor),
@@ -20,8 +20,8 @@ from PySide6.QtGui import QGuiApplication, QImage, QPainter
 from PySide6.QtSvg import QSvgRenderer
 
 ROOT = Path(__file__).resolve().parents[1]
-SVG = ROOT / "dino_desktop" / "resources" / "dino-desktop.svg"
-PNG_DIR = ROOT / "dino_desktop" / "resources" / "icons"
+SVG = ROOT / "resources" / "dino-desktop.svg"
+PNG_DIR = ROOT / "resources" / "icons"
 SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 
 

@@ -13,7 +13,7 @@ set -eu
 
 ID=io.github.dino_desktop.DinoDesktop
 HERE=$(cd "$(dirname "$0")" && pwd)
-RES="$HERE/../../dino_desktop/resources"
+RES="$HERE/../../resources"
 DATA="${XDG_DATA_HOME:-$HOME/.local/share}"
 DESTDIR=""
 EXEC=""

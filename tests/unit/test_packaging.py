@@ -19,13 +19,16 @@ import site
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+from setuptools import find_packages
 
 ROOT = Path(__file__).resolve().parents[2]
-RESOURCES = ROOT / "dino_desktop" / "resources"
+# The repository's resources/ installs as the package dino_desktop.resources.
+RESOURCES = ROOT / "resources"
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -86,7 +89,7 @@ def test_the_wheel_carries_every_resource_and_both_entry_points(built: tuple[Pat
         (metadata,) = (n for n in names if n.endswith(".dist-info/METADATA"))
         meta = zf.read(metadata).decode()
     expected = {
-        "dino_desktop/" + path.relative_to(ROOT / "dino_desktop").as_posix()
+        "dino_desktop/resources/" + path.relative_to(RESOURCES).as_posix()
         for path in RESOURCES.rglob("*")
         if path.is_file() and "__pycache__" not in path.parts
     }
@@ -107,7 +110,7 @@ def test_the_sdist_carries_the_desktop_files(built: tuple[Path, Path]) -> None:
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
     for path in (
         "LICENSE",
-        "dino_desktop/resources/dino-desktop.svg",
+        "resources/dino-desktop.svg",
         "packaging/linux/io.github.dino_desktop.DinoDesktop.desktop",
         "packaging/linux/io.github.dino_desktop.DinoDesktop.metainfo.xml",
         "packaging/pyinstaller/dino-desktop.spec",
@@ -157,3 +160,57 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs(
     )
     where = Path(_run([str(python), "-c", check], tmp_path, env).strip())
     assert where.is_relative_to(venv)
+
+
+def test_every_package_is_listed_in_pyproject() -> None:
+    """pyproject lists the packages (find cannot see the mapped resources/): a new
+    subpackage left out of the list would be missing from every install."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(config["tool"]["setuptools"]["packages"])
+    found = set(find_packages(str(ROOT), include=["dino_desktop*"]))
+    assert listed == found | {"dino_desktop.resources"}
+    assert config["tool"]["setuptools"]["package-dir"] == {"dino_desktop.resources": "resources"}
+    # The old in-package folder is gone: a leftover one (say, with only a
+    # __pycache__ in it) would shadow the mapped package in an editable install.
+    assert not (ROOT / "dino_desktop" / "resources").exists()
+
+
+def test_an_editable_install_finds_the_resources(tmp_path: Path) -> None:
+    """`pip install -e .` (what CI and developers do) maps dino_desktop.resources
+    to resources/ in the checkout."""
+    src = tmp_path / "src"
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".venv", "venv"
+        ),
+    )
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp_path)
+    bindir = venv / ("Scripts" if os.name == "nt" else "bin")
+    python = bindir / ("python.exe" if os.name == "nt" else "python")
+    purelib = _run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], tmp_path
+    ).strip()
+    # After the venv's own packages, so the editable finder is installed first.
+    (Path(purelib) / "zz-test-deps.pth").write_text(
+        "\n".join(site.getsitepackages()) + "\n", encoding="utf-8"
+    )
+    env = _build_env(tmp_path)
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
+    _run([*pip, "--no-deps", "--no-build-isolation", "-e", str(src)], tmp_path, env)
+    check = (
+        "import dino_desktop, dino_desktop.resources as r\n"
+        "from importlib.resources import files\n"
+        "res = files('dino_desktop.resources')\n"
+        "names = sorted(p.name for p in res.iterdir())\n"
+        "assert (res / 'dino-desktop.svg').is_file(), names\n"
+        "assert (res / 'themes' / 'dark.toml').is_file(), names\n"
+        "print(dino_desktop.__file__); print(r.__file__)\n"
+    )
+    run_env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    package, resources = _run([str(python), "-c", check], tmp_path, run_env).split()
+    # The copy's files, not this checkout's nor an older install's.
+    assert Path(package).is_relative_to(src / "dino_desktop")
+    assert Path(resources) == src / "resources" / "__init__.py"

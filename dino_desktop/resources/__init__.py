@@ -1,1 +1,0 @@
-"""Package data: the application icon (loaded with importlib.resources)."""
