@@ -104,7 +104,8 @@ _CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
 
 @dataclass(slots=True)
 class Settings:
-    """User settings; unknown keys in the file are ignored so older apps read newer files.
+    """User settings; unknown keys in the file are kept but unused, so older apps
+    read (and save) newer files.
 
     `problem` is not a setting: `load` puts there, for the user, what was wrong
     with the file (None when it read cleanly). The CLI prints it on stderr and
@@ -119,6 +120,9 @@ class Settings:
     # fp32, else fp32; int8 = quantised linear layers on the CPU (opt-in).
     precision: str = "auto"
     problem: str | None = field(default=None, compare=False, repr=False)
+    # Keys this release does not know (a newer one wrote them): written back
+    # unchanged by `save`, so using an older app does not lose them.
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, path: Path) -> Settings:
@@ -158,6 +162,7 @@ class Settings:
         if bad:
             # `data` keeps unknown keys: a newer app's settings survive the rewrite.
             settings.problem = cls._damaged(path, "; ".join(bad), rewrite=data)
+        settings.extra = {k: v for k, v in data.items() if k not in _CHECKS}
         return settings
 
     @staticmethod
@@ -186,7 +191,8 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as written to the file (without `problem`)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "problem"}
+        known = {f.name: getattr(self, f.name) for f in fields(self) if f.name in _CHECKS}
+        return {**self.extra, **known}
 
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")

@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Callable
 from importlib.resources import files
 from types import TracebackType
+from typing import Any
 
 from PySide6.QtCore import QObject, QSize, QTimer, Signal
 from PySide6.QtGui import QIcon, QImageReader
@@ -102,7 +103,7 @@ class CrashReporter(QObject):
         super().__init__()
         self._parent_window = parent_window
         self._dialog_open = False
-        self._previous: tuple[object, object] | None = None
+        self._previous: tuple[Any, Any] | None = None
         self.exception_raised.connect(self._show)
 
     def install(self) -> None:
@@ -112,7 +113,7 @@ class CrashReporter(QObject):
 
     def uninstall(self) -> None:
         if self._previous is not None:
-            sys.excepthook, threading.excepthook = self._previous  # type: ignore[assignment]
+            sys.excepthook, threading.excepthook = self._previous
             self._previous = None
 
     def excepthook(
@@ -144,19 +145,25 @@ class CrashReporter(QObject):
             return
         self._dialog_open = True
         try:
-            path = log_file()
-            box = QMessageBox(self._parent_window())
-            box.setIcon(QMessageBox.Icon.Critical)
-            box.setWindowTitle(APP_NAME)
-            box.setText("Something went wrong inside DINO Desktop.")
-            box.setInformativeText(
-                f"{summary}\n\nIf the app misbehaves from now on, restart it.\n\n"
-                f"The details are in the log file:\n{path}"
-            )
-            box.setDetailedText(details)
-            box.exec()
+            self._dialog(summary, details)
+        except Exception:
+            # Not re-raised: the hook would report it with a dialog that fails again.
+            log.exception("The error dialog could not be shown")
         finally:
             self._dialog_open = False
+
+    def _dialog(self, summary: str, details: str) -> None:
+        path = log_file()
+        box = QMessageBox(self._parent_window())
+        box.setIcon(QMessageBox.Icon.Critical)
+        box.setWindowTitle(APP_NAME)
+        box.setText("Something went wrong inside DINO Desktop.")
+        box.setInformativeText(
+            f"{summary}\n\nIf the app misbehaves from now on, restart it.\n\n"
+            f"The details are in the log file:\n{path}"
+        )
+        box.setDetailedText(details)
+        box.exec()
 
 
 def show_settings_problem(library: Library, parent: QWidget | None) -> bool:

@@ -116,6 +116,28 @@ def test_exceptions_while_the_dialog_is_open_are_logged_not_stacked(
     assert "KeyError: 'again'" in _read(log_path)  # not lost, just not a second dialog
 
 
+def test_a_dialog_that_fails_does_not_loop(
+    qtbot: QtBot,
+    log_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reporter: gui_app.CrashReporter,
+) -> None:
+    attempts: list[int] = []
+
+    def broken_exec(box: QMessageBox) -> int:
+        attempts.append(1)
+        raise RuntimeError("no display for dialogs")
+
+    monkeypatch.setattr(QMessageBox, "exec", broken_exec)
+    QTimer.singleShot(0, _boom)
+    qtbot.waitUntil(lambda: bool(attempts), timeout=5000)
+    for _ in range(20):  # a loop would keep re-reporting the dialog's own failure
+        QApplication.processEvents()
+    assert len(attempts) == 1
+    text = _read(log_path)
+    assert "the slot broke" in text and "The error dialog could not be shown" in text
+
+
 def test_keyboard_interrupt_is_not_reported_as_a_crash(
     qtbot: QtBot,
     log_path: Path,

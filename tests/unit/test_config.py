@@ -134,3 +134,17 @@ def test_cli_warns_on_stderr_and_keeps_json_clean(
     assert cli.main(["--library", str(home), "status", "--json"]) == 0
     assert "warning" not in capsys.readouterr().err
     assert "settings.toml.bad-" in (tmp_path / "logs" / "dino-desktop.log").read_text("utf-8")
+
+
+def test_keys_of_a_newer_release_survive_a_save(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text('batch_size = 8\nthumbnail_size = 320\n[viewer]\nzoom = "fit"\n', "utf-8")
+    settings = Settings.load(path)
+    assert settings.problem is None
+    settings.batch_size = 32
+    settings.save(path)
+    assert tomllib.loads(path.read_text(encoding="utf-8")) == {
+        **Settings(batch_size=32).to_dict(),
+        "thumbnail_size": 320,
+        "viewer": {"zoom": "fit"},
+    }
