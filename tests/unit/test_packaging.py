@@ -172,7 +172,11 @@ def test_every_package_is_listed_in_pyproject() -> None:
     assert config["tool"]["setuptools"]["package-dir"] == {"dino_desktop.resources": "resources"}
     # The old in-package folder is gone: a leftover one (say, with only a
     # __pycache__ in it) would shadow the mapped package in an editable install.
-    assert not (ROOT / "dino_desktop" / "resources").exists()
+    leftover = ROOT / "dino_desktop" / "resources"
+    assert not leftover.exists(), (
+        f"remove {leftover} (left by the move to resources/, e.g. a __pycache__): it "
+        "shadows resources/ in an editable install, and re-run `pip install -e .`"
+    )
 
 
 def test_an_editable_install_finds_the_resources(tmp_path: Path) -> None:
