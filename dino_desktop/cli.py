@@ -391,8 +391,8 @@ def _cmd_model(lib: Any, args: argparse.Namespace) -> int:
 
 
 def _cmd_duplicates(lib: Any, args: argparse.Namespace) -> int:
-    from dino_desktop.core.library import LibraryError
     from dino_desktop.core.progress import drive
+    from dino_desktop.core.records import LibraryError
 
     try:
         job = lib.duplicates(
@@ -730,8 +730,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dino_desktop.core.db import SchemaTooNew
     from dino_desktop.core.fileops import FileOpError
     from dino_desktop.core.images import ImageError
-    from dino_desktop.core.library import Library, LibraryError
+    from dino_desktop.core.library import Library
     from dino_desktop.core.lock import LibraryBusy
+    from dino_desktop.core.records import LibraryError
 
     try:
         lib = Library(args.library, model=args.model, weights=args.weights, device=args.device)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import exists, func, select
@@ -36,6 +36,16 @@ from dino_desktop.core.images import ImageError, open_image
 from dino_desktop.core.index import IndexCache, VectorIndex
 from dino_desktop.core.lock import LibraryLock, write_job, write_op
 from dino_desktop.core.progress import CancelToken, Job, Progress, drive
+from dino_desktop.core.records import (
+    FolderInfo,
+    ImageRecord,
+    LibraryError,
+    PhotoRow,
+    ScanResult,
+    SearchHit,
+    SortLabelInfo,
+    Status,
+)
 
 if TYPE_CHECKING:
     from dino_desktop.core.clusters import ClusterRun, NewPhoto
@@ -49,19 +59,7 @@ EMBED_COMMIT_EVERY = 256
 BULK_LOOKUP = 5_000
 
 
-@dataclass(frozen=True, slots=True)
-class SortLabelInfo:
-    """A sort-by-example label: its example folder (if any) and example counts."""
-
-    id: int
-    name: str
-    folder: str | None
-    positives: int
-    negatives: int
-
-
-class LibraryError(Exception):
-    """An expected failure with a message meant for the user (bad path, bad argument)."""
+SORTS = ("date", "name", "folder")
 
 
 def _real_folder(path: str | os.PathLike[str]) -> str:
@@ -70,76 +68,6 @@ def _real_folder(path: str | os.PathLike[str]) -> str:
     if not os.path.isdir(real):
         raise LibraryError(f"not a folder: {os.fspath(path)}")
     return real
-
-
-@dataclass(frozen=True, slots=True)
-class FolderInfo:
-    id: int
-    path: str
-    is_reference: bool
-    images: int
-    failed: int
-
-
-@dataclass(frozen=True, slots=True)
-class ImageRecord:
-    id: int
-    path: str
-    status: str
-    width: int | None
-    height: int | None
-    taken_at: datetime | None
-    camera: str | None
-    size: int
-    error: str | None
-
-
-class PhotoRow(NamedTuple):
-    """A readable photo, as light as possible: the GUI holds 100,000s of these.
-
-    A NamedTuple of atoms, so the garbage collector does not track the rows and
-    full collections stay short while the GUI holds a large library.
-    """
-
-    id: int
-    path: str
-    folder_id: int
-    taken_at: datetime | None
-    width: int
-    height: int
-    size: int
-    mtime_ns: int
-    camera: str | None
-
-
-SORTS = ("date", "name", "folder")
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    images: int
-    embedded: int
-    pending: int
-    failed: int
-    folders: list[FolderInfo]
-    model: str
-    weights: str | None
-
-
-@dataclass(slots=True)
-class ScanResult(scanner.ScanReport):
-    """A scan's report plus what the embedding step did."""
-
-    embedded: int = 0
-    pending: int = 0
-    weights_missing: str | None = None  # the WeightsUnavailable message, when embedding waited
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    path: str
-    score: float
-    image_id: int
 
 
 class Library:
