@@ -12,10 +12,13 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dino_desktop import __version__
 from dino_desktop.config import HOME_ENV, WEIGHTS_ENV
+
+if TYPE_CHECKING:  # imported for real in main(), so `--help` stays instant
+    from dino_desktop.core.library import Library
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_WEIGHTS = 0, 1, 2, 3
 
@@ -240,7 +243,7 @@ def _progress_bar() -> tuple[Callable[[Any], None], Callable[[], None]]:
     return update, close
 
 
-def _cmd_scan(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_scan(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.progress import drive
 
     update, close = _progress_bar()
@@ -278,7 +281,7 @@ def _cmd_scan(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_status(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_status(lib: Library, args: argparse.Namespace) -> int:
     st = lib.status()
     folders = [
         {"path": f.path, "reference": f.is_reference, "images": f.images, "failed": f.failed}
@@ -309,7 +312,7 @@ def _cmd_status(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_list(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_list(lib: Library, args: argparse.Namespace) -> int:
     rows = [
         {
             "path": r.path,
@@ -330,7 +333,7 @@ def _cmd_list(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_search(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_search(lib: Library, args: argparse.Namespace) -> int:
     if args.top < 1:
         print("dino-desktop: error: --top must be at least 1", file=sys.stderr)
         return EXIT_USAGE
@@ -343,7 +346,7 @@ def _cmd_search(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_model(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_model(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core import embedder as emb
 
     if args.model_command == "import":
@@ -390,7 +393,7 @@ def _cmd_model(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_duplicates(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_duplicates(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.progress import drive
     from dino_desktop.core.records import LibraryError
 
@@ -437,7 +440,7 @@ def _cmd_duplicates(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_overlay(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_overlay(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.overlay import strip
 
     out = os.path.abspath(args.out)
@@ -485,7 +488,7 @@ def _cmd_overlay(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_cluster(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_cluster(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.progress import drive
 
     k: int | None = None
@@ -502,7 +505,8 @@ def _cmd_cluster(lib: Any, args: argparse.Namespace) -> int:
         run = drive(lib.cluster_keeping_names(k), update)
     finally:
         close()
-    clusters = [
+    # Any: the values differ in type (the JSON shape), and `len` is taken of the lists.
+    clusters: list[dict[str, Any]] = [
         {
             "id": c.id,
             "name": c.name,
@@ -521,7 +525,7 @@ def _cmd_cluster(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_export_clusters(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_export_clusters(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.progress import drive
 
     if args.dry_run:
@@ -565,7 +569,7 @@ def _cmd_export_clusters(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_ERROR if result.failed else EXIT_OK
 
 
-def _cmd_sort_by_example(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_sort_by_example(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.progress import drive
     from dino_desktop.core.sorting import UNSURE
 
@@ -641,7 +645,7 @@ def _cmd_sort_by_example(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_ERROR if exported is not None and exported.failed else EXIT_OK
 
 
-def _cmd_trash(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_trash(lib: Library, args: argparse.Namespace) -> int:
     result = lib.trash(args.paths)
     if args.json:
         _print_json(
@@ -661,7 +665,7 @@ def _cmd_trash(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_ERROR if result.failed else EXIT_OK
 
 
-def _cmd_undo(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_undo(lib: Library, args: argparse.Namespace) -> int:
     result = lib.undo(args.journal)
     if args.json:
         _print_json(
@@ -680,7 +684,7 @@ def _cmd_undo(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_ERROR if result.failed else EXIT_OK
 
 
-def _cmd_prune_thumbnails(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_prune_thumbnails(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.progress import drive
 
     update, close = _progress_bar()
@@ -700,7 +704,7 @@ def _cmd_prune_thumbnails(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
+COMMANDS: dict[str, Callable[[Library, argparse.Namespace], int]] = {
     "scan": _cmd_scan,
     "status": _cmd_status,
     "list": _cmd_list,
