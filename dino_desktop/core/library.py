@@ -145,6 +145,8 @@ class Library:
                 result.weights_missing = str(exc)
             result.cancelled = cancel.cancelled
         result.pending = self.pending_count()
+        counts = (result.added, result.updated, result.removed, len(result.failed), result.pending)
+        log.info("scan: %d added, %d updated, %d removed, %d unreadable, %d pending", *counts)
         return result
 
     @write_job("embedding")

@@ -90,6 +90,7 @@ def add_label(sessions: Sessions, name: str, folder: str | os.PathLike[str] | No
         if label is None:
             label = SortLabel(name=name, folder=real, created_at=datetime.now())
             session.add(label)
+            log.info("sort label added: %s%s", name, f" (examples in {real})" if real else "")
         elif real is not None:
             label.folder = real
         session.flush()
@@ -121,6 +122,7 @@ def remove_label(sessions: Sessions, label_id: int) -> None:
     """Forget a label and its examples (ON DELETE CASCADE); no file is touched."""
     with sessions() as session, session.begin():
         session.execute(delete(SortLabel).where(SortLabel.id == label_id))
+    log.info("sort label #%d removed", label_id)
 
 
 def label_photos(

@@ -13,9 +13,10 @@ of the wrong length (a damaged row) is skipped, never returned. A filtered
 read's statement is written by SQLAlchemy from column expressions, with bound
 parameters (no SQL text is built from values), and runs on the same cursor.
 
-**Writes** (`store`): one transaction per batch of embedding results, with
-Core bulk statements (an upsert of the vectors, an UPDATE marking decode
-failures), no ORM object per row.
+**Writes** (`store`, called by `embed_job` every few hundred photos): one
+transaction per batch of embedding results, with Core bulk statements (an
+upsert of the vectors, an UPDATE marking decode failures), no ORM object per
+row, so a cancel or a crash loses at most one batch.
 
 **Pending**: readable photos without a vector of a model; `nothing_pending`
 answers the usual "none" from three index-only counts.
