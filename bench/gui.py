@@ -45,8 +45,9 @@ from PySide6.QtWidgets import QApplication, QMainWindow
 from sqlalchemy import insert
 
 from dino_desktop.core.db import Folder, ImageRow
-from dino_desktop.core.library import Library, ScanResult
+from dino_desktop.core.library import Library
 from dino_desktop.core.progress import CancelToken, Job
+from dino_desktop.core.records import ScanResult
 from dino_desktop.gui.app import tune_gc
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.browse import PhotosView

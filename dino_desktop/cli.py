@@ -13,11 +13,14 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dino_desktop import __version__
 from dino_desktop.config import HOME_ENV, WEIGHTS_ENV
 from dino_desktop.logs import log_file, setup_logging
+
+if TYPE_CHECKING:  # imported for real in main(), so `--help` stays instant
+    from dino_desktop.core.library import Library
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_WEIGHTS = 0, 1, 2, 3
 
@@ -245,7 +248,7 @@ def _progress_bar() -> tuple[Callable[[Any], None], Callable[[], None]]:
     return update, close
 
 
-def _cmd_scan(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_scan(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.progress import drive
 
     update, close = _progress_bar()
@@ -283,7 +286,7 @@ def _cmd_scan(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_status(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_status(lib: Library, args: argparse.Namespace) -> int:
     st = lib.status()
     folders = [
         {"path": f.path, "reference": f.is_reference, "images": f.images, "failed": f.failed}
@@ -314,7 +317,7 @@ def _cmd_status(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_list(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_list(lib: Library, args: argparse.Namespace) -> int:
     rows = [
         {
             "path": r.path,
@@ -335,7 +338,7 @@ def _cmd_list(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_search(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_search(lib: Library, args: argparse.Namespace) -> int:
     if args.top < 1:
         print("dino-desktop: error: --top must be at least 1", file=sys.stderr)
         return EXIT_USAGE
@@ -348,7 +351,7 @@ def _cmd_search(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_model(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_model(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core import embedder as emb
 
     if args.model_command == "import":
@@ -395,9 +398,9 @@ def _cmd_model(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_duplicates(lib: Any, args: argparse.Namespace) -> int:
-    from dino_desktop.core.library import LibraryError
+def _cmd_duplicates(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.progress import drive
+    from dino_desktop.core.records import LibraryError
 
     try:
         job = lib.duplicates(
@@ -442,7 +445,7 @@ def _cmd_duplicates(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_overlay(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_overlay(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.overlay import strip
 
     out = os.path.abspath(args.out)
@@ -490,7 +493,7 @@ def _cmd_overlay(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_cluster(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_cluster(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.progress import drive
 
     k: int | None = None
@@ -507,7 +510,8 @@ def _cmd_cluster(lib: Any, args: argparse.Namespace) -> int:
         run = drive(lib.cluster_keeping_names(k), update)
     finally:
         close()
-    clusters = [
+    # Any: the values differ in type (the JSON shape), and `len` is taken of the lists.
+    clusters: list[dict[str, Any]] = [
         {
             "id": c.id,
             "name": c.name,
@@ -526,7 +530,7 @@ def _cmd_cluster(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_export_clusters(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_export_clusters(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.progress import drive
 
     if args.dry_run:
@@ -570,7 +574,7 @@ def _cmd_export_clusters(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_ERROR if result.failed else EXIT_OK
 
 
-def _cmd_sort_by_example(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_sort_by_example(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.progress import drive
     from dino_desktop.core.sorting import UNSURE
 
@@ -646,7 +650,7 @@ def _cmd_sort_by_example(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_ERROR if exported is not None and exported.failed else EXIT_OK
 
 
-def _cmd_trash(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_trash(lib: Library, args: argparse.Namespace) -> int:
     result = lib.trash(args.paths)
     if args.json:
         _print_json(
@@ -666,7 +670,7 @@ def _cmd_trash(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_ERROR if result.failed else EXIT_OK
 
 
-def _cmd_undo(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_undo(lib: Library, args: argparse.Namespace) -> int:
     result = lib.undo(args.journal)
     if args.json:
         _print_json(
@@ -685,7 +689,7 @@ def _cmd_undo(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_ERROR if result.failed else EXIT_OK
 
 
-def _cmd_prune_thumbnails(lib: Any, args: argparse.Namespace) -> int:
+def _cmd_prune_thumbnails(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.progress import drive
 
     update, close = _progress_bar()
@@ -705,7 +709,7 @@ def _cmd_prune_thumbnails(lib: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
+COMMANDS: dict[str, Callable[[Library, argparse.Namespace], int]] = {
     "scan": _cmd_scan,
     "status": _cmd_status,
     "list": _cmd_list,
@@ -736,8 +740,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dino_desktop.core.db import SchemaTooNew
     from dino_desktop.core.fileops import FileOpError
     from dino_desktop.core.images import ImageError
-    from dino_desktop.core.library import Library, LibraryError
+    from dino_desktop.core.library import Library
     from dino_desktop.core.lock import LibraryBusy
+    from dino_desktop.core.records import LibraryError
 
     try:
         lib = Library(args.library, model=args.model, weights=args.weights, device=args.device)

@@ -34,6 +34,7 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core.lock import waiting_lock
+from dino_desktop.core.vectors import load_vectors
 
 __all__ = [
     "APPROX_THRESHOLD",
@@ -42,7 +43,6 @@ __all__ = [
     "VectorIndex",
     "current_stamp",
     "index_kind",
-    "load_vectors",
     "open_index",
 ]
 
@@ -82,50 +82,6 @@ def current_stamp(session: Session, model_id: int) -> Stamp:
         .scalar()
     )
     return Stamp(model_id, int(count), int(max_id), int(id_sum), int(generation or 0))
-
-
-def load_vectors(
-    session: Session, model_id: int, dim: int, batch: int = 50_000
-) -> tuple[np.ndarray, np.ndarray]:
-    """All (image ids, vectors) of one model in image id order, read in bulk.
-
-    Blobs are fetched a batch at a time straight from the DB-API cursor and
-    copied per batch (`np.frombuffer` over the joined bytes), not one array per
-    row: ~10x faster at 100,000 vectors. They go into one array sized by a count
-    first, so the peak is the vectors once plus a batch (concatenating parts held
-    them twice: 3.7 GB at 1,000,000). A blob of the wrong length (a damaged row)
-    is skipped. The rows come in table order and are sorted here only if needed:
-    SQLite's ORDER BY image_id took 9.3 s instead of 1.9 s at 1,000,000 vectors
-    (a lookup per row through the primary key), and table order is nearly always
-    image id order already. The sqlite3 cursor is used bare (no SQLAlchemy row
-    objects).
-    """
-    width = dim * 4
-    dbapi: Any = session.connection().connection.driver_connection
-    (expected,) = dbapi.execute(
-        "SELECT count(*) FROM embeddings WHERE model_id = ?", (model_id,)
-    ).fetchone()
-    out_ids = np.empty(expected, dtype=np.int64)
-    vecs = np.empty((expected, dim), dtype=np.float32)
-    filled = 0
-    cursor = dbapi.execute(
-        "SELECT image_id, vector FROM embeddings WHERE model_id = ?", (model_id,)
-    )
-    while rows := cursor.fetchmany(batch):
-        ids = [r[0] for r in rows if r[1] is not None and len(r[1]) == width]
-        blobs = [r[1] for r in rows if r[1] is not None and len(r[1]) == width]
-        end = filled + len(ids)
-        if end > len(vecs):  # rows added since the count (another process): grow
-            out_ids = np.concatenate([out_ids[:filled], np.empty(len(ids), np.int64)])
-            vecs = np.concatenate([vecs[:filled], np.empty((len(ids), dim), np.float32)])
-        out_ids[filled:end] = ids
-        vecs[filled:end] = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
-        filled = end
-    out_ids, vecs = out_ids[:filled], vecs[:filled]
-    if filled > 1 and not bool(np.all(out_ids[:-1] < out_ids[1:])):
-        order = np.argsort(out_ids, kind="stable")
-        out_ids, vecs = out_ids[order], vecs[order]
-    return out_ids, vecs
 
 
 def index_kind(n: int, threshold: int | None = None) -> str:

@@ -24,7 +24,8 @@ from PySide6.QtGui import QIcon, QImageReader
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from dino_desktop.core.db import SchemaTooNew
-from dino_desktop.core.library import Library, LibraryError
+from dino_desktop.core.library import Library
+from dino_desktop.core.records import LibraryError
 from dino_desktop.gui import theme
 from dino_desktop.gui.main_window import MainWindow
 from dino_desktop.logs import log_file, setup_logging

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFormLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from dino_desktop.core.library import PhotoRow
+from dino_desktop.core.records import PhotoRow
 from dino_desktop.gui.models import display_path
 
 

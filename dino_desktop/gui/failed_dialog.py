@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dino_desktop.core.library import ImageRecord
+from dino_desktop.core.records import ImageRecord
 
 
 class FailedFilesDialog(QDialog):

@@ -43,8 +43,9 @@ from PySide6.QtWidgets import (
 from dino_desktop import __version__
 from dino_desktop.core import embedder as emb
 from dino_desktop.core.fileops import OpResult
-from dino_desktop.core.library import FolderInfo, Library, PhotoRow, ScanResult, SearchHit
+from dino_desktop.core.library import Library
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.records import FolderInfo, PhotoRow, ScanResult, SearchHit
 from dino_desktop.core.thumbnails import PruneResult
 from dino_desktop.gui.compare import CompareDialog
 from dino_desktop.gui.details import DetailsPanel

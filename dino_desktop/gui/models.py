@@ -38,7 +38,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 
-from dino_desktop.core.library import PhotoRow
+from dino_desktop.core.records import PhotoRow
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 
 __all__ = [

@@ -26,7 +26,7 @@ from typing import NamedTuple
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
 
-from dino_desktop.core.library import PhotoRow
+from dino_desktop.core.records import PhotoRow
 from dino_desktop.core.thumbnails import DEFAULT_EDGE, thumbnail_file
 
 __all__ = ["ThumbnailLoader"]

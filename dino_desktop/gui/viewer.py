@@ -72,8 +72,8 @@ from PySide6.QtWidgets import (
 
 from dino_desktop.core import embedder as emb
 from dino_desktop.core.images import ImageError, open_image
-from dino_desktop.core.library import LibraryError
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.records import LibraryError
 from dino_desktop.gui.workers import JobWorker, start
 
 if TYPE_CHECKING:

@@ -17,8 +17,9 @@ from PySide6.QtGui import QContextMenuEvent, QImage, QPixmap
 from PySide6.QtTest import QAbstractItemModelTester
 from pytestqt.qtbot import QtBot
 
-from dino_desktop.core.library import Library, PhotoRow
+from dino_desktop.core.library import Library
 from dino_desktop.core.progress import drive
+from dino_desktop.core.records import PhotoRow
 from dino_desktop.gui import thumbnails as gui_thumbnails
 from dino_desktop.gui.models import PhotoListModel, PhotoRole, ScoreRole, plan_update
 from dino_desktop.gui.thumbnails import ThumbnailLoader

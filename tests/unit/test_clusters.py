@@ -22,8 +22,9 @@ from dino_desktop.core.fileops import (
     plan_export,
     sanitize_folder_name,
 )
-from dino_desktop.core.library import Library, LibraryError
+from dino_desktop.core.library import Library
 from dino_desktop.core.progress import drive
+from dino_desktop.core.records import LibraryError
 
 
 def blobs(k: int, per: int, dim: int = 32, noise: float = 0.05, seed: int = 0) -> np.ndarray:
@@ -547,7 +548,7 @@ def test_export_by_move_keeps_the_photos_sorted_and_embedded(
     before = {i: (p, Path(p).read_bytes()) for i, p in run.paths.items()}
     ids_before, vecs_before = clustered._all_vectors()
     dest = tmp_path / "sorted"
-    result = clustered.export_clusters(dest, "move")
+    result = drive(clustered.export_clusters_job(dest, "move"))
     assert len(result.moved) == 8 and not result.failed
     assert str(dest.resolve()) in [f.path for f in clustered.folders()]
     after = _latest(clustered)

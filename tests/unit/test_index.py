@@ -10,7 +10,19 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core import index as vindex
-from dino_desktop.core.db import Embedding, Folder, ImageRow, ModelRow, open_engine, session_factory
+from dino_desktop.core import vectors
+from dino_desktop.core.db import (
+    ClusterExclusion,
+    ClusterMember,
+    ClusterRow,
+    ClusterRunRow,
+    Embedding,
+    Folder,
+    ImageRow,
+    ModelRow,
+    open_engine,
+    session_factory,
+)
 from dino_desktop.core.index import IndexCache, Stamp, VectorIndex
 
 DIM = 32
@@ -113,7 +125,7 @@ def test_load_vectors_in_bulk(db_with_vectors: Fixture) -> None:
         # A damaged blob (wrong length) is skipped, not a crash.
         s.execute(update(Embedding).where(Embedding.image_id == ids[5]).values(vector=b"\0" * 10))
     with sessions() as s:
-        got_ids, got = vindex.load_vectors(s, model_id, DIM, batch=64)
+        got_ids, got = vectors.load_vectors(s, model_id, DIM, batch=64)
     keep = [k for k in range(300) if k != 5]
     assert got_ids.tolist() == [ids[k] for k in keep]
     assert np.array_equal(got, x[keep]) and got.flags.writeable
@@ -131,9 +143,54 @@ def test_load_vectors_are_in_image_id_order_whatever_the_table_order(
             s.execute(delete(Embedding).where(Embedding.image_id == i))
             s.execute(insert(Embedding).values(image_id=i, model_id=model_id, vector=blob))
     with sessions() as s:
-        got_ids, got = vindex.load_vectors(s, model_id, DIM, batch=64)
+        got_ids, got = vectors.load_vectors(s, model_id, DIM, batch=64)
     assert got_ids.tolist() == sorted(ids)
     assert np.array_equal(got, x[np.argsort(ids, kind="stable")])
+
+
+def test_filtered_reads_take_the_bulk_path_in_image_id_order(db_with_vectors: Fixture) -> None:
+    """A folder edit's vectors and a run's unfiled photos: only those rows, by image id,
+    a damaged blob skipped, whatever the table order."""
+    from datetime import datetime
+
+    sessions, model_id, x, ids = db_with_vectors
+    pos = {i: k for k, i in enumerate(ids)}
+    with sessions() as s, s.begin():
+        run_id = s.scalar(
+            insert(ClusterRunRow)
+            .values(created_at=datetime.now(), model_id=model_id, k=2)
+            .returning(ClusterRunRow.id)
+        )
+        c1, c2 = (
+            s.scalar(
+                insert(ClusterRow)
+                .values(run_id=run_id, idx=n, name=f"c{n}", centroid=x[n].tobytes())
+                .returning(ClusterRow.id)
+            )
+            for n in range(2)
+        )
+        members = [(c1, i) for i in ids[:10]] + [(c2, i) for i in ids[10:20]]
+        s.execute(
+            insert(ClusterMember),
+            [{"cluster_id": c, "image_id": i, "score": 1.0} for c, i in members],
+        )
+        s.execute(insert(ClusterExclusion).values(run_id=run_id, image_id=ids[20]))
+        s.execute(update(Embedding).where(Embedding.image_id == ids[15]).values(vector=b"1"))
+        blob = s.scalar(select(Embedding.vector).where(Embedding.image_id == ids[3]))
+        s.execute(delete(Embedding).where(Embedding.image_id == ids[3]))  # to the table's end
+        s.execute(insert(Embedding).values(image_id=ids[3], model_id=model_id, vector=blob))
+
+    # Cluster c1, plus the cluster holding ids[12] (c2) and ids[250] itself.
+    got_ids, got = vectors.edit_vectors(sessions, model_id, DIM, [c1], [ids[12], ids[250]])
+    want = [i for i in ids[:20] if i != ids[15]] + [ids[250]]
+    assert got_ids.tolist() == want
+    assert np.array_equal(got, x[[pos[i] for i in want]])
+    empty_ids, empty = vectors.edit_vectors(sessions, model_id, DIM, [], [])
+    assert len(empty_ids) == 0 and empty.shape == (0, DIM)
+
+    out_ids, out = vectors.vectors_outside_run(sessions, model_id, DIM, int(run_id or 0))
+    assert out_ids.tolist() == ids[21:]
+    assert np.array_equal(out, x[21:])
 
 
 def test_index_cache_reuses_until_the_database_changes(

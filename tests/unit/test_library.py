@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from dino_desktop.core import db
 from dino_desktop.core.embedder import WeightsUnavailable
-from dino_desktop.core.library import Library, LibraryError
+from dino_desktop.core.library import Library
 from dino_desktop.core.progress import drive
+from dino_desktop.core.records import LibraryError
 
 
 @pytest.fixture(scope="session")

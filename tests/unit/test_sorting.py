@@ -15,8 +15,9 @@ import weightsgen
 
 from dino_desktop.cli import main
 from dino_desktop.core import sorting
-from dino_desktop.core.library import Library, LibraryError
+from dino_desktop.core.library import Library
 from dino_desktop.core.progress import Cancelled, CancelToken, drive
+from dino_desktop.core.records import LibraryError
 from dino_desktop.core.sorting import LabelExamples, SortError
 
 DIM = 48

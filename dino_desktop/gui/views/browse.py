@@ -77,7 +77,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dino_desktop.core.library import Library, PhotoRow
+from dino_desktop.core.library import Library
+from dino_desktop.core.records import PhotoRow
 from dino_desktop.gui.models import (
     DEFAULT_THUMBNAIL_SIZE,
     PhotoListModel,

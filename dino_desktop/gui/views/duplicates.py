@@ -60,8 +60,9 @@ from dino_desktop.core.duplicates import (
 )
 from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.images import open_image
-from dino_desktop.core.library import Library, PhotoRow
+from dino_desktop.core.library import Library
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.records import PhotoRow
 from dino_desktop.gui.details import human_size
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.workers import JobWorker, start

@@ -71,8 +71,9 @@ from PySide6.QtWidgets import (
 
 from dino_desktop.core.clusters import REPRESENTATIVES, Cluster, ClusterRun, NewPhoto
 from dino_desktop.core.fileops import EXPORT_MODES
-from dino_desktop.core.library import Library, LibraryError, PhotoRow
+from dino_desktop.core.library import Library
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.records import LibraryError, PhotoRow
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.browse import PhotoGrid

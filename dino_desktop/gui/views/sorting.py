@@ -37,8 +37,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dino_desktop.core.library import Library, LibraryError, PhotoRow, SortLabelInfo
+from dino_desktop.core.library import Library
 from dino_desktop.core.progress import Progress
+from dino_desktop.core.records import LibraryError, PhotoRow, SortLabelInfo
 from dino_desktop.core.sorting import DEFAULT_THRESHOLD, UNSURE, SortResult, rethreshold
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader

@@ -1,0 +1,115 @@
+"""The plain value types that `Library` returns, and its error.
+
+The GUI and the CLI import from the core only the `Library` facade and these
+types, so this module stays a leaf: standard library only, no SQLAlchemy, no
+numpy, nothing that opens a database. Values are frozen where callers never
+change them; `PhotoRow` is a NamedTuple because the GUI holds 100,000s of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+
+class LibraryError(Exception):
+    """An expected failure with a message meant for the user (bad path, bad argument)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FolderInfo:
+    """A registered folder with its counts of readable and unreadable photos."""
+
+    id: int
+    path: str
+    is_reference: bool
+    images: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """One indexed file, readable or not (`error` says why not): the CLI's `list`."""
+
+    id: int
+    path: str
+    status: str
+    width: int | None
+    height: int | None
+    taken_at: datetime | None
+    camera: str | None
+    size: int
+    error: str | None
+
+
+class PhotoRow(NamedTuple):
+    """A readable photo, as light as possible: the GUI holds 100,000s of these.
+
+    A NamedTuple of atoms, so the garbage collector does not track the rows and
+    full collections stay short while the GUI holds a large library.
+    """
+
+    id: int
+    path: str
+    folder_id: int
+    taken_at: datetime | None
+    width: int
+    height: int
+    size: int
+    mtime_ns: int
+    camera: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The library summary (`dino-desktop status`)."""
+
+    images: int
+    embedded: int
+    pending: int
+    failed: int
+    folders: list[FolderInfo]
+    model: str
+    weights: str | None
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """A scan's report plus what the embedding step did.
+
+    The first seven fields are those of `scanner.ScanReport`, repeated here so
+    that this module imports nothing from the scanner (and so the database);
+    tests/unit/test_records.py checks that the two stay in step.
+    """
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    embedded: int = 0
+    pending: int = 0
+    weights_missing: str | None = None  # the WeightsUnavailable message, when embedding waited
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A search result: a library photo and its cosine to the query."""
+
+    path: str
+    score: float
+    image_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SortLabelInfo:
+    """A sort-by-example label: its example folder (if any) and example counts."""
+
+    id: int
+    name: str
+    folder: str | None
+    positives: int
+    negatives: int

@@ -1,0 +1,31 @@
+"""The value types of `core.records`: a leaf module, in step with the scanner's report."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+from dino_desktop.core.records import ScanResult
+from dino_desktop.core.scanner import ScanReport
+
+
+def test_scan_result_carries_every_field_of_the_scan_report() -> None:
+    """Library.scan copies a ScanReport field by field into a ScanResult."""
+    report = {f.name: f.type for f in dataclasses.fields(ScanReport)}
+    result = {f.name: f.type for f in dataclasses.fields(ScanResult)}
+    assert report.items() <= result.items()
+    filled = ScanReport(added=2, failed=[("a", "b")], warnings=["w"], cancelled=True)
+    copied = ScanResult(**{f.name: getattr(filled, f.name) for f in dataclasses.fields(filled)})
+    assert (copied.added, copied.failed, copied.cancelled) == (2, [("a", "b")], True)
+
+
+def test_records_import_no_database_or_numpy() -> None:
+    """The GUI may import the value types without pulling in the storage layers."""
+    code = (
+        "import sys; import dino_desktop.core.records; "
+        "heavy = ('sqlalchemy', 'numpy', 'dino_desktop.core.db'); "
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
