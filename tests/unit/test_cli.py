@@ -158,6 +158,8 @@ def _cli(*args: str, **kw: Any) -> subprocess.Popen[str]:
     """The CLI in a subprocess, with the tiny test model registered."""
     code = (
         "import sys, weightsgen; weightsgen.register_tiny_model(); "
+        # as tests/conftest.py does in-process: the host's bf16 support decides nothing
+        "from dino_desktop.core import device; device.cpu_bf16_feature = lambda: None; "
         "from dino_desktop.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     env = {**os.environ, "PYTHONPATH": str(TESTS)}

@@ -12,9 +12,9 @@ import weightsgen
 from sqlalchemy import select
 
 from dino_desktop.core import db
-from dino_desktop.core.embedder import WeightsUnavailable
 from dino_desktop.core.library import Library, LibraryError
 from dino_desktop.core.progress import drive
+from dino_desktop.core.weights import WeightsUnavailable
 
 
 @pytest.fixture(scope="session")
