@@ -391,6 +391,9 @@ def _cmd_model(lib: Any, args: argparse.Namespace) -> int:
         update, close = _weights_bar()
         try:
             path = drive(job, update)
+        except ValueError as exc:  # no download of that --source for this model
+            print(f"dino-desktop: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         finally:
             close()
         if args.json:
