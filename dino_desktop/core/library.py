@@ -426,7 +426,7 @@ class Library:
         return self.model_state.embedder()
 
     def _get_embedder(self) -> Embedder:
-        return self.model_state._get_embedder()
+        return self.model_state.embedder()
 
     def model_id(self) -> int:
         """The row of (model, weights file): vectors of different weights never mix."""
