@@ -405,14 +405,17 @@ class Library:
 
     @property
     def model_name(self) -> str:
+        """The model in use (a timm name); `use_model` switches it."""
         return self.model_state.name
 
     @property
     def device(self) -> str:
+        """The device setting in use (auto, cpu, cuda, mps)."""
         return self.model_state.device
 
     @property
     def _model_id(self) -> int | None:
+        # The row id once model_id() ran (pending_count avoids hashing weights twice).
         return self.model_state.cached_model_id
 
     def weights_path(self) -> Path:
