@@ -51,6 +51,7 @@ import torch  # noqa: E402
 import weightsgen  # noqa: E402
 from scan import make_photos  # noqa: E402
 
+from dino_desktop.core import device as D  # noqa: E402
 from dino_desktop.core import embedder as E  # noqa: E402
 from dino_desktop.core.db import Embedding  # noqa: E402
 from dino_desktop.core.images import open_image  # noqa: E402
@@ -120,7 +121,7 @@ def precision_check(
     out["bf16_cos_mean"] = round(float(cos.mean()), 6)
     out["bf16_cos_min"] = round(float(cos.min()), 6)
     out["bf16_model_ips"] = _ips(len(x), bf16_s)
-    out["bf16_native"] = E.bf16_supported(emb.device)
+    out["bf16_native"] = D.native_bf16(emb.device)
     if emb.device.type == "cpu":
         q = int8 or E.Embedder(MODEL, emb.weights, device="cpu", precision="int8")
         assert q.quantized, q.precision_note
@@ -145,7 +146,7 @@ def main() -> None:
     parser.add_argument("--model-batches", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", choices=E.PRECISIONS)
+    parser.add_argument("--precision", default="auto", choices=D.PRECISIONS)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--no-precision", action="store_true", help="skip the bf16/int8 check")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "dino-bench")
@@ -186,9 +187,9 @@ def main() -> None:
                 r["pipeline_pillow_decode_ips"] = pipeline(lib, len(paths))
                 emb.device_decode = on
             elif int8 is not None:  # the opt-in precision="int8", same files, same round
-                lib._embedder = int8
+                lib.model_state._embedder = int8
                 r["pipeline_int8_ips"] = pipeline(lib, len(paths))
-                lib._embedder = emb
+                lib.model_state._embedder = emb
             rounds.append(r)
         best = {k: max(r[k] for r in rounds) for k in rounds[0]}
         precision = {} if args.no_precision else precision_check(emb, x, max(2, args.rounds), int8)

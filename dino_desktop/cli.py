@@ -351,37 +351,63 @@ def _cmd_search(lib: Library, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_model(lib: Library, args: argparse.Namespace) -> int:
-    from dino_desktop.core import embedder as emb
+def _weights_bar() -> tuple[Callable[[Any], None], Callable[[], None]]:
+    """A tqdm bar on stderr for the weights job: bytes while downloading, then a
+    spinner while the file is checked; silent when stderr is not a terminal."""
+    from tqdm import tqdm
 
-    if args.model_command == "import":
-        path = lib.import_weights(args.file)
-        result: dict[str, Any] = {"model": lib.model_name, "weights": str(path)}
-        if args.json:
-            _print_json(result)
-        else:
-            print(f"Installed weights for {lib.model_name}: {path}")
-        return EXIT_OK
-    if args.model_command == "download":
-        from tqdm import tqdm
+    state: dict[str, Any] = {"phase": None, "bar": None}
+    labels = {"download": "Downloading", "verify": "Checking", "import": "Checking"}
 
-        bar = tqdm(unit="B", unit_scale=True, desc="Downloading", file=sys.stderr, disable=None)
-
-        def on_progress(done: int, total: int | None) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
-        try:
-            path = emb.download_weights(
-                lib.model_name, lib.paths.models_dir, source=args.source, on_progress=on_progress
+    def update(step: Any) -> None:
+        if step.phase != state["phase"]:
+            close()
+            state["phase"] = step.phase
+            unit = {"unit": "B", "unit_scale": True} if step.phase == "download" else {}
+            state["bar"] = tqdm(
+                total=step.total,
+                desc=labels.get(step.phase, step.phase),
+                file=sys.stderr,
+                disable=None,
+                dynamic_ncols=True,
+                **unit,
             )
+        bar = state["bar"]
+        bar.total = step.total
+        bar.n = step.done
+        bar.refresh()
+
+    def close() -> None:
+        if state["bar"] is not None:
+            state["bar"].close()
+            state["bar"] = None
+
+    return update, close
+
+
+def _cmd_model(lib: Library, args: argparse.Namespace) -> int:
+    from dino_desktop.core.progress import drive
+
+    if args.model_command in ("import", "download"):
+        # One job for both (the GUI's weights dialog runs the same one).
+        if args.model_command == "import":
+            job = lib.weights_job(import_file=args.file)
+            verb = "Installed"
+        else:
+            job = lib.weights_job(download=args.source)
+            verb = "Downloaded"
+        update, close = _weights_bar()
+        try:
+            path = drive(job, update)
+        except ValueError as exc:  # no download of that --source for this model
+            print(f"dino-desktop: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         finally:
-            bar.close()
+            close()
         if args.json:
             _print_json({"model": lib.model_name, "weights": str(path)})
         else:
-            print(f"Downloaded weights for {lib.model_name}: {path}")
+            print(f"{verb} weights for {lib.model_name}: {path}")
         return EXIT_OK
     status = lib.model_status()
     if args.json:
@@ -736,7 +762,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_gui(args)
 
     # Imported here so `--help` and argument errors stay instant.
-    from dino_desktop.core import embedder as emb
+    from dino_desktop.core import weights as emb
     from dino_desktop.core.db import SchemaTooNew
     from dino_desktop.core.fileops import FileOpError
     from dino_desktop.core.images import ImageError

@@ -20,3 +20,13 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # The system trash is chosen relative to HOME: keep tests out of the real one.
     (tmp_path / "home").mkdir(exist_ok=True)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(autouse=True)
+def _no_host_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host CPU's features never decide a test: automatic precision sees a CPU
+    without native bf16 (fp32) unless a test forces the detection itself. Tests
+    that compare vectors closely still ask for precision="fp32" explicitly."""
+    from dino_desktop.core import device
+
+    monkeypatch.setattr(device, "cpu_bf16_feature", lambda: None)

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from dino_desktop.core.embedder import MODELS, ModelSpec, get_spec
+from dino_desktop.core.weights import MODELS, ModelSpec, get_spec
 
 TINY = "dinov2_tiny_test"
 META_IMG_SIZE = 518  # Meta's checkpoints carry a 37x37 position embedding

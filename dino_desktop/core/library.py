@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields, replace
@@ -23,19 +22,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
 
-from dino_desktop.config import WEIGHTS_ENV, LibraryPaths, Settings, library_home
+from dino_desktop.config import LibraryPaths, Settings, library_home
 from dino_desktop.core import catalog, clusters, duplicates, scanner, sorting, sortstore, vectors
-from dino_desktop.core import embedder as emb
 from dino_desktop.core import thumbnails as thumbs
+from dino_desktop.core import weights as emb
 from dino_desktop.core.clusters import ClusterRun, NewPhoto
-from dino_desktop.core.db import ModelRow, open_engine, session_factory
+from dino_desktop.core.db import open_engine, session_factory
 from dino_desktop.core.duplicates import Group
 from dino_desktop.core.fileops import EXPORT_MODES, FileOps, OpResult, plan_export
 from dino_desktop.core.images import ImageError, open_image
 from dino_desktop.core.index import IndexCache, VectorIndex
 from dino_desktop.core.lock import LibraryLock, write_job, write_op
+from dino_desktop.core.model import ModelState
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import (
     FolderInfo,
@@ -72,20 +71,21 @@ class Library:
         self.paths = LibraryPaths(library_home(home))
         self.paths.ensure()
         self.settings = Settings.load(self.paths.settings)
-        self.model_name = model or self.settings.model
-        emb.get_spec(self.model_name)  # fail early on an unknown model name
-        self._weights_arg = Path(weights).expanduser().resolve() if weights else None
-        self.device = device or self.settings.device
+        emb.get_spec(model or self.settings.model)  # fail early on an unknown model name
         self.engine = open_engine(self.paths.db)
         self.sessions = session_factory(self.engine)
         self.fileops = FileOps(self.sessions)
         # Write jobs (scan, embed, file operations) of one process at a time (core/lock.py).
         self.lock = LibraryLock(self.paths.home)
-        self._embedder: Embedder | None = None
-        # The GUI may search while a scan embeds: build the model once.
-        self._embedder_lock = threading.Lock()
-        self._model_id: int | None = None
-        self._overlay: OverlayEngine | None = None
+        # Model, weights, embedder, overlay engine and models row (core/model.py).
+        self.model_state = ModelState(
+            self.sessions,
+            self.paths.models_dir,
+            self.settings,
+            name=model or self.settings.model,
+            weights=Path(weights).expanduser().resolve() if weights else None,
+            device=device,
+        )
         self._index_cache: IndexCache | None = None
 
     def close(self) -> None:
@@ -180,101 +180,64 @@ class Library:
 
     # ---- model ---------------------------------------------------------------
 
+    @property
+    def model_name(self) -> str:
+        """The model in use (a timm name); `use_model` switches it."""
+        return self.model_state.name
+
+    @property
+    def device(self) -> str:
+        """The device setting in use (auto, cpu, cuda, mps)."""
+        return self.model_state.device
+
+    @property
+    def _model_id(self) -> int | None:
+        # The row id once model_id() ran (pending_count avoids hashing weights twice).
+        return self.model_state.cached_model_id
+
     def weights_path(self) -> Path:
         """The weights file in use; raises WeightsUnavailable with what to download."""
-        return emb.resolve_weights(self.model_name, self._weights_arg, self.paths.models_dir)
+        return self.model_state.weights_path()
 
     def weights_source(self) -> str | None:
-        if self._weights_arg is not None:
-            return "option"
-        if os.environ.get(WEIGHTS_ENV):
-            return "environment"
-        try:
-            self.weights_path()
-        except emb.WeightsUnavailable:
-            return None
-        return "cache"
+        return self.model_state.weights_source()
 
     def embedder(self) -> Embedder:
-        with self._embedder_lock:
-            return self._get_embedder()
+        return self.model_state.embedder()
 
     def _get_embedder(self) -> Embedder:
-        if self._embedder is None:
-            weights = self.weights_path()
-            try:
-                self._embedder = emb.Embedder(
-                    self.model_name,
-                    weights,
-                    device=self.device,
-                    batch_size=self.settings.batch_size,
-                    precision=self.settings.precision,
-                )
-            except ValueError as exc:  # e.g. --device cuda on a machine without CUDA
-                raise LibraryError(str(exc)) from exc
-        return self._embedder
+        return self.model_state.embedder()
 
     def model_id(self) -> int:
         """The row of (model, weights file): vectors of different weights never mix."""
-        if self._model_id is None:
-            self._model_id = self._lookup_model_id(create=True)
-        assert self._model_id is not None
-        return self._model_id
+        return self.model_state.model_id()
 
     def _lookup_model_id(self, *, create: bool) -> int | None:
-        spec = emb.get_spec(self.model_name)
-        sha = emb.file_sha256(self.weights_path(), self.paths.models_dir)
-        with self.sessions() as session, session.begin():
-            row_id: int | None = session.scalar(
-                select(ModelRow.id).where(
-                    (ModelRow.name == self.model_name) & (ModelRow.weights_sha256 == sha)
-                )
-            )
-            if row_id is None and create:
-                row = ModelRow(
-                    name=self.model_name,
-                    weights_sha256=sha,
-                    dim=spec.dim,
-                    image_size=emb.IMAGE_SIZE,
-                )
-                session.add(row)
-                session.flush()
-                row_id = row.id
-            return row_id
+        return self.model_state.lookup_model_id(create=create)
 
     def overlay_engine(self) -> OverlayEngine:
         """Patch features for PCA overlays (a 518-px model of its own, built on first use)."""
-        with self._embedder_lock:
-            if self._overlay is None or self._overlay.model_name != self.model_name:
-                from dino_desktop.core.overlay import OverlayEngine
-
-                try:
-                    self._overlay = OverlayEngine(
-                        self.model_name, self.weights_path(), device=self.device
-                    )
-                except ValueError as exc:
-                    raise LibraryError(str(exc)) from exc
-            return self._overlay
+        return self.model_state.overlay_engine()
 
     def import_weights(self, source: str | os.PathLike[str]) -> Path:
-        return emb.import_weights(self.model_name, Path(source), self.paths.models_dir)
+        return self.model_state.import_weights(source)
+
+    def weights_job(
+        self,
+        cancel: CancelToken | None = None,
+        *,
+        model: str | None = None,
+        import_file: str | os.PathLike[str] | None = None,
+        download: str | None = None,
+        url: str | None = None,
+    ) -> Job[Path]:
+        """Find, import or download weights (see `ModelState.weights_job`); returns the path."""
+        return self.model_state.weights_job(
+            cancel, model=model, import_file=import_file, download=download, url=url
+        )
 
     def model_status(self) -> dict[str, Any]:
-        spec = emb.get_spec(self.model_name)
-        try:
-            weights: str | None = str(self.weights_path())
-        except emb.WeightsUnavailable:
-            weights = None
-        return {
-            "model": self.model_name,
-            "dim": spec.dim,
-            "weights": weights,
-            "source": self.weights_source(),
-            "cache": str(self.paths.models_dir),
-            "download": spec.hf_repo and f"https://huggingface.co/{spec.hf_repo}",
-            "meta_url": spec.meta_url,
-            "pending": self.pending_count(),
-        }
+        return {**self.model_state.status(), "pending": self.pending_count()}
 
     # ---- reading -------------------------------------------------------------
 
@@ -643,14 +606,7 @@ class Library:
 
     def use_model(self, name: str) -> None:
         """Switch model (or re-read device and precision): the next embedding builds it anew."""
-        emb.get_spec(name)
-        with self._embedder_lock:
-            self.model_name = name
-            self.device = self.settings.device
-            self._embedder = None
-            self._overlay = None
-            self._model_id = None
-            self._index = None
+        self.model_state.use(name)
 
 
 def _check_mode(mode: str) -> None:

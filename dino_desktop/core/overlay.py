@@ -53,14 +53,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from dino_desktop.core.embedder import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    build_model,
-    get_spec,
-    pick_device,
-)
+from dino_desktop.core.device import pick_device
 from dino_desktop.core.images import SUPPORTED_FORMATS, ImageError, open_image
+from dino_desktop.core.weights import IMAGENET_MEAN, IMAGENET_STD, build_model, get_spec
 
 if TYPE_CHECKING:
     import torch

@@ -7,19 +7,17 @@ are no weights: download them (with progress and a Cancel that really stops the
 transfer), import a file the user already has, or carry on without.
 
 Both downloading and importing run on a worker thread: verifying a weights file
-loads it into the model architecture, which takes seconds. `download_job` and
-`import_job` are plain core-style jobs (generators of `Progress`, no Qt) that
-`JobWorker` drives; expected failures come back as a `WeightsOutcome`, not as
-exceptions, so the dialog can word each case for the user.
+loads it into the model architecture, which takes seconds. Both are the core's
+one weights job (`Library.weights_job`, the same the CLI runs under tqdm),
+driven by `JobWorker`; `weights_outcome` turns its expected failures into a
+`WeightsOutcome` instead of exceptions, so the dialog can word each case.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
-import queue
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dino_desktop.core import embedder as emb
+from dino_desktop.core import weights as wts
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import Cancelled, CancelToken, Job, Progress
 from dino_desktop.gui.workers import JobWorker
@@ -72,7 +70,7 @@ _ARCH_LETTER = {"small": "S", "base": "B", "large": "L", "giant": "g"}
 # --------------------------------------------------------------------------- models
 
 
-def is_listed(spec: emb.ModelSpec) -> bool:
+def is_listed(spec: wts.ModelSpec) -> bool:
     """Whether a model is offered to users: test-only models have no download source."""
     return spec.meta_url is not None or spec.hf_repo is not None
 
@@ -81,7 +79,7 @@ def size_text(megabytes: int) -> str:
     return f"~{megabytes / 1000:.1f} GB" if megabytes >= 1000 else f"~{megabytes} MB"
 
 
-def model_label(spec: emb.ModelSpec) -> str:
+def model_label(spec: wts.ModelSpec) -> str:
     """A person's name for a variant: "ViT-S/14 (384-d, ~88 MB)", "with registers" for reg4."""
     match = _ARCH.match(spec.name)
     if match is None:
@@ -91,9 +89,9 @@ def model_label(spec: emb.ModelSpec) -> str:
     return f"ViT-{_ARCH_LETTER[size]}/{patch}{registers} ({spec.dim}-d, {size_text(spec.size_mb)})"
 
 
-def listed_models() -> list[emb.ModelSpec]:
+def listed_models() -> list[wts.ModelSpec]:
     """The user-facing variants, smallest first, each plain one before its register twin."""
-    specs = [spec for spec in emb.MODELS.values() if is_listed(spec)]
+    specs = [spec for spec in wts.MODELS.values() if is_listed(spec)]
     return sorted(specs, key=lambda s: (s.dim, "_reg4_" in s.name))
 
 
@@ -124,84 +122,57 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(reason).split()) or type(cause).__name__
 
 
-def download_job(
-    model: str, cache_dir: Path, cancel: CancelToken, *, url: str | None = None
-) -> Job[WeightsOutcome]:
-    """Download, verify and cache the weights of `model`, yielding byte progress.
+def weights_outcome(job: Job[Path]) -> Job[WeightsOutcome]:
+    """Run a core weights job, passing its progress on, and say how it ended.
 
-    `emb.download_weights` reports through a callback, so it runs on a helper
-    thread that hands (done, total) pairs over a queue to this generator. The
-    callback raises `Cancelled` once `cancel` is set, which stops the transfer
-    at the next chunk; `download_weights` then removes its partial file. The
-    helper thread is always joined before this returns, so when the job ends
-    nothing is left half-written in the cache.
+    Cancelling, being offline, a dropped connection, a file that is not weights
+    and an unwritable cache come back as a `WeightsOutcome`; anything else is a
+    bug and propagates (`JobWorker` reports it). Closing this job closes `job`,
+    whose download then removes its partial file.
     """
-    events: queue.SimpleQueue[tuple[int, int | None] | None] = queue.SimpleQueue()
-    result: list[Path | BaseException] = []
-
-    def on_progress(done: int, total: int | None) -> None:
-        if cancel.cancelled:
-            raise Cancelled
-        events.put((done, total))
-
-    def download() -> None:
-        try:
-            result.append(emb.download_weights(model, cache_dir, url=url, on_progress=on_progress))
-        except BaseException as exc:  # handed to the job, which decides what it means
-            result.append(exc)
-        finally:
-            events.put(None)
-
-    source = url or emb.get_spec(model).hf_url
     received = 0
-    helper = threading.Thread(target=download, name="weights-download", daemon=True)
-    helper.start()
     try:
-        while (event := events.get()) is not None:
-            received, total = event
-            yield Progress("download", received, total, source, "downloading the model")
-    finally:
-        helper.join()
-    (outcome,) = result
-    if isinstance(outcome, Path):
-        return WeightsOutcome("installed", outcome, received=received)
-    if isinstance(outcome, Cancelled):
+        while True:
+            try:
+                step = next(job)
+            except StopIteration as stop:
+                return WeightsOutcome("installed", stop.value, received=received)
+            if step.phase == "download":
+                received = step.done
+            yield step
+    except Cancelled:
         return WeightsOutcome("cancelled", received=received)
-    if isinstance(outcome, emb.WeightsUnavailable):
+    except wts.WeightsUnavailable as exc:
         # Failing before the first byte is what being offline looks like; failing
         # later is a dropped connection, worth a different sentence.
         kind: OutcomeKind = "interrupted" if received else "offline"
-        return WeightsOutcome(kind, message=_reason(outcome), received=received)
-    if isinstance(outcome, emb.WeightsError):
-        return WeightsOutcome("invalid", message=str(outcome), received=received)
-    if isinstance(outcome, OSError):  # e.g. the model cache is not writable
-        return WeightsOutcome("error", message=str(outcome), received=received)
-    raise outcome
+        return WeightsOutcome(kind, message=_reason(exc), received=received)
+    except wts.WeightsError as exc:
+        return WeightsOutcome("invalid", message=str(exc), received=received)
+    except OSError as exc:  # e.g. the model cache is not writable
+        return WeightsOutcome("error", message=str(exc), received=received)
+    finally:
+        job.close()
 
 
-def import_job(library: Library, model: str, path: str) -> Job[WeightsOutcome]:
+def download_job(
+    library: Library, model: str, cancel: CancelToken, *, url: str | None = None
+) -> Job[WeightsOutcome]:
+    """Download, verify and cache the weights of `model` (from `url` if given), with
+    byte progress; `cancel` stops the transfer at the next chunk and keeps nothing."""
+    return weights_outcome(library.weights_job(cancel, model=model, download="timm", url=url))
+
+
+def import_job(
+    library: Library, model: str, path: str, cancel: CancelToken | None = None
+) -> Job[WeightsOutcome]:
     """Verify a weights file for `model` and copy it into the library's model cache."""
-    yield Progress("import", 0, None, path, "checking the weights file")
-    try:
-        if model == library.model_name:
-            dest = library.import_weights(path)
-        else:  # the settings dialog may install weights for a model not in use yet
-            dest = emb.import_weights(model, Path(path), library.paths.models_dir)
-    except emb.WeightsError as exc:
-        return WeightsOutcome("invalid", message=str(exc))
-    except OSError as exc:
-        return WeightsOutcome("error", message=str(exc))
-    return WeightsOutcome("installed", dest)
+    return weights_outcome(library.weights_job(cancel, model=model, import_file=path))
 
 
 def installed_weights(library: Library, model: str) -> Path | None:
     """The weights file `model` would use in this library, or None (no network, no loading)."""
-    try:
-        if model == library.model_name:
-            return library.weights_path()
-        return emb.resolve_weights(model, None, library.paths.models_dir)
-    except emb.WeightsUnavailable:
-        return None
+    return library.model_state.installed(model)
 
 
 # --------------------------------------------------------------------------- weights
@@ -228,7 +199,7 @@ class WeightsDialog(QDialog):
         super().__init__(parent)
         self.library = library
         self.model = model or library.model_name
-        self.spec = emb.get_spec(self.model)
+        self.spec = wts.get_spec(self.model)
         self.url = url
         self.pool = pool or QThreadPool.globalInstance()
         self.installed_path: Path | None = None
@@ -246,7 +217,7 @@ class WeightsDialog(QDialog):
         )
         icon.setAlignment(Qt.AlignmentFlag.AlignTop)
         heading = QLabel("<b>Similar-photo search needs the DINOv2 model</b>")
-        variant = "" if self.model == emb.DEFAULT_MODEL else f"{model_label(self.spec)}, "
+        variant = "" if self.model == wts.DEFAULT_MODEL else f"{model_label(self.spec)}, "
         size = f"about {size_text(self.spec.size_mb).lstrip('~')}"
         intro = QLabel(
             f"DINO Desktop needs the DINOv2 model ({variant}{size}) to find similar photos. "
@@ -356,9 +327,9 @@ class WeightsDialog(QDialog):
         self.progress_label.setText("Connecting\N{HORIZONTAL ELLIPSIS}")
         self._set_busy("download")
         self._closed = False
-        model, cache, override = self.model, self.library.paths.models_dir, self.url
+        library, model = self.library, self.model
         self._start(
-            lambda token: download_job(model, cache, token, url=override),
+            lambda token: download_job(library, model, token, url=url),
             self._on_download_progress,
         )
 
@@ -372,6 +343,7 @@ class WeightsDialog(QDialog):
     def _on_download_progress(self, step: Progress) -> None:
         if self._worker is not None and self._worker.token.cancelled:
             return  # keep saying "Stopping…"
+        # The "verify" step after the last chunk has done == total: "checking the file".
         if step.total:
             # Per mille rather than bytes: QProgressBar's range is a 32-bit int and
             # the giant model is over 4 GB.
@@ -406,7 +378,7 @@ class WeightsDialog(QDialog):
         self._set_busy("import")
         self._closed = False
         library, model = self.library, self.model
-        self._start(lambda _token: import_job(library, model, path), None)
+        self._start(lambda token: import_job(library, model, path, token), None)
 
     # ---- results -----------------------------------------------------------------
 
@@ -522,7 +494,7 @@ class SettingsDialog(QDialog):
         if all(spec.name != library.model_name for spec in specs):
             # A model chosen elsewhere (--model, a test model) stays selectable, so
             # pressing OK never switches models behind the user's back.
-            specs.insert(0, emb.get_spec(library.model_name))
+            specs.insert(0, wts.get_spec(library.model_name))
         for spec in specs:
             self.model_combo.addItem(model_label(spec), spec.name)
             self.model_combo.setItemData(
@@ -594,7 +566,7 @@ class SettingsDialog(QDialog):
             self.weights_label.setText("Not installed: similar-photo search waits for them.")
         else:
             self.weights_label.setText(f"Installed: {path}")
-        spec = emb.get_spec(model)
+        spec = wts.get_spec(model)
         can_download = bool(self.download_url or spec.download_urls)
         self.download_button.setEnabled(can_download)
         self.download_button.setToolTip(

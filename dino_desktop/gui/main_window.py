@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from dino_desktop import __version__
-from dino_desktop.core import embedder as emb
+from dino_desktop.core import weights as emb
 from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import CancelToken, Job, Progress

@@ -70,7 +70,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dino_desktop.core import embedder as emb
+from dino_desktop.core import weights as emb
 from dino_desktop.core.images import ImageError, open_image
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import LibraryError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,9 @@ from PySide6.QtWidgets import QDialog, QFileDialog
 from pytestqt.qtbot import QtBot
 
 from dino_desktop.config import Settings
-from dino_desktop.core import embedder as emb
+from dino_desktop.core import weights as wts
 from dino_desktop.core.library import Library
+from dino_desktop.core.progress import Job
 from dino_desktop.gui.dialogs import (
     SettingsDialog,
     WeightsDialog,
@@ -169,30 +170,36 @@ def test_download_from_a_url_shows_progress_and_installs(
 
 
 class HeldDownload:
-    """Wraps `download_weights` so that after the first chunk the transfer waits for
-    `release`: a cancel then lands mid-download however fast the disk is."""
+    """Wraps the `download_weights` job so that after the first chunk the transfer
+    waits for `release`: a cancel then lands mid-download however fast the disk is."""
 
     def __init__(self) -> None:
         self.chunks: list[int] = []
         self.release = threading.Event()
-        self._real = emb.download_weights
+        self._real = wts.download_weights
 
-    def __call__(
-        self, *args: Any, on_progress: Callable[[int, int | None], None], **kw: Any
-    ) -> Path:
-        def progress(done: int, total: int | None) -> None:
-            self.chunks.append(done)
-            on_progress(done, total)
-            if done > 0:
-                self.release.wait(30)
-
-        return self._real(*args, on_progress=progress, **kw)
+    def __call__(self, *args: Any, **kw: Any) -> Job[Path]:
+        job = self._real(*args, **kw)
+        try:
+            while True:
+                try:
+                    step = next(job)
+                except StopIteration as stop:
+                    path: Path = stop.value
+                    return path
+                if step.phase == "download":
+                    self.chunks.append(step.done)
+                yield step
+                if step.phase == "download" and step.done > 0:
+                    self.release.wait(30)
+        finally:
+            job.close()
 
 
 @pytest.fixture
 def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldDownload]:
     held = HeldDownload()
-    monkeypatch.setattr(emb, "download_weights", held)
+    monkeypatch.setattr(wts, "download_weights", held)
     yield held
     held.release.set()  # never leave the download thread waiting
 
@@ -266,7 +273,7 @@ def test_offline_message_names_the_real_download_urls(
     dialog.start_download()
     wait_done(qtbot, dialog)
     text = dialog.message_label.text()
-    spec = emb.get_spec(lib.model_name)
+    spec = wts.get_spec(lib.model_name)
     assert "You seem to be offline" in text
     assert spec.hf_url is not None and spec.meta_url is not None
     assert spec.hf_url in text and spec.meta_url in text
@@ -283,7 +290,7 @@ def test_settings_lists_real_models_with_readable_names(qtbot: QtBot, tmp_path: 
     qtbot.addWidget(dialog)
     names = [dialog.model_combo.itemData(i) for i in range(dialog.model_combo.count())]
     assert weightsgen.TINY not in names  # test-only: no download source
-    assert set(names) == {s.name for s in emb.MODELS.values() if s.hf_repo or s.meta_url}
+    assert set(names) == {s.name for s in wts.MODELS.values() if s.hf_repo or s.meta_url}
     assert names[0] == "vit_small_patch14_dinov2" and dialog.selected_model == names[0]
     labels = [dialog.model_combo.itemText(i) for i in range(dialog.model_combo.count())]
     assert labels[0] == "ViT-S/14 (384-d, ~88 MB)"

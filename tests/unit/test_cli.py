@@ -138,6 +138,39 @@ def test_model_import_then_scan_embeds(
     assert code == 1 and "Traceback" not in err
 
 
+def test_model_download_installs_verified_weights_and_offline_exits_3(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`model download` runs the same weights job as the GUI, here from a file://
+    "Meta" URL; a download that cannot start exits 3 and leaves the cache empty."""
+    import dataclasses
+
+    from dino_desktop.core.weights import MODELS
+
+    weightsgen.register_tiny_model()
+    remote = weightsgen.write_meta_checkpoint(tmp_path / "remote" / "tiny.pth", weightsgen.TINY)
+    name = "dinov2_tiny_download_test"
+    spec = dataclasses.replace(MODELS[weightsgen.TINY], name=name, meta_url=remote.as_uri())
+    monkeypatch.setitem(MODELS, name, spec)
+    lib = tmp_path / "lib"
+    base = ["--library", str(lib), "--model", name, "model"]
+    code, out, err = run(capsys, *base, "download", "--source", "meta", "--json")
+    assert code == 0, err
+    assert out == {"model": name, "weights": str(lib / "models" / f"{name}.pth")}
+    assert Path(out["weights"]).read_bytes() == remote.read_bytes()
+    code, status, _ = run(capsys, *base, "status", "--json")
+    assert status["weights"] == out["weights"] and status["source"] == "cache"
+
+    Path(out["weights"]).unlink()
+    gone = dataclasses.replace(spec, meta_url=(tmp_path / "gone.pth").as_uri())
+    monkeypatch.setitem(MODELS, name, gone)
+    code, _, err = run(capsys, *base, "download", "--source", "meta")
+    assert code == 3 and "model import" in err and "Traceback" not in err
+    assert [p.name for p in (lib / "models").iterdir() if not p.name.endswith(".json")] == []
+    code, _, err = run(capsys, *base, "download")  # the test model has no timm download
+    assert code == 2 and "has no timm download" in err and "Traceback" not in err
+
+
 def test_expected_errors_are_one_line_with_exit_codes(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -158,6 +191,8 @@ def _cli(*args: str, **kw: Any) -> subprocess.Popen[str]:
     """The CLI in a subprocess, with the tiny test model registered."""
     code = (
         "import sys, weightsgen; weightsgen.register_tiny_model(); "
+        # as tests/conftest.py does in-process: the host's bf16 support decides nothing
+        "from dino_desktop.core import device; device.cpu_bf16_feature = lambda: None; "
         "from dino_desktop.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     env = {**os.environ, "PYTHONPATH": str(TESTS)}

@@ -82,6 +82,7 @@ def run_scan(cmd):
     scanner.COMMIT_EVERY = 3          # many transactions: many places to die between
     library.EMBED_COMMIT_EVERY = 4
     lib = Library(cmd["home"], model=weightsgen.TINY, weights=cmd["weights"])
+    lib.settings.precision = "fp32"  # vectors are compared to a reference at 2e-5
     report = check(lib.engine)
     tick, state = killer(cmd.get("at"))
     if cmd.get("where") == "sql":

@@ -12,10 +12,10 @@ import weightsgen
 from sqlalchemy import select
 
 from dino_desktop.core import db
-from dino_desktop.core.embedder import WeightsUnavailable
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import drive
 from dino_desktop.core.records import LibraryError
+from dino_desktop.core.weights import WeightsUnavailable
 
 
 @pytest.fixture(scope="session")
