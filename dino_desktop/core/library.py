@@ -170,10 +170,11 @@ class Library:
 
     def pending_count(self) -> int:
         """Readable photos still waiting for an embedding from the current model."""
-        model_id = self._model_id
+        # The cached row id spares hashing the weights file again.
+        model_id = self.model_state.cached_model_id
         if model_id is None:
             try:
-                model_id = self._lookup_model_id(create=False)
+                model_id = self.model_state.lookup_model_id(create=False)
             except emb.WeightsUnavailable:
                 model_id = None  # no weights (or never used): every readable photo waits
         return vectors.pending_count(self.sessions, model_id)
@@ -190,11 +191,6 @@ class Library:
         """The device setting in use (auto, cpu, cuda, mps)."""
         return self.model_state.device
 
-    @property
-    def _model_id(self) -> int | None:
-        # The row id once model_id() ran (pending_count avoids hashing weights twice).
-        return self.model_state.cached_model_id
-
     def weights_path(self) -> Path:
         """The weights file in use; raises WeightsUnavailable with what to download."""
         return self.model_state.weights_path()
@@ -205,15 +201,9 @@ class Library:
     def embedder(self) -> Embedder:
         return self.model_state.embedder()
 
-    def _get_embedder(self) -> Embedder:
-        return self.model_state.embedder()
-
     def model_id(self) -> int:
         """The row of (model, weights file): vectors of different weights never mix."""
         return self.model_state.model_id()
-
-    def _lookup_model_id(self, *, create: bool) -> int | None:
-        return self.model_state.lookup_model_id(create=create)
 
     def overlay_engine(self) -> OverlayEngine:
         """Patch features for PCA overlays (a 518-px model of its own, built on first use)."""

@@ -106,7 +106,7 @@ def test_use_model_rebuilds_on_next_use(lib: Library, tiny_weights: Path) -> Non
     built, row = lib.embedder(), lib.model_id()
     lib.settings.device = "cpu"
     lib.use_model(TINY)
-    assert lib.device == "cpu" and lib._model_id is None
+    assert lib.device == "cpu" and lib.model_state.cached_model_id is None
     assert lib.embedder() is not built and lib.model_id() == row  # same weights, same row
 
 
