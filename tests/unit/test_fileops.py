@@ -647,3 +647,44 @@ def test_an_undo_that_fails_for_a_passing_reason_can_be_retried(
     assert second.done == [str(b)] and second.failed == []
     assert a.read_bytes() == data_a and b.read_bytes() == data_b
     assert _undone(sessions, result.journal_id)
+
+
+def test_undo_of_an_export_killed_between_journal_saves_removes_exactly_what_it_wrote(
+    ops: FileOps, sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As after a SIGKILL: the journal never heard of the file written. Undo finds it by
+    content past a byte-identical copy that was there before (journaled as taken),
+    leaves that one, and leaves a look-alike past the first free name of the item
+    that was never begun. The entry then says "interrupted", and is undone."""
+    a, b = tmp_path / "src" / "a.jpg", tmp_path / "src" / "b.jpg"
+    data_a, data_b = _write(a, 70), _write(b, 71)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "a.jpg").write_bytes(data_a)  # an earlier export's copy, planned over
+    (dest / "b (1).jpg").write_bytes(data_b)  # a copy beyond b's first free name
+    real_export_one = FileOps._export_one
+
+    def killed_at_b(self: FileOps, it: dict[str, Any], mode: str, *tag: str) -> str | None:
+        if it["src"] == str(b):
+            raise KeyboardInterrupt  # the kill, before b is begun
+        return real_export_one(self, it, mode, *tag)
+
+    monkeypatch.setattr(FileOps, "_export_one", killed_at_b)
+    monkeypatch.setattr(FileOps, "_save", lambda *_a, **_k: None)  # no batch reached the DB
+    with pytest.raises(KeyboardInterrupt):
+        ops.export([(str(a), str(dest / "a.jpg")), (str(b), str(dest / "b.jpg"))], "copy")
+    monkeypatch.undo()
+    assert (dest / "a (1).jpg").read_bytes() == data_a  # written, but not journaled
+    assert [it["status"] for it in _payload(sessions, 1)["items"]] == ["pending", "pending"]
+
+    result = ops.undo()
+    assert result.done == [str(dest / "a (1).jpg")] and result.failed == []
+    assert sorted(p.name for p in dest.iterdir()) == ["a.jpg", "b (1).jpg"]
+    assert (dest / "a.jpg").read_bytes() == data_a and (dest / "b (1).jpg").read_bytes() == data_b
+    assert a.read_bytes() == data_a and b.read_bytes() == data_b
+    payload = _payload(sessions, 1)
+    assert payload["status"] == "interrupted"
+    assert [it["status"] for it in payload["items"]] == ["done", "skipped"]
+    assert _undone(sessions, 1)
+    with pytest.raises(FileOpError, match="nothing to undo"):
+        ops.undo()
