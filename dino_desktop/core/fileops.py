@@ -4,9 +4,17 @@ Every change that DINO Desktop makes to a user's files goes through `FileOps`
 (DESIGN.md §2). The rules it keeps:
 
 * **Journal first.** An entry (`JournalRow`) listing every item with its source
-  and planned destination is committed *before* any file is touched, then
-  updated item by item (in batches) as the work proceeds, so after a crash the
-  journal says what was done, what failed and what was still pending.
+  (and its identity) and planned destination is committed *before* any file is
+  touched, then updated item by item (in batches) as the work proceeds.
+* **Recovery from the disk.** A crash or a kill between two saves leaves items
+  "pending" that were done. Every operation (and undo) first settles such
+  entries (`FileOps.recover`): each pending item is looked for at its planned
+  name and its collision names, recognised by content (a byte-equal copy, the
+  source's inode, a symlink to the source), never confused with what was there
+  before (journaled as `taken`); the entry then says "interrupted", each item
+  "done", "skipped" or "unknown" (kept open for the user to check). Temporary
+  copies are named after their entry (".dino-<entry>-<item>-*.partial") and
+  removed then. Undo removes exactly what the operation created.
 * **Never overwrite.** Destinations are created exclusively (a hard link, a
   symlink or an ``O_EXCL`` placeholder), trying "a.jpg", "a (1).jpg",
   "a (2).jpg", … A move is "link, then unlink the source", or for another
