@@ -1073,6 +1073,15 @@ class FileOps:
 
     def _undo_one(self, action: str, it: dict[str, Any], tag: str) -> tuple[str, str]:
         """Put one item back; return (where it was, where it is now)."""
+        back = self._put_back(action, it, tag)
+        if action == "trash" and it.get("info"):
+            # Trash metadata, not a user file; a leftover only shows as a broken entry
+            # (also after an undo killed between putting the file back and this).
+            with contextlib.suppress(OSError):
+                os.unlink(it["info"])
+        return back
+
+    def _put_back(self, action: str, it: dict[str, Any], tag: str) -> tuple[str, str]:
         src: str = it["src"]
         current: str | None = it.get("dest")
         if not current:
@@ -1080,7 +1089,9 @@ class FileOps:
         try:
             st = os.lstat(current)
         except FileNotFoundError:
-            back = it.get("ident")
+            # A trashed file keeps its source identity (a rename), and so does one
+            # put back (a link): the identity recorded before the operation tells.
+            back = it.get("ident") or (it.get("src_ident") or [])[:4]
             with contextlib.suppress(OSError):
                 now = os.lstat(src)
                 if back and [now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns] == back:
@@ -1108,10 +1119,6 @@ class FileOps:
             raise
         except OSError as exc:
             raise _ItemError(_reason(exc), retry=True) from exc
-        if action == "trash" and it.get("info"):
-            # Trash metadata, not a user file; a leftover only shows as a broken entry.
-            with contextlib.suppress(OSError):
-                os.unlink(it["info"])
         return current, restored
 
     # ---- recovery ------------------------------------------------------------

@@ -136,7 +136,7 @@ def run_fileop(cmd):
         elif cmd["op"] == "trash":
             ops.trash(cmd["paths"])
         else:
-            ops.undo()
+            report["failed"] = ops.undo().failed
     except fileops.FileOpError as exc:
         report["error"] = str(exc)
     sys.setprofile(None)
@@ -496,6 +496,7 @@ def test_a_file_operation_killed_anywhere_then_undone_leaves_nothing_behind(
             if "error" in report:
                 assert "nothing to undo" in report["error"]
                 break
+            assert report["failed"] == [], report  # every item accounted for and undone
         else:
             pytest.fail(f"round {n}: an entry stays open: {_journal(db_path)}")
         _check_restored(root, data, links, dest, nlinks, exdev)
