@@ -4,9 +4,17 @@ Every change that DINO Desktop makes to a user's files goes through `FileOps`
 (DESIGN.md §2). The rules it keeps:
 
 * **Journal first.** An entry (`JournalRow`) listing every item with its source
-  and planned destination is committed *before* any file is touched, then
-  updated item by item (in batches) as the work proceeds, so after a crash the
-  journal says what was done, what failed and what was still pending.
+  (and its identity) and planned destination is committed *before* any file is
+  touched, then updated item by item (in batches) as the work proceeds.
+* **Recovery from the disk.** A crash or a kill between two saves leaves items
+  "pending" that were done. Every operation (and undo) first settles such
+  entries (`FileOps.recover`): each pending item is looked for at its planned
+  name and its collision names, recognised by content (a byte-equal copy, the
+  source's inode, a symlink to the source), never confused with what was there
+  before (journaled as `taken`); the entry then says "interrupted", each item
+  "done", "skipped" or "unknown" (kept open for the user to check). Temporary
+  copies are named after their entry (".dino-<entry>-<item>-*.partial") and
+  removed then. Undo removes exactly what the operation created.
 * **Never overwrite.** Destinations are created exclusively (a hard link, a
   symlink or an ``O_EXCL`` placeholder), trying "a.jpg", "a (1).jpg",
   "a (2).jpg", … A move is "link, then unlink the source", or for another
@@ -39,7 +47,9 @@ from __future__ import annotations
 import contextlib
 import filecmp
 import json
+import logging
 import os
+import re
 import shutil
 import stat
 import sys
@@ -51,14 +61,16 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core.db import Folder, ImageRow, JournalRow
 from dino_desktop.core.progress import CancelToken, Job, Progress, drive
 
-PAYLOAD_VERSION = 1
+log = logging.getLogger(__name__)
+
+PAYLOAD_VERSION = 2
 # How many names "a (1).jpg" … to try before giving up on a destination.
 MAX_COLLISION_NAMES = 10_000
 
@@ -170,9 +182,24 @@ def _link_or_reserve(tmp: str, target: str) -> None:
         raise
 
 
-def _copy_exclusive(src: str, dest_dir: str, name: str) -> str:
-    """Copy `src` into `dest_dir` under a free name, durably; return the new path."""
-    fd, tmp = tempfile.mkstemp(prefix=".dino-", suffix=".partial", dir=dest_dir)
+def _partial_prefix(tag: str) -> str:
+    """The start of the hidden temporary names of one journal entry's item (see `_tag`)."""
+    return f".dino-{tag}-"
+
+
+def _tag(entry_id: int, item: int | str) -> str:
+    """Names an item's temporary copies after its journal entry, so recovery knows whose
+    they are ("12-3": entry 12, item 3; "12-u3": the undo of that item)."""
+    return f"{entry_id}-{item}"
+
+
+def _copy_exclusive(src: str, dest_dir: str, name: str, tag: str = "x") -> str:
+    """Copy `src` into `dest_dir` under a free name, durably; return the new path.
+
+    The temporary copy is named ".dino-<tag>-*.partial" (`_tag`): a crash leaves it
+    to the recovery of that journal entry, which removes it.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=_partial_prefix(tag), suffix=".partial", dir=dest_dir)
     os.close(fd)
     try:
         # Copy under a hidden temporary name first: a crash mid-copy then leaves
@@ -190,7 +217,7 @@ def _copy_exclusive(src: str, dest_dir: str, name: str) -> str:
     return final
 
 
-def _place(src: str, dest_dir: str, name: str) -> str:
+def _place(src: str, dest_dir: str, name: str, tag: str = "x") -> str:
     """Move the file `src` to `dest_dir`/`name` (or a collision-safe variant).
 
     Returns the path it now has. Never overwrites; on failure the file is still
@@ -210,7 +237,7 @@ def _place(src: str, dest_dir: str, name: str) -> str:
             raise
         except OSError:
             # Another device, or no hard links on this file system: copy.
-            final = _copy_exclusive(src, dest_dir, name)
+            final = _copy_exclusive(src, dest_dir, name, tag)
     try:
         os.unlink(src)  # the data now lives at `final`: this ends the move, it deletes nothing
     except OSError:
@@ -491,13 +518,99 @@ def _source_identity(path: str) -> list[Any] | None:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, link]
 
 
-def _drop_partials(folder: str) -> None:
-    """Remove our own temporary copies (".dino-*.partial") left in `folder` by a crash."""
-    with contextlib.suppress(OSError), os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.startswith(".dino-") and entry.name.endswith(".partial"):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+def _taken(planned: str) -> list[list[int]]:
+    """[dev, inode, ctime_ns] of what occupies `planned` and its collision names, up to
+    the first free one: journaled, so recovery never takes those files for ours."""
+    folder, base = os.path.split(planned)
+    out: list[list[int]] = []
+    for name in collision_names(base):
+        try:
+            st = os.lstat(os.path.join(folder, name))
+        except OSError:
+            break
+        out.append([st.st_dev, st.st_ino, st.st_ctime_ns])
+    return out
+
+
+def _is_taken(st: os.stat_result, taken: list[list[int]], src_ino: int | None) -> bool:
+    for dev, ino, ctime_ns in taken:
+        if (st.st_dev, st.st_ino) == (dev, ino):
+            # A changed ctime means a reused inode number (a new file), except for a
+            # second name of the source: linking it again changes that inode's ctime.
+            return st.st_ctime_ns == ctime_ns or st.st_ino == src_ino
+    return False
+
+
+def _partials(folder: str, prefix: str) -> list[str]:
+    """Our hidden temporary copies in `folder` whose names start with `prefix`."""
+    try:
+        with os.scandir(folder) as entries:
+            return [
+                e.path for e in entries if e.name.startswith(prefix) and e.name.endswith(".partial")
+            ]
+    except OSError:
+        return []
+
+
+# ---- what runs in this process ---------------------------------------------------
+
+_registry_lock = threading.Lock()
+# (database, journal id) of the entries whose operation or undo runs in this process:
+# recovery leaves them alone (the library's write lock keeps other processes out).
+_RUNNING: set[tuple[str, int]] = set()
+# Paths whose file a running operation moved (or is moving) before the entry's next
+# save records where its image row went; the scanner must not forget those rows.
+_IN_FLIGHT: dict[str, int] = {}
+
+
+def in_flight(path: str) -> bool:
+    """Whether a file operation in this process moved the file at `path` and has not
+    yet moved its image row: the row is not stale, it is about to follow its file."""
+    with _registry_lock:
+        return path in _IN_FLIGHT
+
+
+class _Flight:
+    """The paths one running operation holds in `_IN_FLIGHT` until its next save."""
+
+    def __init__(self) -> None:
+        self._paths: list[str] = []
+        self._real_dirs: dict[str, str] = {}
+
+    def add(self, path: str | None) -> None:
+        if not path:
+            return
+        head, tail = os.path.split(path)
+        real = self._real_dirs.get(head)
+        if real is None:
+            real = self._real_dirs[head] = os.path.realpath(head)
+        # As given and through its folder's real path: the scanner knows the latter.
+        forms = {path, os.path.join(real, tail)}
+        with _registry_lock:
+            for form in forms:
+                _IN_FLIGHT[form] = _IN_FLIGHT.get(form, 0) + 1
+        self._paths.extend(forms)
+
+    def clear(self) -> None:
+        with _registry_lock:
+            for form in self._paths:
+                n = _IN_FLIGHT.get(form, 0) - 1
+                if n > 0:
+                    _IN_FLIGHT[form] = n
+                else:
+                    _IN_FLIGHT.pop(form, None)
+        self._paths = []
+
+
+# The start of a payload as `_dump` writes it: the entry's status, then its undo's.
+_HEAD = re.compile(r'\{"version": \d+, "status": "(\w+)"(?:, "undo": \{"status": "(\w+)")?')
+
+
+def _dump(payload: dict[str, Any]) -> str:
+    """The payload as JSON, with "status" and "undo" first so that `_interrupted` finds
+    unfinished entries from the first few characters of each."""
+    head = {k: payload[k] for k in ("version", "status", "undo") if k in payload}
+    return json.dumps({**head, **payload})
 
 
 def _remove_empty_dirs(dirs: Iterable[str]) -> None:
@@ -510,11 +623,17 @@ def _remove_empty_dirs(dirs: Iterable[str]) -> None:
 class FileOps:
     """Trash, move and undo over one library's database (journal, folders, images).
 
-    Safe to share between threads: each call opens its own sessions.
+    Safe to share between threads: each call opens its own sessions. Every
+    operation first settles the entries that an earlier one left unfinished (a
+    crash, a kill): see `_settle`. Callers hold the library's write lock
+    (core/lock.py), so an unfinished entry not running in this process is
+    one that was interrupted.
     """
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        self._db = str(getattr(bind, "url", id(sessions)))
 
     # ---- public API ----------------------------------------------------------
 
@@ -527,6 +646,7 @@ class FileOps:
         """
         sources = self._sources(paths)
         self._refuse_reference(sources, "trash")
+        self.recover()
         items = [{"src": s, "dest": None, "status": "pending", "reason": None} for s in sources]
         return self._run("trash", {}, items, self._trash_one)
 
@@ -543,6 +663,7 @@ class FileOps:
         sources = self._sources(paths)
         self._refuse_reference(sources, "move")
         self._refuse_reference([dest], "move files into", containing=False)
+        self.recover()
         items = [
             {
                 "src": s,
@@ -593,6 +714,7 @@ class FileOps:
         self._refuse_reference(dirs, "export into", containing=False)
         if mode == "move":
             self._refuse_reference([s for s, _ in pairs], "move")
+        self.recover()
         # Journal first: the folders this export will create, so undo can remove them.
         new_dirs: set[str] = set()
         for d in dirs:
@@ -614,7 +736,7 @@ class FileOps:
             "export",
             extra,
             items,
-            lambda it: self._export_one(it, mode),
+            lambda it, tag: self._export_one(it, mode, tag),
             forget=mode == "move",
             cancel=cancel,
         )
@@ -628,12 +750,14 @@ class FileOps:
         Files go back to their old paths; where that path is taken meanwhile, the
         file is restored next to it under a collision-safe name (see `notes`).
         An entry undone once is refused ("already undone"). An entry whose undo
-        failed for a passing reason (e.g. permission denied) stays open, and a
-        second call retries only what is left.
+        failed for a passing reason (e.g. permission denied), or that still
+        has items whose state could not be read from the disk, stays open, and
+        a second call retries only what is left.
 
         Raises FileOpError for a trash whose files' place in the trash is unknown
         (macOS, Windows): restore them from the system trash there.
         """
+        self.recover()  # an interrupted entry is first settled from the disk
         with self._sessions() as session:
             if journal_id is None:
                 row = session.scalar(
@@ -652,26 +776,46 @@ class FileOps:
                 raise FileOpError(f"file operation #{row.id} was already undone")
             entry_id, action = row.id, row.action
             payload: dict[str, Any] = json.loads(row.payload)
-        if action == "export":
-            if payload.get("mode") != "move":
+        key = (self._db, entry_id)
+        with _registry_lock:
+            if key in _RUNNING:
+                raise FileOpError(f"file operation #{entry_id} is still running")
+            _RUNNING.add(key)
+        try:
+            if action == "export" and payload.get("mode") != "move":
                 return self._undo_created(entry_id, payload)
-            action = "move"  # an export by move is undone exactly like a move
-        if action not in ("trash", "move"):
-            raise FileOpError(f"file operation #{entry_id} ({action}) cannot be undone")
+            if action == "export":
+                action = "move"  # an export by move is undone exactly like a move
+            if action not in ("trash", "move"):
+                raise FileOpError(f"file operation #{entry_id} ({action}) cannot be undone")
+            return self._undo_moved(entry_id, action, payload)
+        finally:
+            with _registry_lock:
+                _RUNNING.discard(key)
 
+    def recover(self) -> None:
+        """Settle every entry that a crash or a kill left unfinished (`_settle`).
+
+        Run by each operation before it starts (under the library's write lock);
+        cheap when nothing was interrupted: one query over the open entries'
+        first characters.
+        """
+        for entry_id in self._interrupted():
+            self._settle(entry_id)
+
+    def _undo_moved(self, entry_id: int, action: str, payload: dict[str, Any]) -> OpResult:
         items: list[dict[str, Any]] = payload.get("items", [])
-        # "pending": the operation was interrupted (a crash, a kill) before this
-        # item was recorded; where its file is now is read from the disk.
         todo = [
             it
             for it in items
-            if it.get("status") in ("done", "pending")
-            and (it.get("undo") or {}).get("status") != "done"
+            if it.get("status") == "done" and (it.get("undo") or {}).get("status") != "done"
         ]
-        failed: list[tuple[str, str]] = []
+        # Items whose state the disk did not tell (see `_settle`): reported, and
+        # the entry stays open so that a later undo tries them again.
+        unsettled = [it for it in items if it.get("status") in ("pending", "unknown")]
         if action == "trash":
-            unknown = [it["src"] for it in todo if not it.get("dest") and it["status"] == "done"]
-            if todo and len(unknown) == len(todo):
+            unknown = [it["src"] for it in todo if not it.get("dest")]
+            if todo and len(unknown) == len(todo) and not unsettled:
                 raise FileOpError(
                     "restore it from the system trash: "
                     + ", ".join(unknown)
@@ -686,20 +830,20 @@ class FileOps:
         done: list[str] = []
         moved: list[tuple[str, str]] = []
         notes: list[str] = []
-        retry = False
+        failed = [(it["src"], str(it.get("reason") or "interrupted")) for it in unsettled]
+        retry = bool(unsettled)
         gone: list[tuple[str, str | None]] = []
+        flight = _Flight()
         pending_batch = 0
+        index = {id(it): n for n, it in enumerate(items)}
+        finished = False
         try:
             for it in todo:
+                flight.add(it.get("dest"))  # its row follows at the next save
                 try:
-                    if it["status"] == "pending":
-                        back = self._recover_pending(action, it)
-                        if back is None:  # it had not moved: nothing to put back
-                            it["status"], it["reason"] = "skipped", "interrupted before it"
-                            continue
-                        current, restored = back
-                    else:
-                        current, restored = self._undo_one(action, it)
+                    current, restored = self._undo_one(
+                        action, it, _tag(entry_id, f"u{index[id(it)]}")
+                    )
                 except _ItemError as exc:
                     it["undo"] = {"status": "failed", "reason": str(exc), "retry": exc.retry}
                     failed.append((it["src"], str(exc)))
@@ -716,17 +860,18 @@ class FileOps:
                 pending_batch += 1
                 if pending_batch >= self._batch_size(len(todo)):
                     self._save(entry_id, payload, gone)
+                    flight.clear()
                     gone, pending_batch = [], 0
             finished = True
-        except BaseException:
-            finished = False
-            raise
         finally:
             # Interrupted or with failures worth retrying, the entry stays open:
             # the next undo does only the items not marked restored.
             closed = finished and not retry
             payload["undo"]["status"] = "done" if closed else "partial"
-            self._save(entry_id, payload, gone, undone=closed)
+            try:
+                self._save(entry_id, payload, gone, undone=closed)
+            finally:
+                flight.clear()
         if closed and payload.get("registered_folder"):
             self._unregister_if_empty(payload["registered_folder"])
         _remove_empty_dirs(payload.get("new_dirs", []))
@@ -755,41 +900,13 @@ class FileOps:
             ):
                 session.delete(folder)
 
-    def history(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The latest entries, newest first: id, created_at, action, count, undone.
-
-        `count` is the number of files acted on; `failed` and `status` are given too.
-        """
-        with self._sessions() as session:
-            rows = session.scalars(
-                select(JournalRow).order_by(JournalRow.id.desc()).limit(max(0, limit))
-            ).all()
-            out: list[dict[str, Any]] = []
-            for row in rows:
-                try:
-                    payload = json.loads(row.payload)
-                    items = payload.get("items", [])
-                except (ValueError, AttributeError):
-                    payload, items = {}, []
-                out.append(
-                    {
-                        "id": row.id,
-                        "created_at": row.created_at.isoformat(timespec="seconds"),
-                        "action": row.action,
-                        "count": sum(1 for it in items if it.get("status") == "done"),
-                        "failed": sum(1 for it in items if it.get("status") == "failed"),
-                        "status": payload.get("status"),
-                        "undone": row.undone_at is not None,
-                    }
-                )
-            return out
-
     # ---- the journaled loop --------------------------------------------------
 
     @staticmethod
     def _batch_size(n: int) -> int:
         # The payload is rewritten whole on each save: save every ~5% of a large
-        # operation (at least every 50 items), not after every file.
+        # operation (at least every 50 items), not after every file. A kill between
+        # saves loses no knowledge: `_settle` reads the unsaved items from the disk.
         return max(50, n // 20)
 
     def _run(
@@ -797,7 +914,7 @@ class FileOps:
         action: str,
         extra: dict[str, Any],
         items: list[dict[str, Any]],
-        act: Callable[[dict[str, Any]], str | None],
+        act: Callable[[dict[str, Any], str], str | None],
     ) -> OpResult:
         return drive(self._run_job(action, extra, items, act))
 
@@ -806,7 +923,7 @@ class FileOps:
         action: str,
         extra: dict[str, Any],
         items: list[dict[str, Any]],
-        act: Callable[[dict[str, Any]], str | None],
+        act: Callable[[dict[str, Any], str], str | None],
         *,
         forget: bool = True,
         cancel: CancelToken | None = None,
@@ -814,11 +931,18 @@ class FileOps:
         """Journal, then act on each item, yielding Progress; `forget`: sources left
         their paths (trash, move). A cancel stops between items: those not reached
         are marked "skipped" (nothing happened to them) and the entry is saved.
+        `act(item, tag)`: `tag` names the item's temporary files (`_tag`).
         """
         for it in items:
-            # The source as it is before we act, journaled: after a crash undo
-            # finds the file by it (`_recover_pending`), wherever it got to.
+            # The source as it is before we act, journaled: after a crash recovery
+            # finds the file by it (`_settle`), wherever it got to.
             it.setdefault("src_ident", _source_identity(it["src"]))
+            if it.get("dest"):
+                # What already occupies the planned name (and its collision names):
+                # never taken for something this operation created.
+                taken = _taken(it["dest"])
+                if taken:
+                    it["taken"] = taken
         payload: dict[str, Any] = {
             "version": PAYLOAD_VERSION,
             "status": "pending",
@@ -828,19 +952,24 @@ class FileOps:
         try:
             with self._sessions() as session, session.begin():
                 row = JournalRow(
-                    created_at=_now(), action=action, payload=json.dumps(payload), undone_at=None
+                    created_at=_now(), action=action, payload=_dump(payload), undone_at=None
                 )
                 session.add(row)
                 session.flush()
                 entry_id = row.id
         except SQLAlchemyError as exc:
             raise FileOpError(f"cannot write the journal, nothing was done: {exc}") from exc
+        key = (self._db, entry_id)
+        with _registry_lock:
+            _RUNNING.add(key)
+        log.info("%s #%d started: %d item(s)", action, entry_id, len(items))
 
         done: list[str] = []
         failed: list[tuple[str, str]] = []
         moved: list[tuple[str, str]] = []
         notes: list[str] = []
         gone: list[tuple[str, str | None]] = []
+        flight = _Flight()
         pending_batch = 0
         cancelled = False
         try:
@@ -851,8 +980,10 @@ class FileOps:
                     for rest in items[n:]:
                         rest["status"], rest["reason"] = "skipped", "cancelled"
                     break
+                if forget:
+                    flight.add(it["src"])  # before the file moves: see `in_flight`
                 try:
-                    note = act(it)
+                    note = act(it, _tag(entry_id, n))
                 except _ItemError as exc:
                     it["status"], it["reason"] = "failed", str(exc)
                     failed.append((it["src"], str(exc)))
@@ -868,18 +999,35 @@ class FileOps:
                         moved.append((it["src"], it["dest"]))
                     if note:
                         notes.append(note)
+                if it["status"] == "failed":
+                    log.warning("%s #%d: %s: %s", action, entry_id, it["src"], it["reason"])
                 pending_batch += 1
                 if pending_batch >= self._batch_size(len(items)):
                     self._save(entry_id, payload, gone)
+                    flight.clear()
                     gone, pending_batch = [], 0
             payload["status"] = "cancelled" if cancelled else "done"
         finally:
-            # Also on an unexpected error: record what did happen before it.
-            self._save(entry_id, payload, gone)
+            # Also on an unexpected error: record what did happen before it. The
+            # entry then stays "pending", and the next operation settles it.
+            try:
+                self._save(entry_id, payload, gone)
+            finally:
+                flight.clear()
+                with _registry_lock:
+                    _RUNNING.discard(key)
+        log.info(
+            "%s #%d %s: %d done, %d failed",
+            action,
+            entry_id,
+            payload["status"],
+            len(done),
+            len(failed),
+        )
         yield Progress(action, len(done) + len(failed), len(items))
         return OpResult(entry_id, done, failed, moved, notes, cancelled)
 
-    def _trash_one(self, it: dict[str, Any]) -> str | None:
+    def _trash_one(self, it: dict[str, Any], tag: str) -> str | None:
         src: str = it["src"]
         try:
             st = os.lstat(src)
@@ -908,14 +1056,14 @@ class FileOps:
         it["dest"], it["info"] = found
         return None
 
-    def _move_one(self, it: dict[str, Any]) -> str | None:
+    def _move_one(self, it: dict[str, Any], tag: str) -> str | None:
         src: str = it["src"]
         dest_dir = os.path.dirname(it["dest"])
         if not os.path.lexists(src):
             raise _ItemError("no such file")
         if os.path.samefile(os.path.dirname(src), dest_dir):
             raise _ItemError("already in that folder")
-        final = _place(src, dest_dir, os.path.basename(src))
+        final = _place(src, dest_dir, os.path.basename(src), tag)
         st = os.lstat(final)
         # What undo checks before moving it back: the same file, unchanged.
         it["dest"], it["ident"] = final, [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
@@ -923,8 +1071,17 @@ class FileOps:
             return f"{os.path.basename(src)} was taken in {dest_dir}; moved as {final}"
         return None
 
-    def _undo_one(self, action: str, it: dict[str, Any]) -> tuple[str, str]:
+    def _undo_one(self, action: str, it: dict[str, Any], tag: str) -> tuple[str, str]:
         """Put one item back; return (where it was, where it is now)."""
+        back = self._put_back(action, it, tag)
+        if action == "trash" and it.get("info"):
+            # Trash metadata, not a user file; a leftover only shows as a broken entry
+            # (also after an undo killed between putting the file back and this).
+            with contextlib.suppress(OSError):
+                os.unlink(it["info"])
+        return back
+
+    def _put_back(self, action: str, it: dict[str, Any], tag: str) -> tuple[str, str]:
         src: str = it["src"]
         current: str | None = it.get("dest")
         if not current:
@@ -932,7 +1089,9 @@ class FileOps:
         try:
             st = os.lstat(current)
         except FileNotFoundError:
-            back = it.get("ident")
+            # A trashed file keeps its source identity (a rename), and so does one
+            # put back (a link): the identity recorded before the operation tells.
+            back = it.get("ident") or (it.get("src_ident") or [])[:4]
             with contextlib.suppress(OSError):
                 now = os.lstat(src)
                 if back and [now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns] == back:
@@ -955,90 +1114,321 @@ class FileOps:
                 return current, src
         try:
             os.makedirs(parent, exist_ok=True)  # its folder may be gone since
-            restored = _place(current, parent, os.path.basename(src))
+            restored = _place(current, parent, os.path.basename(src), tag)
         except _ItemError:
             raise
         except OSError as exc:
             raise _ItemError(_reason(exc), retry=True) from exc
-        if action == "trash" and it.get("info"):
-            # Trash metadata, not a user file; a leftover only shows as a broken entry.
-            with contextlib.suppress(OSError):
-                os.unlink(it["info"])
         return current, restored
 
-    def _recover_pending(self, action: str, it: dict[str, Any]) -> tuple[str, str] | None:
-        """Undo one item that an interruption left "pending"; None if it had not moved.
+    # ---- recovery ------------------------------------------------------------
 
-        The journal holds the source's identity from before the operation
-        (`src_ident`), so the disk tells how far the item got. Not begun: the
-        file is at its source. Half done: the source is there *and* a second
-        name of it (a hard link) or a finished copy of it (across devices) sits
-        at the destination: that extra is removed (a link is unlinked, a copy
-        goes to the trash after a byte comparison), the source stays. Done: the
-        file is only at its destination (or in the trash) and is moved back.
-        Our hidden ".dino-*.partial" copies left by a kill mid-copy are removed.
+    def _interrupted(self) -> list[int]:
+        """Entries whose operation or undo was left "pending" and does not run here."""
+        with self._sessions() as session:
+            heads = session.execute(
+                select(JournalRow.id, func.substr(JournalRow.payload, 1, 120)).where(
+                    JournalRow.undone_at.is_(None)
+                )
+            ).all()
+        out: list[int] = []
+        for entry_id, head in heads:
+            m = _HEAD.match(head or "")
+            if m is None or "pending" not in (m.group(1), m.group(2)):
+                continue
+            with _registry_lock:
+                if (self._db, entry_id) in _RUNNING:
+                    continue
+            out.append(entry_id)
+        return out
+
+    def _settle(self, entry_id: int) -> None:
+        """Make an interrupted entry's journal say what happened, from the disk.
+
+        Items are journaled in batches (`_batch_size`), so a kill leaves up to a
+        batch of items done but still "pending". Each is looked for where it
+        could have gone: the planned destination and its collision names, in
+        order, up to the first free name (creation is exclusive, so what we
+        created is at the first name that was free), skipping what occupied
+        those names before the operation (`taken`) and what another item
+        claimed. A file is ours by content: a copy equal byte for byte to its
+        source, a hard link with the source's inode, a symlink to the source, a
+        moved file with the source's identity; a trashed file is found in the
+        trash by its inode. Found: the item is "done" (with `recovered`), and a
+        moved photo's row follows it. Not begun: "skipped". Half done (the
+        source still there and a second name or a copy of it at the
+        destination): that extra is removed (a link unlinked, a copy trashed
+        after a byte comparison) and the item is "skipped". Anything else is
+        "unknown", with what to check, and keeps the entry open for undo. Our
+        temporary copies (".dino-<entry>-*.partial") are removed. The entry's
+        status becomes "interrupted" (an interrupted undo's: "interrupted" too;
+        the next undo goes on where it stopped).
         """
+        with self._sessions() as session:
+            row = session.get(JournalRow, entry_id)
+            if row is None:
+                return
+            action = row.action
+            try:
+                payload: dict[str, Any] = json.loads(row.payload)
+            except ValueError:
+                return
+        items: list[dict[str, Any]] = payload.get("items", [])
+        mode = "move" if action == "move" else str(payload.get("mode", action))
+        folders = {os.path.dirname(it["dest"]) for it in items if it.get("dest")}
+        folders |= {os.path.dirname(it["src"]) for it in items}  # an undo copies back there
+        prefix = f".dino-{entry_id}-"
+        partials = {f: _partials(f, prefix) for f in sorted(folders)}
+        gone: list[tuple[str, str | None]] = []
+        counts: dict[str, int] = {}
+        if payload.get("status") == "pending":
+            claimed = {it["dest"] for it in items if it.get("status") == "done" and it.get("dest")}
+            for n, it in enumerate(items):
+                if it.get("status") != "pending":
+                    continue
+                tmps = [
+                    p
+                    for p in partials.get(os.path.dirname(it.get("dest") or ""), [])
+                    if os.path.basename(p).startswith(_partial_prefix(_tag(entry_id, n)))
+                ]
+                try:
+                    if action == "trash":
+                        self._settle_trash(it, gone)
+                    elif mode == "move":
+                        self._settle_move(it, claimed, tmps, gone)
+                    else:
+                        self._settle_created(it, mode, claimed, tmps)
+                except (OSError, _ItemError) as exc:
+                    # Stays pending: the next operation tries again.
+                    it["reason"] = f"interrupted; {_reason(exc)}"
+                counts[it["status"]] = counts.get(it["status"], 0) + 1
+            payload["status"] = "interrupted"
+        if (payload.get("undo") or {}).get("status") == "pending":
+            payload["undo"]["status"] = "interrupted"
+            for n, it in enumerate(items):
+                # An undo copying a file back across devices, killed between its
+                # placeholder and the rename, left the placeholder at the source.
+                utag = _partial_prefix(_tag(entry_id, f"u{n}"))
+                tmps = [
+                    p
+                    for p in partials.get(os.path.dirname(it["src"]), [])
+                    if os.path.basename(p).startswith(utag)
+                ]
+                if tmps:
+                    with contextlib.suppress(OSError):
+                        self._drop_placeholder(it["src"], tmps)
+        for paths in partials.values():
+            for p in paths:
+                with contextlib.suppress(OSError):
+                    os.unlink(p)  # our own unfinished temporary copy
+        self._save(entry_id, payload, gone)
+        log.warning(
+            "recovered interrupted %s #%d: %s; %d temporary file(s) removed",
+            action,
+            entry_id,
+            ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "its undo",
+            sum(len(p) for p in partials.values()),
+        )
+
+    @staticmethod
+    def _not_begun(it: dict[str, Any], unexplained: list[str]) -> None:
+        if unexplained:
+            it["status"] = "unknown"
+            it["reason"] = (
+                f"interrupted; {', '.join(unexplained)} may have been written for "
+                f"{it['src']}: check it"
+            )
+        else:
+            it["status"], it["reason"] = "skipped", "interrupted before it"
+
+    @staticmethod
+    def _settle_trash(it: dict[str, Any], gone: list[tuple[str, str | None]]) -> None:
         src: str = it["src"]
         ident = it.get("src_ident")
-        if not ident:  # journaled before identities were recorded, or no source then
-            where = it.get("dest") or "the system trash"
-            raise _ItemError(f"interrupted; check {src} and {where}")
-        dev, ino, size, mtime_ns, link = ident
-        at_src = os.path.lexists(src)
-        if action == "trash":
-            if at_src:
-                return None
-            dirs = _trash_dirs(src) if _freedesktop() else []
-            found = _find_in_trash(src, _Identity(dev, ino, size), dirs) if dirs else None
-            if found is None:
-                raise _ItemError(f"interrupted; {src} is not in its folder: see the system trash")
-            it["dest"], it["info"] = found
-            return self._undo_one(action, it)
-        planned: str = it["dest"]
-        folder, base = os.path.split(planned)
-        _drop_partials(folder)
-        try:
-            names = set(os.listdir(folder))
-        except OSError:
-            names = set()
-        for n, name in enumerate(collision_names(base)):
-            if n > len(names) + 1:
-                break
-            if name not in names:
+        dirs = _trash_dirs(src) if _freedesktop() else []
+        if os.path.lexists(src):
+            if dirs:
+                _drop_orphan_info(src, dirs)  # Send2Trash writes it before its rename
+            it["status"], it["reason"] = "skipped", "interrupted before it"
+            return
+        if not ident:
+            it["status"], it["reason"] = "failed", "no such file"
+            return
+        found = _find_in_trash(src, _Identity(ident[0], ident[1], ident[2]), dirs) if dirs else None
+        if found is None:
+            it["status"] = "unknown"
+            it["reason"] = f"interrupted; {src} is not in its folder: see the system trash"
+            return
+        it["dest"], it["info"] = found
+        it["status"], it["recovered"] = "done", True
+        gone.append((src, None))
+
+    @staticmethod
+    def _find_created(
+        it: dict[str, Any], claimed: set[str], ours: Callable[[str, os.stat_result], bool]
+    ) -> tuple[tuple[str, os.stat_result] | None, list[str]]:
+        """Where the item's file was created: (path, its lstat), or None; and the names
+        in the way that are neither ours nor there before (`_settle`)."""
+        folder, base = os.path.split(it["dest"])
+        ident = it.get("src_ident")
+        src_ino = ident[1] if ident else None
+        taken: list[list[int]] = it.get("taken", [])
+        unexplained: list[str] = []
+        for name in collision_names(base):
+            cand = os.path.join(folder, name)
+            try:
+                st = os.lstat(cand)
+            except (FileNotFoundError, NotADirectoryError):
+                break  # the first free name: nothing was created past it
+            if cand in claimed or _is_taken(st, taken, src_ino):
                 continue
+            if ours(cand, st):
+                claimed.add(cand)
+                return (cand, st), unexplained
+            unexplained.append(cand)
+        return None, unexplained
+
+    @staticmethod
+    def _drop_placeholder(path: str, tmps: list[str]) -> None:
+        """Remove the empty O_EXCL placeholder of `_link_or_reserve`, if a kill left it.
+
+        It exists only while our temporary copy does (the rename replaces it), at
+        the first name of `path`'s collision names that was free, and it is newer
+        than that copy: an empty file older than it, or holding its data, is not it.
+        """
+        stamps = []
+        linked = set()
+        for p in tmps:
+            with contextlib.suppress(OSError):
+                tst = os.lstat(p)
+                stamps.append(tst.st_ctime_ns)
+                linked.add((tst.st_dev, tst.st_ino))
+        if not stamps:
+            return
+        folder, base = os.path.split(path)
+        for name in collision_names(base):
             cand = os.path.join(folder, name)
             try:
                 st = os.lstat(cand)
             except OSError:
-                continue
-            if link is not None:
-                ours = stat.S_ISLNK(st.st_mode) and os.readlink(cand) == link
-            else:
-                ours = stat.S_ISREG(st.st_mode) and (
-                    (st.st_dev, st.st_ino) == (dev, ino)
-                    or (st.st_size, st.st_mtime_ns) == (size, mtime_ns)
-                )
-            if not ours:
-                continue
-            if not at_src:
-                it["dest"], it["ident"] = cand, [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
-                return self._undo_one(action, it)
-            try:
-                src_st = os.lstat(src)
-            except OSError as exc:
-                raise _ItemError(_reason(exc), retry=True) from exc
-            if link is not None or os.path.samestat(src_st, st):
-                os.unlink(cand)  # a second name (or link) of what is still at the source
-            elif filecmp.cmp(src, cand, shallow=False):
-                _send_to_trash(cand)  # our finished copy; the source never left
-            else:
-                continue
-            return None
-        if at_src:
-            return None
-        raise _ItemError(f"interrupted; {src} is not in its folder nor in {folder}")
+                return
+            if (
+                stat.S_ISREG(st.st_mode)
+                and st.st_size == 0
+                and st.st_ctime_ns >= min(stamps)
+                and (st.st_dev, st.st_ino) not in linked
+            ):
+                os.unlink(cand)  # our own empty placeholder: no data
+                return
 
-    def _export_one(self, it: dict[str, Any], mode: str) -> str | None:
+    def _settle_created(
+        self, it: dict[str, Any], mode: str, claimed: set[str], tmps: list[str]
+    ) -> None:
+        src: str = it["src"]
+        ident = it.get("src_ident")
+        if not ident:
+            it["status"], it["reason"] = "failed", "no such file"
+            return
+        dev, ino = ident[0], ident[1]
+        # A hard link of a symlinked source is one of the link itself (Linux link()) or
+        # of its target (where link() follows symlinks).
+        inodes = {(dev, ino)}
+        with contextlib.suppress(OSError):
+            tst = os.stat(src)
+            inodes.add((tst.st_dev, tst.st_ino))
+        tmp_inodes = set()
+        for p in tmps:
+            with contextlib.suppress(OSError):
+                tst = os.lstat(p)
+                tmp_inodes.add((tst.st_dev, tst.st_ino))
+
+        def ours(cand: str, st: os.stat_result) -> bool:
+            if mode == "symlink":
+                return stat.S_ISLNK(st.st_mode) and os.readlink(cand) == src
+            if mode == "hardlink":
+                return (st.st_dev, st.st_ino) in inodes
+            if not stat.S_ISREG(st.st_mode):
+                return False
+            if (st.st_dev, st.st_ino) in tmp_inodes:
+                return True  # linked into place from our temporary copy
+            if (st.st_dev, st.st_ino) == (dev, ino):
+                return False  # the source itself (or a link to it) is no copy
+            try:
+                return st.st_size == os.stat(src).st_size and filecmp.cmp(src, cand, shallow=False)
+            except OSError:
+                return False
+
+        if mode == "copy":
+            self._drop_placeholder(it["dest"], tmps)
+        hit, unexplained = self._find_created(it, claimed, ours)
+        if hit is None:
+            self._not_begun(it, unexplained)
+            return
+        path, st = hit
+        it["dest"], it["ident"] = path, [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+        if mode == "symlink":
+            it["target"] = src
+        it["status"], it["recovered"] = "done", True
+
+    def _settle_move(
+        self,
+        it: dict[str, Any],
+        claimed: set[str],
+        tmps: list[str],
+        gone: list[tuple[str, str | None]],
+    ) -> None:
+        src: str = it["src"]
+        ident = it.get("src_ident")
+        at_src = os.path.lexists(src)
+        if not ident:
+            if at_src:
+                it["status"], it["reason"] = "skipped", "interrupted before it"
+            else:
+                it["status"], it["reason"] = "failed", "no such file"
+            return
+        dev, ino, size, mtime_ns, link = ident
+
+        def ours(cand: str, st: os.stat_result) -> bool:
+            if link is not None:
+                return stat.S_ISLNK(st.st_mode) and os.readlink(cand) == link
+            if not stat.S_ISREG(st.st_mode):
+                return False
+            if (st.st_dev, st.st_ino) == (dev, ino):
+                return True  # linked: the very file
+            # Copied across devices (the copy keeps size and mtime); while the source
+            # is still there, only a byte-identical copy is ours.
+            if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+                return False
+            return not at_src or filecmp.cmp(src, cand, shallow=False)
+
+        self._drop_placeholder(it["dest"], tmps)
+        hit, unexplained = self._find_created(it, claimed, ours)
+        if hit is None:
+            if at_src:
+                self._not_begun(it, unexplained)
+            else:
+                folder = os.path.dirname(it["dest"])
+                it["status"] = "unknown"
+                it["reason"] = f"interrupted; {src} is not in its folder nor in {folder}"
+            return
+        path, st = hit
+        if at_src:
+            # Half done: the file is still at its source, and this is a second name of
+            # it (or our finished copy). Removing the extra loses nothing.
+            if link is not None or os.path.samestat(os.lstat(src), st):
+                os.unlink(path)
+            else:
+                _send_to_trash(path)
+            claimed.discard(path)
+            it["status"], it["reason"] = "skipped", "interrupted before it was moved"
+            return
+        it["dest"], it["ident"] = path, [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+        it["status"], it["recovered"] = "done", True
+        gone.append((src, path))
+
+    # ---- export --------------------------------------------------------------
+
+    def _export_one(self, it: dict[str, Any], mode: str, tag: str) -> str | None:
         src: str = it["src"]
         dest_dir, name = os.path.split(it["dest"])
         try:
@@ -1049,9 +1439,9 @@ class FileOps:
             raise _ItemError("is a folder (only files are handled)")
         os.makedirs(dest_dir, exist_ok=True)
         if mode == "move":
-            final = _place(src, dest_dir, name)
+            final = _place(src, dest_dir, name, tag)
         elif mode == "copy":
-            final = _copy_exclusive(src, dest_dir, name)
+            final = _copy_exclusive(src, dest_dir, name, tag)
         elif mode == "hardlink":
             final = _create_exclusive(dest_dir, name, lambda cand: os.link(src, cand))
         else:
@@ -1072,9 +1462,13 @@ class FileOps:
         data); a link is unlinked, as the original keeps the data, unless the
         original is gone meanwhile, which makes the link the last name of the
         data: then it goes to the trash too. Anything changed since is left.
+        Items whose state the disk did not tell (`_settle`) are reported and
+        keep the entry open.
         """
-        mode = payload.get("mode")
+        mode = str(payload.get("mode"))
         items: list[dict[str, Any]] = payload.get("items", [])
+        # A resumed undo: a kill inside Send2Trash may have left its .trashinfo alone.
+        resumed = "undo" in payload
         payload["undo"] = {"status": "pending", "started_at": _now().isoformat()}
         self._save(entry_id, payload, [])
         done: list[str] = []
@@ -1084,13 +1478,14 @@ class FileOps:
         finished = False
         try:
             for it in items:
-                if it.get("status") == "pending":
-                    failed.append((it["src"], f"interrupted; check {it['dest']}"))
+                if it.get("status") in ("pending", "unknown"):
+                    failed.append((it["src"], str(it.get("reason") or "interrupted")))
+                    retry = True
                     continue
                 if it.get("status") != "done" or (it.get("undo") or {}).get("status") == "done":
                     continue
                 try:
-                    note = self._remove_created(it, str(mode))
+                    note = self._remove_created(it, mode, resumed=resumed)
                 except _ItemError as exc:
                     it["undo"] = {"status": "failed", "reason": str(exc), "retry": exc.retry}
                     failed.append((it["dest"], str(exc)))
@@ -1113,7 +1508,7 @@ class FileOps:
         return OpResult(entry_id, done, failed, [], notes)
 
     @staticmethod
-    def _remove_created(it: dict[str, Any], mode: str) -> str | None:
+    def _remove_created(it: dict[str, Any], mode: str, *, resumed: bool = False) -> str | None:
         dest: str = it["dest"]
         try:
             st = os.lstat(dest)
@@ -1129,12 +1524,17 @@ class FileOps:
             raise _ItemError(f"{dest} was replaced or changed since the export; left where it is")
         if mode == "hardlink":
             try:
-                same = os.lstat(it["src"]).st_ino == st.st_ino
+                # A hard link of a symlinked source is one of the link (Linux) or
+                # of its target (where link() follows symlinks).
+                src = it["src"]
+                same = os.path.samestat(os.lstat(src), st) or os.path.samestat(os.stat(src), st)
             except OSError:
                 same = False
             if same:
                 os.unlink(dest)  # another name of a file that stays at its source
                 return None
+        if resumed and _freedesktop():
+            _drop_orphan_info(dest, _trash_dirs(dest))
         _send_to_trash(dest)
         if os.path.lexists(dest):
             raise _ItemError("the system trash reported success, but the file is still there")
@@ -1155,7 +1555,7 @@ class FileOps:
             row = session.get(JournalRow, entry_id)
             if row is None:  # deleted under us: nothing sensible left to record
                 return
-            row.payload = json.dumps(payload)
+            row.payload = _dump(payload)
             if undone:
                 row.undone_at = _now()
             if gone:

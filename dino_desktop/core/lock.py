@@ -15,12 +15,16 @@ Readers never take the lock: the CLI's status, list and search work while the
 GUI holds the library open or scans, thanks to SQLite's WAL mode.
 
 Within one process the lock is re-entrant and shared: the GUI may run a trash
-while its own scan runs (as it always could; each transaction is atomic and the
-next scan reconciles), and `Library.scan` calls `embed_pending` under the lock
-it already holds. The OS releases the lock when its holder dies, even by
-SIGKILL, so a crash never leaves a library locked ("stale lock" files cannot
-happen: the file's content is only a description of the holder, the lock is
-the kernel's).
+while its own scan runs, and `Library.scan` calls `embed_pending` under the lock
+it already holds. Each transaction is atomic, and the scanner re-checks every
+row it writes or removes against what it read, so a photo that a file operation
+moves meanwhile keeps its row (see core/scanner.py). Holding the lock is also
+what lets a file operation tell an interrupted journal entry from a running one
+(`FileOps.recover`): no other process can be running one.
+
+The OS releases the lock when its holder dies, even by SIGKILL, so a crash
+never leaves a library locked ("stale lock" files cannot happen: the file's
+content is only a description of the holder, the lock is the kernel's).
 
 `flock` (BSD lock, per open file) rather than `fcntl`/`lockf` (POSIX record
 locks, per process): two `Library` objects in one process also exclude each

@@ -7,12 +7,24 @@ Files gone from disk leave the database, but only from folders that were walked
 completely: an unplugged drive or an unreadable sub-folder never empties the
 library. A file that cannot be read is recorded with its reason and the scan
 goes on.
+
+A file operation may run in this process while a scan does (the library's write
+lock is re-entrant within a process: the GUI moves or exports while its scan
+runs), and it moves image rows with their files (`FileOps._relocate_images`).
+So every write here checks, in its own transaction, that the row is still what
+the scan read: an update or a removal applies only to a row with the same
+folder and relpath (and, for a removal, size and mtime) as read, a removal only
+when the file is really absent and not just moved by a running file operation
+whose row has yet to follow (`fileops.in_flight`), and a new file whose path a
+moved row took meanwhile is left to that row. What the scan skips this way the
+next scan reconciles.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import logging
 import os
 import stat
 from collections.abc import Iterator
@@ -20,14 +32,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core.db import Embedding, Folder, ImageRow
+from dino_desktop.core.fileops import in_flight
 from dino_desktop.core.images import IMAGE_EXTENSIONS, ImageError, read_info
 from dino_desktop.core.progress import CancelToken, Job, Progress
+
+log = logging.getLogger(__name__)
 
 COMMIT_EVERY = 200
 _CHUNK = 1 << 20
@@ -404,7 +420,8 @@ def scan(
     todo: list[_Found] = []
     # Rows of files that changed, by (folder id, relpath): _commit updates them.
     known: dict[tuple[int, str], tuple[int, int, int, str, str | None]] = {}
-    gone_rows: dict[int, list[int]] = {}
+    # Rows of vanished files as read: (id, folder id, relpath, size, mtime_ns, path).
+    gone_rows: dict[int, list[tuple[int, int, str, int, int, str]]] = {}
     complete: list[int] = []
     walked = 0
 
@@ -456,7 +473,11 @@ def scan(
             for rel in changed:
                 if rel in full:
                     known[(folder_id, rel)] = full[rel]
-            gone_rows[folder_id] = [full[rel][0] for rel in vanished if rel in full]
+            gone_rows[folder_id] = [
+                (full[rel][0], folder_id, rel, full[rel][1], full[rel][2], folder.path)
+                for rel in vanished
+                if rel in full
+            ]
             complete.append(folder_id)
 
     finally:
@@ -495,14 +516,58 @@ def scan(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
-    gone_all = [row_id for folder_id in complete for row_id in gone_rows[folder_id]]
+    gone_all = [row for folder_id in complete for row in gone_rows[folder_id]]
     if gone_all:
-        with sessions() as session, session.begin():
-            for start in range(0, len(gone_all), 500):
-                chunk = gone_all[start : start + 500]
-                session.execute(delete(ImageRow).where(ImageRow.id.in_(chunk)))
-    report.removed += len(gone_all)
+        report.removed += _remove_vanished(sessions, gone_all)
     return report
+
+
+def _remove_vanished(
+    sessions: sessionmaker[Session], rows: list[tuple[int, int, str, int, int, str]]
+) -> int:
+    """Delete the rows of files gone from disk; return how many were deleted.
+
+    Each row was read before the walk; a file operation in this process may have
+    moved it since (see the module docstring). So a row goes only if it is still
+    as read (same folder, relpath, size and mtime) and its file is really absent
+    and not in flight; the checks and the deletes share one transaction.
+    """
+    t = cast(Table, ImageRow.__table__)
+    stmt = delete(t).where(
+        t.c.id == bindparam("b_id"),
+        t.c.folder_id == bindparam("b_folder"),
+        t.c.relpath == bindparam("b_rel"),
+        t.c.size.is_not_distinct_from(bindparam("b_size")),
+        t.c.mtime_ns.is_not_distinct_from(bindparam("b_mtime")),
+    )
+    removed = kept = 0
+    with sessions() as session, session.begin():
+        for start in range(0, len(rows), 500):
+            params = []
+            for row_id, folder_id, rel, size, mtime_ns, root in rows[start : start + 500]:
+                path = os.path.join(root, rel)
+                if in_flight(path) or os.path.lexists(path):
+                    kept += 1  # moved by a file operation now, or back again
+                    continue
+                params.append(
+                    {
+                        "b_id": row_id,
+                        "b_folder": folder_id,
+                        "b_rel": rel,
+                        "b_size": size,
+                        "b_mtime": mtime_ns,
+                    }
+                )
+            if params:
+                result: Any = session.execute(stmt, params)
+                removed += max(result.rowcount, 0)
+    if kept or removed < len(rows) - kept:
+        log.info(
+            "scan: %d vanished row(s) removed, %d kept (their files were moved meanwhile)",
+            removed,
+            len(rows) - removed,
+        )
+    return removed
 
 
 def _commit(
@@ -528,13 +593,37 @@ def _commit(
             updates.append({"id": old[0], **values})
         if probe.error is not None:
             report.failed.append((found.path, probe.error))
+    t = cast(Table, ImageRow.__table__)
     with sessions() as session, session.begin():
         if inserts:
-            session.execute(insert(ImageRow), inserts)
+            # A row that a file operation moved to this path meanwhile keeps it
+            # (with its vector): the file it describes is the one found here.
+            dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+            result: Any = session.execute(dialect.insert(t).on_conflict_do_nothing(), inserts)
+            report.added += len(inserts) if result.rowcount < 0 else result.rowcount
         if updates:
+            # Only rows still where the scan read them: one that a file operation
+            # moved meanwhile now describes another path, and keeps its vector.
+            same = (
+                t.c.id == bindparam("b_id"),
+                t.c.folder_id == bindparam("b_folder"),
+                t.c.relpath == bindparam("b_rel"),
+            )
+            keys = [
+                {"b_id": u["id"], "b_folder": u["folder_id"], "b_rel": u["relpath"]}
+                for u in updates
+            ]
             # The content changed: vectors of the old content must not survive.
-            changed = [u["id"] for u in updates]
-            session.execute(delete(Embedding).where(Embedding.image_id.in_(changed)))
-            session.execute(update(ImageRow), updates)
-    report.added += len(inserts)
-    report.updated += len(updates)
+            e = cast(Table, Embedding.__table__)
+            session.execute(
+                delete(e).where(
+                    e.c.image_id == bindparam("b_id"), exists(select(t.c.id).where(*same))
+                ),
+                keys,
+            )
+            columns = [c for c in updates[0] if c != "id"]
+            result = session.execute(
+                update(t).where(*same).values({c: bindparam(c) for c in columns}),
+                [{**k, **{c: u[c] for c in columns}} for k, u in zip(keys, updates, strict=True)],
+            )
+            report.updated += len(updates) if result.rowcount < 0 else result.rowcount

@@ -16,7 +16,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +36,24 @@ def _photos(root: Path, n: int) -> Path:
     return root
 
 
-def _cli(*args: str, slow: float = 0.0) -> subprocess.Popen[str]:
-    """The CLI in a subprocess; `slow` seconds of extra work per photo read."""
+def _cli(*args: str, gate: tuple[int, int] | None = None) -> subprocess.Popen[str]:
+    """The CLI in a subprocess. `gate` (told, go): pipe ends; the child writes a line to
+    `told` when its scan reads its first photo (holding the lock), then waits until
+    `go` is written to or closed. Synchronisation, not timing."""
     code = (
-        "import sys, time\n"
+        "import os, sys, threading\n"
         "from dino_desktop.core import scanner\n"
-        f"if {slow}:\n"
-        "    real = scanner.read_info\n"
-        f"    scanner.read_info = lambda p: (time.sleep({slow}), real(p))[1]\n"
+        f"gate = {gate!r}\n"
+        "if gate:\n"
+        "    real, lock, opened = scanner.read_info, threading.Lock(), []\n"
+        "    def held(path):\n"
+        "        with lock:\n"
+        "            if not opened:\n"
+        "                os.write(gate[0], b'holding\\n')\n"
+        "                os.read(gate[1], 1)\n"
+        "                opened.append(True)\n"
+        "        return real(path)\n"
+        "    scanner.read_info = held\n"
         "from dino_desktop.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
@@ -55,17 +64,8 @@ def _cli(*args: str, slow: float = 0.0) -> subprocess.Popen[str]:
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        pass_fds=gate or (),
     )
-
-
-def _wait_for_holder(lock: LibraryLock, pid: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = lock.holder()
-        if info and info.get("pid") == pid:
-            return
-        time.sleep(0.02)
-    raise AssertionError("the first scan never took the lock")
 
 
 def _sound(db: Path) -> sqlite3.Connection:
@@ -108,14 +108,18 @@ def test_the_lock_goes_with_a_killed_holder(tmp_path: Path) -> None:
     home = tmp_path / "lib"
     Library(home).close()
     code = (
-        "import sys, time\n"
+        "import sys\n"
         "from dino_desktop.core.lock import LibraryLock\n"
         f"lock = LibraryLock({str(home)!r})\n"
-        "lock.acquire('scan'); print('held', flush=True); time.sleep(60)\n"
+        "lock.acquire('scan'); print('held', flush=True); sys.stdin.read()\n"
     )
     env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,  # held open: the holder waits on it until killed
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     lock = LibraryLock(home)
@@ -123,6 +127,8 @@ def test_the_lock_goes_with_a_killed_holder(tmp_path: Path) -> None:
         lock.acquire("scan")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert proc.stdin is not None
+    proc.stdin.close()
     with lock.hold("scan"):  # no stale lock after a crash
         assert lock.held
     assert not lock.held
@@ -154,10 +160,17 @@ def test_two_cli_scans_at_once_one_is_refused_and_the_library_is_whole(tmp_path:
     photos = _photos(tmp_path / "p", n)
     home = tmp_path / "lib"
     args = ["--library", str(home), "scan", str(photos), "--no-embed", "--json"]
-    first = _cli(*args, slow=0.15)
-    _wait_for_holder(LibraryLock(home), first.pid)
+    told_r, told_w = os.pipe()
+    go_r, go_w = os.pipe()
+    first = _cli(*args, gate=(told_w, go_r))
+    os.close(told_w)
+    os.close(go_r)
+    # The first scan holds the lock and waits in its first photo until we say go.
+    assert os.read(told_r, 64) == b"holding\n"
     second = _cli(*args)
     out2, err2 = second.communicate(timeout=120)
+    os.close(go_w)  # go on
+    os.close(told_r)
     out1, err1 = first.communicate(timeout=300)
     assert first.returncode == 0, err1
     assert json.loads(out1)["added"] == n

@@ -55,6 +55,7 @@ import weightsgen
 import timm, timm.models.vision_transformer  # imported once here, not in every child
 weightsgen.register_tiny_model()
 from sqlalchemy import event
+from dino_desktop import cli
 from dino_desktop.core import db, fileops, library, scanner
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import drive
@@ -65,6 +66,31 @@ def killer(kill):
         state["n"] += 1
         if kill is not None and state["n"] == kill:
             os.kill(os.getpid(), signal.SIGKILL)
+    return tick, state
+
+def arm(cmd, engine=None):
+    # Deterministic kill points. "fs": each file-system call the operations make
+    # (before and after it) and each SQL statement and commit; "sql": SQL only;
+    # "call": every Python and C function call of the main thread (sys.setprofile),
+    # the deterministic stand-in for a kill at a random moment.
+    tick, state = killer(cmd.get("at"))
+    where = cmd.get("where")
+    if where in ("sql", "fs") and engine is not None:
+        event.listen(engine, "before_cursor_execute", tick)
+        event.listen(engine, "commit", tick)
+    if where == "fs":
+        for mod, name in ((os, "link"), (os, "unlink"), (os, "symlink"), (os, "replace"),
+                          (os, "rename"), (os, "fsync"), (os, "makedirs"), (os, "rmdir"),
+                          (shutil, "copyfile"), (shutil, "copystat")):
+            real = getattr(mod, name)
+            def wrapped(*a, _real=real, **k):
+                tick()
+                out = _real(*a, **k)
+                tick()
+                return out
+            setattr(mod, name, wrapped)
+    if where == "call":
+        sys.setprofile(lambda frame, event, arg: tick() if event in ("call", "c_call") else None)
     return tick, state
 
 def check(engine):
@@ -84,47 +110,56 @@ def run_scan(cmd):
     lib = Library(cmd["home"], model=weightsgen.TINY, weights=cmd["weights"])
     lib.settings.precision = "fp32"  # vectors are compared to a reference at 2e-5
     report = check(lib.engine)
-    tick, state = killer(cmd.get("at"))
-    if cmd.get("where") == "sql":
-        event.listen(lib.engine, "before_cursor_execute", tick)
-        event.listen(lib.engine, "commit", tick)
+    tick, state = arm(cmd, lib.engine)
     step = tick if cmd.get("where") == "step" else (lambda _p: None)
     result = drive(lib.scan([cmd["folder"]]), step)
+    sys.setprofile(None)
     report.update(events=state["n"], pending=result.pending, failed=len(result.failed))
     return report
 
-def run_fileop(cmd):
-    engine = db.open_engine(__import__("pathlib").Path(cmd["db"]))
-    report = check(engine)
-    ops = fileops.FileOps(db.session_factory(engine))
-    tick, state = killer(cmd.get("at"))
-    if cmd.get("where") == "fs":
-        event.listen(engine, "before_cursor_execute", tick)
-        event.listen(engine, "commit", tick)
-        for mod, name in ((os, "link"), (os, "unlink"), (os, "symlink"), (os, "replace"),
-                          (os, "fsync"), (os, "makedirs"), (shutil, "copyfile")):
-            real = getattr(mod, name)
-            def wrapped(*a, _real=real, **k):
-                tick()
-                out = _real(*a, **k)
-                tick()
-                return out
-            setattr(mod, name, wrapped)
+def no_exdev(cmd):
     if cmd.get("exdev"):
         # Another device: os.link fails, so moves copy, fsync and link-or-reserve.
         import errno
         def no_link(*_a, **_k):
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         os.link = no_link
-    if cmd["op"] == "export":
-        ops.export([tuple(p) for p in cmd["plan"]], "move")
-    else:
-        try:
-            ops.undo()
-        except fileops.FileOpError as exc:
-            report["undo_error"] = str(exc)
+
+def run_fileop(cmd):
+    engine = db.open_engine(__import__("pathlib").Path(cmd["db"]))
+    report = check(engine)
+    ops = fileops.FileOps(db.session_factory(engine))
+    tick, state = arm(cmd, engine)
+    no_exdev(cmd)
+    try:
+        if cmd["op"] == "export":
+            ops.export([tuple(p) for p in cmd["plan"]], cmd["mode"])
+        elif cmd["op"] == "trash":
+            ops.trash(cmd["paths"])
+        else:
+            report["failed"] = ops.undo().failed
+    except fileops.FileOpError as exc:
+        report["error"] = str(exc)
+    sys.setprofile(None)
     report["events"] = state["n"]
     return report
+
+def run_cli(cmd):
+    # The CLI as `dino-desktop ...` runs it (argument parsing, Library, the job under
+    # its progress bar), armed once the library's database is open.
+    out = os.open(cmd["out"] + ".stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(out, 1)  # the CLI prints; our own stdout is the zygote's pipe
+    armed = {}
+    real_engine = library.open_engine
+    def open_engine(*a, **k):
+        engine = real_engine(*a, **k)
+        armed.update(state=arm(cmd, engine)[1])
+        return engine
+    library.open_engine = open_engine
+    code = cli.main(cmd["argv"])
+    sys.setprofile(None)
+    sys.stdout.flush()
+    return {"code": code, "events": armed["state"]["n"] if armed else 0}
 
 for line in sys.stdin:
     cmd = json.loads(line)
@@ -133,7 +168,8 @@ for line in sys.stdin:
     if pid == 0:
         code = 0
         try:
-            out = run_scan(cmd) if cmd["op"] == "scan" else run_fileop(cmd)
+            run = {"scan": run_scan, "cli": run_cli}.get(cmd["op"], run_fileop)
+            out = run(cmd)
             with open(cmd["out"], "w") as f:
                 json.dump(out, f)
         except BaseException:
@@ -141,12 +177,6 @@ for line in sys.stdin:
             code = 1
         sys.stdout.flush(); sys.stderr.flush()
         os._exit(code)
-    if cmd.get("delay") is not None:
-        time.sleep(cmd["delay"])
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     _, status = os.waitpid(pid, 0)
     killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
@@ -248,6 +278,11 @@ def test_repeated_sigkills_during_a_scan_end_as_an_uninterrupted_scan(
     total_sql = ref["events"]
     assert total_sql > 40  # many transactions to die in
 
+    # The number of function calls of one scan, for the "call" kill points.
+    killed, counted = zygote.run(home=str(tmp_path / "count"), where="call", at=None, **common)
+    assert not killed and counted is not None
+    total_calls = counted["events"]
+
     ref_rows, ref_vectors = _library_state(ref_home)
     assert {r for r, v in ref_rows.items() if v[9] == "failed"}  # bad files are rows too
 
@@ -261,7 +296,7 @@ def test_repeated_sigkills_during_a_scan_end_as_an_uninterrupted_scan(
         if kills >= SCAN_KILLS:
             cmd: dict[str, Any] = {}
         elif rng.random() < 0.25:
-            cmd = {"delay": rng.uniform(0.2, 2.0)}
+            cmd = {"where": "call", "at": rng.randint(1, total_calls)}
         else:
             cmd = {"where": rng.choice(["sql", "sql", "step"]), "at": rng.randint(1, total_sql)}
         killed, report = zygote.run(home=str(home), **common, **cmd)
@@ -286,7 +321,11 @@ def test_repeated_sigkills_during_a_scan_end_as_an_uninterrupted_scan(
     print(f"scan: {kills} kills in {campaigns} campaigns, {total_sql} SQL events per scan")
 
 
-# ---- export by move, and its undo ------------------------------------------------------
+# ---- file operations killed anywhere, then undone --------------------------------------
+
+OPS = ("copy", "hardlink", "symlink", "move", "trash")
+ROUNDS = 40 if LONG else 4  # per operation
+CLI_KILLS = 6 if LONG else 2  # per export mode
 
 
 def _tree(root: Path) -> tuple[list[tuple[str, str]], dict[str, bytes], dict[str, str], Path]:
@@ -358,49 +397,115 @@ def _sqlite_side(root: Path) -> list[str]:
     return sorted(n for n in os.listdir(root) if n.startswith("lib.sqlite3") and n != "lib.sqlite3")
 
 
-def test_export_by_move_killed_anywhere_then_undone_loses_and_duplicates_nothing(
-    tmp_path: Path, zygote: Zygote
+def _journal(db_path: Path) -> list[tuple[int, dict[str, Any], bool]]:
+    con = sqlite3.connect(db_path)
+    try:
+        return [
+            (entry_id, json.loads(payload), undone is not None)
+            for entry_id, payload, undone in con.execute(
+                "SELECT id, payload, undone_at FROM journal ORDER BY id"
+            )
+        ]
+    finally:
+        con.close()
+
+
+def _check_settled(db_path: Path, *roots: Path) -> None:
+    """No entry says "pending" (each is done, cancelled or "interrupted", told apart),
+    no item is left unaccounted for, and none of our temporary files is left."""
+    for entry_id, payload, _undone in _journal(db_path):
+        assert payload["status"] in ("done", "interrupted", "cancelled"), (entry_id, payload)
+        assert (payload.get("undo") or {}).get("status") != "pending", entry_id
+        open_items = [it for it in payload["items"] if it["status"] in ("pending", "unknown")]
+        assert open_items == [], (entry_id, open_items)
+    for root in roots:
+        assert sorted(root.rglob(".dino-*")) == []
+
+
+def _check_all_undone(db_path: Path, trash: Path) -> None:
+    entries = _journal(db_path)
+    assert entries and all(undone for _, _, undone in entries)
+    assert all(p["undo"]["status"] == "done" for _, p, _ in entries)
+    # No broken entry in the system trash (Send2Trash writes the info first).
+    info = trash / "info"
+    if info.exists():
+        for entry in info.iterdir():
+            assert os.path.lexists(trash / "files" / entry.name[: -len(".trashinfo")]), entry
+
+
+def _op_cmd(op: str, plan: list[list[str]], sources: list[str]) -> dict[str, Any]:
+    if op == "trash":
+        return {"op": "trash", "paths": sources}
+    return {"op": "export", "plan": plan, "mode": op}
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_a_file_operation_killed_anywhere_then_undone_leaves_nothing_behind(
+    tmp_path: Path, zygote: Zygote, op: str
 ) -> None:
-    rng = random.Random(99)
+    """Export (each mode) or trash, SIGKILLed at a deterministic point, then (every other
+    round) another export into the same DEST, then undo (itself killed now and then)
+    until nothing is left to undo: every source is back byte for byte with its names,
+    DEST holds only what was there before, the journal tells what happened, and no
+    temporary file is left."""
+    rng = random.Random(OPS.index(op) * 1000 + 7)
     trash = tmp_path / "xdg-data" / "Trash"
-    # One uninterrupted export + undo to count the kill points.
-    counted = _fresh(tmp_path / "count")
-    plan, data, links, dest = counted
-    killed, report = zygote.run(
-        op="export", db=str(tmp_path / "count" / "lib.sqlite3"), plan=plan, where="fs", at=None
-    )
-    assert not killed and report is not None
-    events = report["events"]
-    assert events > 50
+    # Uninterrupted runs count the kill points of each kind.
+    events = {}
+    for where in ("fs", "call"):
+        root = tmp_path / f"count-{where}"
+        plan, data, links, _dest = _fresh(root)
+        killed, report = zygote.run(
+            db=str(root / "lib.sqlite3"),
+            where=where,
+            at=None,
+            **_op_cmd(op, plan, sorted([*data, *links])),
+        )
+        assert not killed and report is not None and "error" not in report
+        events[where] = report["events"]
+    assert events["fs"] > 30
     kills = 0
-    for n in range(EXPORT_KILLS):
+    for n in range(ROUNDS):
         root = tmp_path / f"round-{n}"
         plan, data, links, dest = _fresh(root)
+        sources = sorted([*data, *links])
         nlinks = {p: os.lstat(p).st_nlink for p in data}
-        db_path = str(root / "lib.sqlite3")
-        exdev = n % 3 == 2
-        if n % 4 == 3:
-            cmd: dict[str, Any] = {"delay": rng.uniform(0.0, 0.4)}
-        else:
-            cmd = {"where": "fs", "at": rng.randint(1, events)}
-        killed, _ = zygote.run(op="export", db=db_path, plan=plan, exdev=exdev, **cmd)
+        db_path = root / "lib.sqlite3"
+        # Across devices a move copies, and a copy reserves its name with a placeholder.
+        exdev = op in ("move", "copy") and n % 3 == 2
+        where = "call" if n % 4 == 3 else "fs"
+        cmd: dict[str, Any] = {"where": where, "at": rng.randint(1, events[where])}
+        killed, _ = zygote.run(db=str(db_path), exdev=exdev, **_op_cmd(op, plan, sources), **cmd)
         kills += killed
         _check_nothing_lost(root, data, trash)
-        # Undo, itself killed at a random point now and then, then run to the end.
+        if n % 2 == 1:
+            # Another command before the undo: it first settles the killed entry, so
+            # the copies it writes (same sources, same DEST) are never taken for the
+            # killed operation's, nor the reverse.
+            killed, report = zygote.run(op="export", db=str(db_path), plan=plan, mode="copy")
+            assert not killed and report is not None
+            _check_settled(db_path, root)
         if rng.random() < 0.5:
             killed, _ = zygote.run(
-                op="undo", db=db_path, exdev=exdev, where="fs", at=rng.randint(1, 40)
+                op="undo", db=str(db_path), exdev=exdev, where="fs", at=rng.randint(1, 60)
             )
             kills += killed
             _check_nothing_lost(root, data, trash)
-        killed, report = zygote.run(op="undo", db=db_path, exdev=exdev)
-        assert not killed and report is not None and report["integrity"] == "ok"
-        if "undo_error" in report:
-            # Only when the kill came before the journal entry: then nothing moved.
-            assert "nothing to undo" in report["undo_error"]
+        for _ in range(4):  # newest first, until nothing is left
+            killed, report = zygote.run(op="undo", db=str(db_path), exdev=exdev)
+            assert not killed and report is not None and report["integrity"] == "ok"
+            if "error" in report:
+                assert "nothing to undo" in report["error"]
+                break
+            assert report["failed"] == [], report  # every item accounted for and undone
+        else:
+            pytest.fail(f"round {n}: an entry stays open: {_journal(db_path)}")
         _check_restored(root, data, links, dest, nlinks, exdev)
-    assert kills >= EXPORT_KILLS // 2
-    print(f"export: {kills} kills in {EXPORT_KILLS} rounds, {events} kill points per export")
+        _check_settled(db_path, root)
+        if _journal(db_path):  # empty when the kill came before the first journal commit
+            _check_all_undone(db_path, trash)
+    assert kills >= ROUNDS // 2
+    print(f"{op}: {kills} kills in {ROUNDS} rounds, {events} kill points per run")
 
 
 def _fresh(root: Path) -> tuple[list[list[str]], dict[str, bytes], dict[str, str], Path]:
@@ -410,3 +515,56 @@ def _fresh(root: Path) -> tuple[list[list[str]], dict[str, bytes], dict[str, str
     plan, data, links, dest = _tree(root)
     db.open_engine(root / "lib.sqlite3").dispose()
     return [list(p) for p in plan], data, links, dest
+
+
+# ---- the CLI: export-clusters killed, then undo ---------------------------------------
+
+
+def test_cli_export_clusters_killed_then_undo_leaves_dest_empty(
+    tmp_path: Path, zygote: Zygote
+) -> None:
+    """`dino-desktop --library L export-clusters DEST --mode M` SIGKILLed at a deterministic
+    point, then `dino-desktop undo` until nothing is left: DEST holds nothing, the
+    photos are unchanged, the journal says every entry was undone, no temporary file."""
+    weightsgen.register_tiny_model()
+    weights = weightsgen.write_meta_checkpoint(tmp_path / "tiny.pth", weightsgen.TINY)
+    photos = tmp_path / "photos"
+    for i in range(8):
+        imagegen.save_jpeg(photos / f"d{i % 2}" / f"IMG_{i}.jpg", seed=i, size=(96, 72))
+    before = {p: p.read_bytes() for p in photos.rglob("*.jpg")}
+    home = tmp_path / "lib"
+    base = ["--library", str(home), "--model", weightsgen.TINY, "--weights", str(weights)]
+
+    def cli(*args: str, **cmd: Any) -> tuple[bool, dict[str, Any] | None]:
+        return zygote.run(op="cli", argv=[*base, *args], **cmd)
+
+    for args in (("scan", str(photos)), ("cluster", "--k", "2")):
+        killed, report = cli(*args)
+        assert not killed and report is not None and report["code"] == 0, args
+    trash = tmp_path / "xdg-data" / "Trash"
+    rng = random.Random(5)
+    kills = 0
+    for mode in ("copy", "hardlink", "symlink"):
+        dest = tmp_path / f"out-{mode}"
+        export = ("export-clusters", str(dest), "--mode", mode, "--json")
+        killed, report = cli(*export, where="fs", at=None)  # counts the kill points
+        assert not killed and report is not None and report["code"] == 0
+        points = report["events"]
+        killed, report = cli("undo")
+        assert not killed and report is not None and report["code"] == 0
+        for _ in range(CLI_KILLS):
+            killed, _ = cli(*export, where="fs", at=rng.randint(1, points))
+            kills += killed
+            for _ in range(4):
+                killed, report = cli("undo")
+                assert not killed and report is not None
+                if report["code"] != 0:  # "nothing to undo"
+                    break
+            else:
+                pytest.fail("an entry stays open")
+            assert not dest.exists() or not [p for p in dest.rglob("*") if not p.is_dir()]
+            assert {p: p.read_bytes() for p in photos.rglob("*.jpg")} == before
+            assert sorted(photos.rglob(".dino-*")) == []
+            _check_settled(home / "library.sqlite3")
+            _check_all_undone(home / "library.sqlite3", trash)
+    assert kills >= CLI_KILLS

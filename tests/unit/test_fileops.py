@@ -85,6 +85,13 @@ def _payload(sessions: sessionmaker[Session], journal_id: int) -> dict[str, Any]
         return json.loads(row.payload)  # type: ignore[no-any-return]
 
 
+def _undone(sessions: sessionmaker[Session], journal_id: int) -> bool:
+    with sessions() as session:
+        row = session.get(db.JournalRow, journal_id)
+        assert row is not None
+        return row.undone_at is not None
+
+
 def _journal_count(sessions: sessionmaker[Session]) -> int:
     with sessions() as session:
         return session.scalar(select(func.count()).select_from(db.JournalRow)) or 0
@@ -258,8 +265,8 @@ def test_an_interruption_leaves_a_journal_that_says_what_happened(
     monkeypatch.setattr(fileops, "_send_to_trash", crash_on_b)
     with pytest.raises(KeyboardInterrupt):
         ops.trash([str(a), str(b)])
-    [entry] = ops.history()
-    payload = _payload(sessions, entry["id"])
+    assert _journal_count(sessions) == 1
+    payload = _payload(sessions, 1)
     assert payload["status"] == "pending"
     assert [it["status"] for it in payload["items"]] == ["done", "pending"]
     assert b.read_bytes() == data_b
@@ -268,7 +275,10 @@ def test_an_interruption_leaves_a_journal_that_says_what_happened(
     assert result.done == [str(a)] and a.read_bytes() == data_a
     # b was never trashed: undo sees it at its place and leaves it (no failure).
     assert result.failed == [] and b.read_bytes() == data_b
-    assert _payload(sessions, entry["id"])["items"][1]["status"] == "skipped"
+    payload = _payload(sessions, 1)
+    # Settled from the disk before the undo: told apart from an entry that finished.
+    assert payload["status"] == "interrupted"
+    assert payload["items"][1]["status"] == "skipped"
 
 
 def test_trash_forgets_the_image_rows_and_their_embeddings(
@@ -594,24 +604,6 @@ def test_undo_of_a_trash_whose_place_is_unknown_says_where_to_look(
         ops.undo()
 
 
-def test_history_lists_recent_entries_newest_first(ops: FileOps, tmp_path: Path) -> None:
-    a, b = tmp_path / "a.jpg", tmp_path / "b.jpg"
-    _write(a, 60)
-    _write(b, 61)
-    dest = tmp_path / "dest"
-    dest.mkdir()
-    r1 = ops.trash([str(a), str(tmp_path / "missing.jpg")])
-    r2 = ops.move([str(b)], str(dest))
-    ops.undo(r1.journal_id)
-    history = ops.history()
-    assert [(h["id"], h["action"], h["count"], h["failed"], h["undone"]) for h in history] == [
-        (r2.journal_id, "move", 1, 0, False),
-        (r1.journal_id, "trash", 1, 1, True),
-    ]
-    assert all(h["status"] == "done" and h["created_at"] for h in history)
-    assert len(ops.history(limit=1)) == 1
-
-
 def test_a_failed_trash_leaves_no_broken_trash_entry(
     ops: FileOps, tmp_path: Path, trash_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -633,25 +625,66 @@ def test_a_failed_trash_leaves_no_broken_trash_entry(
 
 
 def test_an_undo_that_fails_for_a_passing_reason_can_be_retried(
-    ops: FileOps, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ops: FileOps, sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, b = tmp_path / "p" / "a.jpg", tmp_path / "p" / "b.jpg"
     data_a, data_b = _write(a, 63), _write(b, 64)
     result = ops.trash([str(a), str(b)])
     real_place = fileops._place
 
-    def place(src: str, dest_dir: str, name: str) -> str:
+    def place(src: str, dest_dir: str, name: str, tag: str = "x") -> str:
         if name == "b.jpg":
             raise PermissionError(errno.EACCES, "Permission denied", dest_dir)
-        return real_place(src, dest_dir, name)
+        return real_place(src, dest_dir, name, tag)
 
     monkeypatch.setattr(fileops, "_place", place)
     first = ops.undo()
     assert first.done == [str(a)] and first.failed == [(str(b), "permission denied")]
-    assert ops.history()[0]["undone"] is False
+    assert not _undone(sessions, result.journal_id)
 
     monkeypatch.setattr(fileops, "_place", real_place)
     second = ops.undo(result.journal_id)
     assert second.done == [str(b)] and second.failed == []
     assert a.read_bytes() == data_a and b.read_bytes() == data_b
-    assert ops.history()[0]["undone"] is True
+    assert _undone(sessions, result.journal_id)
+
+
+def test_undo_of_an_export_killed_between_journal_saves_removes_exactly_what_it_wrote(
+    ops: FileOps, sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As after a SIGKILL: the journal never heard of the file written. Undo finds it by
+    content past a byte-identical copy that was there before (journaled as taken),
+    leaves that one, and leaves a look-alike past the first free name of the item
+    that was never begun. The entry then says "interrupted", and is undone."""
+    a, b = tmp_path / "src" / "a.jpg", tmp_path / "src" / "b.jpg"
+    data_a, data_b = _write(a, 70), _write(b, 71)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "a.jpg").write_bytes(data_a)  # an earlier export's copy, planned over
+    (dest / "b (1).jpg").write_bytes(data_b)  # a copy beyond b's first free name
+    real_export_one = FileOps._export_one
+
+    def killed_at_b(self: FileOps, it: dict[str, Any], mode: str, *tag: str) -> str | None:
+        if it["src"] == str(b):
+            raise KeyboardInterrupt  # the kill, before b is begun
+        return real_export_one(self, it, mode, *tag)
+
+    monkeypatch.setattr(FileOps, "_export_one", killed_at_b)
+    monkeypatch.setattr(FileOps, "_save", lambda *_a, **_k: None)  # no batch reached the DB
+    with pytest.raises(KeyboardInterrupt):
+        ops.export([(str(a), str(dest / "a.jpg")), (str(b), str(dest / "b.jpg"))], "copy")
+    monkeypatch.undo()
+    assert (dest / "a (1).jpg").read_bytes() == data_a  # written, but not journaled
+    assert [it["status"] for it in _payload(sessions, 1)["items"]] == ["pending", "pending"]
+
+    result = ops.undo()
+    assert result.done == [str(dest / "a (1).jpg")] and result.failed == []
+    assert sorted(p.name for p in dest.iterdir()) == ["a.jpg", "b (1).jpg"]
+    assert (dest / "a.jpg").read_bytes() == data_a and (dest / "b (1).jpg").read_bytes() == data_b
+    assert a.read_bytes() == data_a and b.read_bytes() == data_b
+    payload = _payload(sessions, 1)
+    assert payload["status"] == "interrupted"
+    assert [it["status"] for it in payload["items"]] == ["done", "skipped"]
+    assert _undone(sessions, 1)
+    with pytest.raises(FileOpError, match="nothing to undo"):
+        ops.undo()
