@@ -133,6 +133,9 @@ class Library:
     ) -> Job[ScanResult]:
         """Add `paths` as folders (none: every registered folder), scan them, embed what waits."""
         cancel = cancel or CancelToken()
+        # A file operation killed mid-way is settled first, so its moved files'
+        # rows follow them instead of looking vanished and new to the walk.
+        self.fileops.recover()
         added = [self.add_folder(p, reference=reference) for p in paths]
         folder_ids = [f.id for f in added] if added else catalog.folder_ids(self.sessions)
         report = yield from scanner.scan(self.sessions, folder_ids, cancel)
