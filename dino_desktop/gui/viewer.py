@@ -74,7 +74,7 @@ from dino_desktop.core import embedder as emb
 from dino_desktop.core.images import ImageError, open_image
 from dino_desktop.core.library import LibraryError
 from dino_desktop.core.progress import CancelToken, Job, Progress
-from dino_desktop.gui.workers import JobWorker, start
+from dino_desktop.gui.workers import JobWorker, describe, start
 
 if TYPE_CHECKING:
     # Only for annotations: the overlay module (numeric code) is imported when an
@@ -1415,7 +1415,8 @@ class ImageViewer(QDialog):
         else:
             self._refresh_overlay()  # the current photo's map, or its features' turn
 
-    def _on_features_failed(self, message: str) -> None:
+    def _on_features_failed(self, exc: Exception) -> None:
+        message = describe(exc)
         path = self._features_path or self.current_path
         self._retired_worker = self._features_worker
         self._features_worker = None
@@ -1473,9 +1474,9 @@ class ImageViewer(QDialog):
         self._forget_save_worker()
         self.overlay_saved.emit(filename)
 
-    def _on_overlay_save_failed(self, message: str) -> None:
+    def _on_overlay_save_failed(self, exc: Exception) -> None:
         self._forget_save_worker()
-        text = f"The overlay could not be saved: {message}"
+        text = f"The overlay could not be saved: {describe(exc)}"
         if self._overlay_on:
             self.canvas.set_note(text)
         self.overlay_save_failed.emit(text)

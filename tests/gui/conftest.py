@@ -1,13 +1,91 @@
-"""GUI test fixtures: no test may leave a background worker running."""
+"""GUI test fixtures: no test may leave a background worker running, and GUI code
+never touches the database on the Qt main thread (DESIGN.md §2, reads included)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import pytest
-from PySide6.QtCore import QThreadPool
+from PySide6.QtCore import QCoreApplication, QThreadPool
+from sqlalchemy import event
+from sqlalchemy.pool import Pool
 
+import dino_desktop.gui
+from dino_desktop.core import index as core_index
 from dino_desktop.gui.workers import JobWorker
+
+_GUI_DIR = str(Path(dino_desktop.gui.__file__).resolve().parent)
+
+
+def _gui_frame(frame: FrameType | None) -> str | None:
+    """The innermost frame of GUI code on the stack, as "file:line (function)"."""
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith(_GUI_DIR):
+            return f"{filename[len(_GUI_DIR) + 1 :]}:{frame.f_lineno} ({frame.f_code.co_name})"
+        frame = frame.f_back
+    return None
+
+
+class _MainThreadDb:
+    """Records every database access made on the main thread with GUI code on the
+    stack. Test code that builds a library on the main thread is not GUI code."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def check(self, what: str) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        where = _gui_frame(sys._getframe(2))
+        if where is not None:
+            self.found.append(f"{what} from {where}")
+
+
+@pytest.fixture(autouse=True)
+def _no_sql_on_the_gui_thread(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    guard = _MainThreadDb()
+
+    # Every SQLAlchemy connection (sessions, engine.connect, raw_connection) is a
+    # pool checkout; listening on the Pool class covers every engine.
+    def checkout(*_args: Any) -> None:
+        guard.check("database connection")
+
+    event.listen(Pool, "checkout", checkout)
+    # The core's bare sqlite3 connections: IndexCache's data_version connection
+    # (core/index.py) and any sqlite3.connect made elsewhere.
+    connect: Callable[..., sqlite3.Connection] = sqlite3.connect
+
+    def checked_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        guard.check("sqlite3.connect")
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", checked_connect)
+    data_version = core_index.IndexCache._data_version
+
+    def checked_version(self: core_index.IndexCache) -> int:
+        guard.check("sqlite3 PRAGMA data_version")
+        return data_version(self)
+
+    monkeypatch.setattr(core_index.IndexCache, "_data_version", checked_version)
+    try:
+        yield
+    finally:
+        event.remove(Pool, "checkout", checkout)
+    if guard.found:
+        unique = sorted(set(guard.found))
+        pytest.fail(
+            f"{request.node.name}: database access on the GUI thread:\n  " + "\n  ".join(unique),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +95,11 @@ def _no_worker_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
     for worker in left:  # stop them so one failure doesn't cascade into the next tests
         worker.cancel()
     QThreadPool.globalInstance().waitForDone(30000)
+    if left:  # let results already on their way arrive: only undelivered work counts
+        for _ in range(3):
+            QCoreApplication.sendPostedEvents()
+            QCoreApplication.processEvents()
+        left = [w for w in left if w in JobWorker.live]
     JobWorker.live.clear()
     if left:
         pytest.fail(f"{request.node.name} left {len(left)} worker(s) running", pytrace=False)

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import math
 import time
-import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -40,7 +38,6 @@ from PySide6.QtCore import (
     QPointF,
     QRect,
     QRectF,
-    QRunnable,
     QSize,
     Qt,
     QThreadPool,
@@ -85,6 +82,8 @@ from dino_desktop.gui.models import (
     plan_update,
 )
 from dino_desktop.gui.thumbnails import ThumbnailLoader
+from dino_desktop.gui.workers import describe, reader
+from dino_desktop.gui.workers import start as start_worker
 
 __all__ = [
     "MAX_ZOOM",
@@ -815,42 +814,6 @@ class _Loaded:
     update: RowsUpdate
 
 
-class _ReadSignals(QObject):
-    """Lives in the GUI thread with the view, so results arrive there (queued)."""
-
-    finished = Signal(object)  # _Loaded
-    failed = Signal(str)
-
-
-class _Read(QRunnable):
-    """Reads the photo list on a pool thread and plans the model update there.
-
-    Not a `workers.JobWorker`: that one sets autoDelete(False), and PySide6
-    (6.12) then keeps every started runnable alive for good, here with the
-    100,000-photo lists its closure holds (measured: +100k PhotoRows a refresh).
-    """
-
-    def __init__(self, read: Callable[[], _Loaded], signals: _ReadSignals) -> None:
-        super().__init__()
-        self._read = read
-        self._signals = signals
-
-    def run(self) -> None:
-        try:
-            loaded = self._read()
-        except Exception as exc:  # reported in the view, never a silent dead thread
-            traceback.print_exc()
-            self._signals.failed.emit(str(exc) or type(exc).__name__)
-        else:
-            self._signals.finished.emit(loaded)
-        finally:
-            self._read = _no_read  # drop the closure (and its lists) right away
-
-
-def _no_read() -> _Loaded:
-    raise RuntimeError("already read")
-
-
 class PhotosView(QWidget):
     """The browse page: sort, zoom and count above a `PhotoGrid` of the library's photos.
 
@@ -887,9 +850,6 @@ class PhotosView(QWidget):
         # cannot hold them up.
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
-        self._read_signals = _ReadSignals(self)
-        self._read_signals.finished.connect(self._on_loaded)
-        self._read_signals.failed.connect(self._on_load_failed)
 
         self.model = PhotoListModel(loader, parent=self)
         self.grid = PhotoGrid()
@@ -1030,7 +990,11 @@ class PhotosView(QWidget):
         self._read_started = time.monotonic()
         if not self.model.rowCount():
             self.count_label.setText("Loading…")
-        self._pool.start(_Read(read, self._read_signals))
+        # A JobWorker drops its job once run, so no old list outlives its read.
+        worker = reader(read)
+        worker.signals.finished.connect(self._on_loaded)
+        worker.signals.failed.connect(self._on_load_failed)
+        start_worker(worker, self._pool)
 
     @Slot(object)
     def _on_loaded(self, loaded: _Loaded) -> None:
@@ -1057,11 +1021,11 @@ class PhotosView(QWidget):
         now = time.monotonic()
         self._next_read_at = now + max(REFRESH_GAP_S, 2 * (now - self._read_started))
 
-    @Slot(str)
-    def _on_load_failed(self, message: str) -> None:
+    @Slot(object)
+    def _on_load_failed(self, exc: Exception) -> None:
         self._read_done()
         self.count_label.setText("Could not read the library")
-        self.load_failed.emit(message)
+        self.load_failed.emit(describe(exc))
         if self._again:
             self._request()
 

@@ -58,13 +58,14 @@ from dino_desktop.core.duplicates import (
     Group,
     Member,
 )
+from dino_desktop.core.embedder import WeightsUnavailable
 from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.images import open_image
 from dino_desktop.core.library import Library, PhotoRow
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.gui.details import human_size
 from dino_desktop.gui.thumbnails import ThumbnailLoader
-from dino_desktop.gui.workers import JobWorker, start
+from dino_desktop.gui.workers import JobWorker, describe, start
 
 __all__ = ["DuplicatesView", "FullSizeDialog"]
 
@@ -344,9 +345,9 @@ class FullSizeDialog(QDialog):
             label.adjustSize()
         self.status.setText("100 % — scrolling one photo scrolls the others to the same place")
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, exc: Exception) -> None:
         self.status.setText(
-            "Stopped" if self.worker.token.cancelled else f"Could not decode: {message}"
+            "Stopped" if self.worker.token.cancelled else f"Could not decode: {describe(exc)}"
         )
 
     def _sync(self, source: QScrollBar) -> None:
@@ -638,10 +639,10 @@ class DuplicatesView(QWidget):
                 self._search_worker = None
                 self._search_finished(method, *result)
 
-        def failed(message: str) -> None:
+        def failed(exc: Exception) -> None:
             if self._search_worker is worker:
                 self._search_worker = None
-                self._search_failed(message, cancelled=worker.token.cancelled)
+                self._search_failed(exc, cancelled=worker.token.cancelled)
 
         worker.signals.progressed.connect(
             lambda step: self._progressed(step) if self._search_worker is worker else None
@@ -684,7 +685,7 @@ class DuplicatesView(QWidget):
             )
             self.status_message.emit(f"No {METHOD_LABELS[method].lower()} found")
 
-    def _search_failed(self, message: str, *, cancelled: bool) -> None:
+    def _search_failed(self, exc: Exception, *, cancelled: bool) -> None:
         self._set_idle()
         if cancelled:
             self.status_message.emit("Duplicate search stopped")
@@ -694,8 +695,9 @@ class DuplicatesView(QWidget):
         self._groups = []
         self._marked.clear()
         self._set_groups([])
-        if "weights" in message.lower():
-            # WeightsUnavailable: the message says what to download and how to import it.
+        message = describe(exc)
+        if isinstance(exc, WeightsUnavailable):
+            # The message says what to download and how to import it.
             text = (
                 "<h3>The DINOv2 model weights are not installed</h3>"
                 f"<p>{_html(message)}</p>"
@@ -1073,10 +1075,10 @@ class DuplicatesView(QWidget):
             if result.done:
                 self.files_changed.emit()
 
-        def failed(message: str) -> None:
+        def failed(exc: Exception) -> None:
             self._file_worker = None
             self._set_idle()
-            self._refuse(f"Nothing was moved: {message}")
+            self._refuse(f"Nothing was moved: {describe(exc)}")
 
         worker.signals.finished.connect(finished)
         worker.signals.failed.connect(failed)

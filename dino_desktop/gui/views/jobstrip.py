@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QW
 
 from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.progress import CancelToken, Job, Progress
-from dino_desktop.gui.workers import JobWorker
+from dino_desktop.gui.workers import JobWorker, describe
 
 
 def plural(n: int, word: str) -> str:
@@ -54,9 +54,9 @@ def export_worker(
         if result.moved:
             files_changed.emit()
 
-    def failed(message: str) -> None:
+    def failed(exc: Exception) -> None:
         ended()
-        status.emit(f"Nothing was exported: {message}")
+        status.emit(f"Nothing was exported: {describe(exc)}")
 
     worker.signals.progressed.connect(progressed)
     worker.signals.finished.connect(finished)
