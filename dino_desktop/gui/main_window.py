@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPoint, QSettings, Qt, QThreadPool, QUrl
+from PySide6.QtCore import QPoint, QSettings, Qt, QThreadPool, QTimer, QUrl
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -70,6 +70,7 @@ from dino_desktop.gui.views.sorting import SortView
 from dino_desktop.gui.workers import JobWorker, call, describe, start
 
 REFRESH_S = 2.0
+PASTE_MAX_AGE_S = 24 * 3600  # pasted images left by an earlier session (a crash) go after this
 _PHASES = {"walk": "Looking for photos", "index": "Reading", "embed": "Embedding"}
 _FOLDER_ROLE = Qt.ItemDataRole.UserRole
 
@@ -114,6 +115,7 @@ class MainWindow(QMainWindow):
         self._scan_on_start = scan_on_start
         self._adding = False  # the running scan adds folders (its failure says so)
         self.failed_dialog: FailedFilesDialog | None = None
+        self.pasted: Path | None = None  # the pasted image the current search uses
         self.setWindowTitle("DINO Desktop")
         self.setAcceptDrops(True)
         self.resize(1280, 800)
@@ -166,6 +168,7 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
         self.refresh()
         self.photos_view.reload(None)
+        QTimer.singleShot(0, self._remove_old_pastes)
 
     # ---- building --------------------------------------------------------------
 
@@ -707,14 +710,40 @@ class MainWindow(QMainWindow):
         if mime.hasImage():
             image = QGuiApplication.clipboard().image()
             if not image.isNull():
-                folder = self.library.paths.cache_dir / "pasted"
-                folder.mkdir(parents=True, exist_ok=True)
-                fd, name = tempfile.mkstemp(suffix=".png", prefix="pasted-", dir=folder)
+                fd, name = tempfile.mkstemp(suffix=".png", prefix="pasted-", dir=self._paste_dir())
                 os.close(fd)
                 image.save(name)  # PNG, from the suffix
+                # Only the current search's image is kept (the viewer may open it).
+                self._forget_paste()
+                self.pasted = Path(name)
                 self.search_file(name)
                 return
         self.statusBar().showMessage("The clipboard holds no image to search by.", 5000)
+
+    def _paste_dir(self) -> Path:
+        folder = self.library.paths.cache_dir / "pasted"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _forget_paste(self) -> None:
+        if self.pasted is not None:
+            self.pasted.unlink(missing_ok=True)
+            self.pasted = None
+
+    def _remove_old_pastes(self) -> None:
+        """Pasted images an earlier session left behind (it crashed) after a day."""
+        folder = self.library.paths.cache_dir / "pasted"
+        cutoff = time.time() - PASTE_MAX_AGE_S
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return  # no folder yet
+        for entry in entries:
+            try:
+                if entry.name.startswith("pasted-") and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+            except OSError:
+                pass  # gone meanwhile, or not ours to remove: harmless
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if image_paths_of(event):
@@ -913,6 +942,7 @@ class MainWindow(QMainWindow):
         if self.viewer is not None:
             self.viewer.close()
         QThreadPool.globalInstance().waitForDone(30000)
+        self._forget_paste()
         self.photos_view.shutdown()
         self.loader.shutdown()
         super().closeEvent(event)

@@ -247,6 +247,41 @@ def test_failed_files_are_listed(qtbot: QtBot, empty: MainWindow, tmp_path: Path
     dialog.close()
 
 
+def test_pasted_images_are_kept_only_while_searched_by(
+    qtbot: QtBot, scanned: MainWindow, tmp_path: Path
+) -> None:
+    import os
+    import time
+
+    from PySide6.QtGui import QImage
+
+    folder = scanned.library.paths.cache_dir / "pasted"
+    folder.mkdir(parents=True, exist_ok=True)
+    old = folder / "pasted-old.png"  # left by a session that crashed two days ago
+    old.write_bytes(b"x")
+    recent = folder / "pasted-recent.png"  # maybe another window's: younger than a day
+    recent.write_bytes(b"x")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    image = QImage(str(scanned.photos_view.photos()[0].path))
+    QApplication.clipboard().setImage(image)
+    scanned.paste()
+    _wait_for(qtbot, scanned.search_worker)
+    first = scanned.pasted
+    assert first is not None and first.is_file()
+    scanned.paste()  # a new paste replaces the previous image
+    _wait_for(qtbot, scanned.search_worker)
+    second = scanned.pasted
+    assert second is not None and second.is_file() and not first.exists()
+    # A new window clears what is over a day old; closing removes the current one.
+    again = _window(qtbot, scanned.library, scan_on_start=False)
+    qtbot.waitUntil(lambda: not old.exists(), timeout=10000)
+    assert recent.exists()
+    again.close()
+    scanned.close()
+    assert not second.exists()
+
+
 def test_eta_reads_naturally() -> None:
     assert format_eta(42) == "42 s"
     assert format_eta(125) == "2 min 05 s"
