@@ -11,7 +11,6 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +55,7 @@ from dino_desktop.core.library import (
 )
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.thumbnails import PruneResult
+from dino_desktop.gui.common import escape_html
 from dino_desktop.gui.compare import CompareDialog
 from dino_desktop.gui.details import DetailsPanel
 from dino_desktop.gui.dialogs import SettingsDialog, WeightsDialog
@@ -959,11 +959,11 @@ class MainWindow(QMainWindow):
             "About DINO Desktop",
             f"<h3>DINO Desktop {__version__}</h3>"
             "<p>A photo organizer that understands pictures. MIT licence.</p>"
-            f"<p><b>Model:</b> {escape(self.library.model_name)}<br>"
-            f"<b>Weights:</b> {escape(weights or 'not installed')}</p>"
-            f"<p><b>Library (your data):</b> {escape(str(paths.home))}<br>"
-            f"<b>Models:</b> {escape(str(paths.models_dir))}<br>"
-            f"<b>Settings:</b> {escape(str(paths.settings))}</p>"
+            f"<p><b>Model:</b> {escape_html(self.library.model_name)}<br>"
+            f"<b>Weights:</b> {escape_html(weights or 'not installed')}</p>"
+            f"<p><b>Library (your data):</b> {escape_html(str(paths.home))}<br>"
+            f"<b>Models:</b> {escape_html(str(paths.models_dir))}<br>"
+            f"<b>Settings:</b> {escape_html(str(paths.settings))}</p>"
             "<p>DINOv2 model and weights © Meta Platforms, Inc., Apache License 2.0 "
             "(github.com/facebookresearch/dinov2). "
             f"Qt {qVersion()} © The Qt Company, LGPLv3; PySide6 {pyside_version}, LGPLv3. "

@@ -74,6 +74,7 @@ from dino_desktop.core import embedder as emb
 from dino_desktop.core.images import ImageError, open_image
 from dino_desktop.core.library import LibraryError
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.gui.common import rgb_qimage
 from dino_desktop.gui.workers import JobWorker, describe, start
 
 if TYPE_CHECKING:
@@ -116,12 +117,7 @@ def decode_qimage(path: str) -> QImage:
     Safe to call on any thread (QImage, unlike QPixmap, is not tied to the GUI
     thread). Raises `ImageError` for anything wrong with the file.
     """
-    img = open_image(path)  # always 8-bit RGB
-    data = img.tobytes()
-    wrapped = QImage(data, img.width, img.height, 3 * img.width, QImage.Format.Format_RGB888)
-    # The conversion copies the pixels out of `data` (still alive here) and gives
-    # RGB32, the format QPainter draws without converting on every paint.
-    return wrapped.convertToFormat(QImage.Format.Format_RGB32)
+    return rgb_qimage(open_image(path))  # always 8-bit RGB
 
 
 class _DecodeSignals(QObject):
@@ -312,9 +308,7 @@ def decode_preview(path: str, height: int) -> QImage:
         img = img.resize(
             (max(1, round(img.width * height / img.height)), height), Image.Resampling.LANCZOS
         )
-    data = img.tobytes()
-    wrapped = QImage(data, img.width, img.height, 3 * img.width, QImage.Format.Format_RGB888)
-    return wrapped.convertToFormat(QImage.Format.Format_RGB32)
+    return rgb_qimage(img)
 
 
 def save_png_job(make: Callable[[], Image.Image], filename: str) -> Job[str]:

@@ -253,7 +253,7 @@ def test_trash_asks_first_with_the_count_and_the_space(
 
     monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Cancel))
     assert view.trash_marked() is None
-    assert "1 photo" in asked[-1] and "KB" in asked[-1]
+    assert "1 photo" in asked[-1] and "kb" in asked[-1].lower()
     assert photos.b_backup.exists() and photos.b.exists()
     monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
     with qtbot.waitSignal(view.files_changed, timeout=30000):

@@ -63,7 +63,7 @@ from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.images import open_image
 from dino_desktop.core.library import Library, PhotoRow
 from dino_desktop.core.progress import CancelToken, Job, Progress
-from dino_desktop.gui.details import human_size
+from dino_desktop.gui.common import code_html, data_size, plural, rgb_qimage
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.workers import JobWorker, describe, start
 
@@ -115,16 +115,12 @@ def relation_label(relation: str) -> str:
     return RELATION_LABELS.get(relation, relation.replace("-", " ").capitalize())
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
-
-
 def _facts(member: Member) -> list[tuple[str, object]]:
     """(shown text, value compared with the keeper's) for each row of the diff table."""
     taken = member.taken_at.strftime("%d %b %Y, %H:%M:%S") if member.taken_at else "unknown"
     return [
         (os.path.dirname(member.path), os.path.dirname(member.path)),
-        (human_size(member.size), member.size),
+        (data_size(member.size), member.size),
         (f"{member.width} × {member.height}", (member.width, member.height)),
         (member.format or "unknown", member.format),
         (taken, member.taken_at),
@@ -279,11 +275,7 @@ def _decode_job(paths: Sequence[str], token: CancelToken) -> Job[list[QImage | s
         except Exception as exc:  # one unreadable photo must not hide the others
             out.append(str(exc) or type(exc).__name__)
             continue
-        data = img.tobytes("raw", "RGB")
-        # copy(): the QImage must own its pixels once `data` goes away.
-        out.append(
-            QImage(data, img.width, img.height, 3 * img.width, QImage.Format.Format_RGB888).copy()
-        )
+        out.append(rgb_qimage(img))
     return out
 
 
@@ -700,11 +692,11 @@ class DuplicatesView(QWidget):
             # The message says what to download and how to import it.
             text = (
                 "<h3>The DINOv2 model weights are not installed</h3>"
-                f"<p>{_html(message)}</p>"
+                f"<p>{code_html(message)}</p>"
                 "<p><b>Exact copies</b> and <b>Look-alikes</b> work without them.</p>"
             )
         else:
-            text = f"<h3>Could not look for duplicates</h3><p>{_html(message)}</p>"
+            text = f"<h3>Could not look for duplicates</h3><p>{code_html(message)}</p>"
         self._show_placeholder(text)
         self.status_message.emit(f"Could not look for duplicates: {message}")
 
@@ -751,7 +743,7 @@ class DuplicatesView(QWidget):
         self.group_list.blockSignals(False)
         total = sum(g.reclaimable for g in groups)
         self.summary_label.setText(
-            f"{plural(len(groups), 'group')} · {human_size(total)} reclaimable" if groups else ""
+            f"{plural(len(groups), 'group')} · {data_size(total)} reclaimable" if groups else ""
         )
         if groups:
             with QSignalBlocker(self.group_list):
@@ -793,7 +785,7 @@ class DuplicatesView(QWidget):
     def _group_text(group: Group) -> str:
         return (
             f"{os.path.basename(group.keeper.path)}\n"
-            f"{len(group.members)} photos · {human_size(group.reclaimable)} reclaimable"
+            f"{len(group.members)} photos · {data_size(group.reclaimable)} reclaimable"
         )
 
     def _show_placeholder(self, html: str) -> None:
@@ -814,7 +806,7 @@ class DuplicatesView(QWidget):
         group = self._groups[row]
         self.group_title.setText(
             f"Group {row + 1} of {len(self._groups)} · {len(group.members)} photos · "
-            f"{human_size(group.reclaimable)} reclaimable"
+            f"{data_size(group.reclaimable)} reclaimable"
         )
         for member in group.members:
             card = MemberCard(member, self._method_shown, self._cards_box)
@@ -977,7 +969,7 @@ class DuplicatesView(QWidget):
         if marked:
             self.marked_label.setText(
                 f"{plural(len(marked), 'photo')} marked · "
-                f"{human_size(sum(m.size for m in marked))} to free"
+                f"{data_size(sum(m.size for m in marked))} to free"
             )
         else:
             self.marked_label.setText(
@@ -1014,7 +1006,7 @@ class DuplicatesView(QWidget):
         marked = self._marked_members()
         if not marked or self._busy():
             return None
-        freed = human_size(sum(m.size for m in marked))
+        freed = data_size(sum(m.size for m in marked))
         if confirm:
             answer = QMessageBox.question(
                 self,
@@ -1100,10 +1092,3 @@ class DuplicatesView(QWidget):
                 row -= 1  # stay on the same group (or the next one) when one above goes
         self._marked -= gone
         self._set_groups(kept, row)
-
-
-def _html(text: str) -> str:
-    """Plain text in a rich-text label: escaped, with `code` spans kept readable."""
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    parts = escaped.split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))

@@ -73,10 +73,11 @@ from dino_desktop.core.clusters import REPRESENTATIVES, Cluster, ClusterRun, New
 from dino_desktop.core.fileops import EXPORT_MODES
 from dino_desktop.core.library import Library, PhotoRow
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.gui.common import escape_html, plural
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.browse import PhotoGrid
-from dino_desktop.gui.views.jobstrip import JobStrip, export_worker, plural
+from dino_desktop.gui.views.jobstrip import JobStrip, export_worker
 from dino_desktop.gui.workers import JobWorker, call, describe, reader, start
 
 __all__ = ["ExportPreviewDialog", "FoldersView", "export_mode_combo"]
@@ -566,7 +567,7 @@ class FoldersView(QWidget):
             raise ValueError(f"no folder with id {cluster_id}")
         self._open_id = cluster_id
         members = cluster.member_ids
-        caption = f"<b>{_html(cluster.name)}</b> · {plural(cluster.size, 'photo')}"
+        caption = f"<b>{escape_html(cluster.name)}</b> · {plural(cluster.size, 'photo')}"
         library = self.library
 
         worker = reader(lambda: library.photos_by_id(members))
@@ -848,7 +849,3 @@ class FoldersView(QWidget):
     def _export_ended(self) -> None:
         self._export_worker = None
         self._set_idle()
-
-
-def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

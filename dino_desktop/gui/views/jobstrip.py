@@ -16,11 +16,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QW
 
 from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.gui.common import plural
 from dino_desktop.gui.workers import JobWorker, describe
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def export_message(result: OpResult) -> str:
