@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 
 from dino_desktop.core.images import open_image
 from dino_desktop.core.progress import Progress
-from dino_desktop.gui.viewer import (
+from dino_desktop.gui.overlay import (
     BACKGROUND,
     FOREGROUND,
     FeaturesResult,

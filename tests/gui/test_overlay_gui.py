@@ -24,6 +24,7 @@ from dino_desktop.core.library import Library
 from dino_desktop.core.overlay import PatchFeatures, pca_maps
 from dino_desktop.core.progress import Progress
 from dino_desktop.gui import compare as compare_module
+from dino_desktop.gui import overlay as overlay_module
 from dino_desktop.gui import viewer as viewer_module
 from dino_desktop.gui.compare import STRIP_GAP, CompareDialog
 from dino_desktop.gui.viewer import ImageViewer
@@ -63,11 +64,13 @@ def photos(tmp_path: Path) -> list[str]:
 
 @pytest.fixture
 def starts(monkeypatch: pytest.MonkeyPatch) -> list[JobWorker]:
-    """Every worker the viewer and the dialog start, in order."""
+    """Every overlay worker the viewer and the dialog start, in order (not the
+    viewer's photo decodes, on its pool named "decode")."""
     started: list[JobWorker] = []
 
     def spy(worker: JobWorker, pool: QThreadPool | None = None) -> JobWorker:
-        started.append(worker)
+        if pool is None or pool.objectName() != "decode":
+            started.append(worker)
         return real(worker, pool)
 
     real = viewer_module.start
@@ -349,7 +352,7 @@ def test_save_overlay_writes_a_png_of_the_display_size(
         return str(tmp_path / "out" / "saved"), _filter
 
     (tmp_path / "out").mkdir()
-    monkeypatch.setattr(viewer_module.QFileDialog, "getSaveFileName", ask)
+    monkeypatch.setattr(overlay_module.QFileDialog, "getSaveFileName", ask)
     with qtbot.waitSignal(viewer.overlay_saved, timeout=TIMEOUT) as blocker:
         viewer.save_overlay_action.trigger()
     assert asked == [str(tmp_path / "photos" / "oriented-6-0-overlay.png")]
