@@ -20,9 +20,10 @@ from pytestqt.qtbot import QtBot
 from dino_desktop.core.library import Library, PhotoRow
 from dino_desktop.core.progress import drive
 from dino_desktop.gui import thumbnails as gui_thumbnails
+from dino_desktop.gui.grid import PhotoGrid
 from dino_desktop.gui.models import PhotoListModel, PhotoRole, ScoreRole, plan_update
 from dino_desktop.gui.thumbnails import ThumbnailLoader
-from dino_desktop.gui.views.browse import REFRESH_GAP_S, PhotoGrid, PhotosView
+from dino_desktop.gui.views.browse import REFRESH_GAP_S, PhotosView
 
 NAMES = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
 START = datetime(2020, 5, 1, 12, 0)

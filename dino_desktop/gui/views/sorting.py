@@ -43,9 +43,9 @@ from dino_desktop.core.library import Library, LibraryError, PhotoRow, SortLabel
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.sorting import DEFAULT_THRESHOLD, UNSURE, SortResult, rethreshold
 from dino_desktop.gui.common import plural
+from dino_desktop.gui.grid import PhotoGrid
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
-from dino_desktop.gui.views.browse import PhotoGrid
 from dino_desktop.gui.views.folders import ExportPreviewDialog, export_mode_combo
 from dino_desktop.gui.views.jobstrip import JobStrip, export_worker
 from dino_desktop.gui.workers import JobWorker, call, describe, reader, start
