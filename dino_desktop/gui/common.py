@@ -1,12 +1,16 @@
-"""Small helpers shared by the GUI modules: words, rich text, sizes, PIL → QImage."""
+"""Small helpers shared by the GUI modules: words, rich text, sizes, PIL → QImage,
+progress lines with the time left."""
 
 from __future__ import annotations
 
 import html
+import os
 
 from PIL import Image
 from PySide6.QtCore import QLocale
 from PySide6.QtGui import QImage
+
+from dino_desktop.core.progress import Progress
 
 
 def plural(n: int, word: str) -> str:
@@ -39,3 +43,27 @@ def rgb_qimage(img: Image.Image) -> QImage:
     wrapped = QImage(data, img.width, img.height, 3 * img.width, QImage.Format.Format_RGB888)
     # The conversion copies the pixels out of `data` (still alive here).
     return wrapped.convertToFormat(QImage.Format.Format_RGB32)
+
+
+def format_eta(seconds: float) -> str:
+    """ "42 s", "2 min 05 s", "3 h 01 min"."""
+    seconds = int(max(0, seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_text(phase: str, step: Progress, elapsed: float, first: int) -> str:
+    """ "Reading 120 of 5,000 · about 2 min 05 s left · IMG_0042.jpg": the time left
+    from the rate since the phase began (`elapsed` seconds ago, at `first` done)."""
+    text = f"{phase} {step.done:,}"
+    if step.total:
+        text += f" of {step.total:,}"
+        if step.done > first and elapsed > 1:
+            rate = (step.done - first) / elapsed
+            text += f" · about {format_eta((step.total - step.done) / rate)} left"
+    if step.current:
+        text += f" · {os.path.basename(step.current)}"
+    return text

@@ -8,7 +8,6 @@ workers deliver (DESIGN.md §2).
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,7 +40,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dino_desktop import __version__
 from dino_desktop.core import embedder as emb
 from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.library import (
@@ -55,11 +53,13 @@ from dino_desktop.core.library import (
 )
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.thumbnails import PruneResult
-from dino_desktop.gui.common import escape_html
+from dino_desktop.gui.about import about_html
+from dino_desktop.gui.common import format_eta, progress_text
 from dino_desktop.gui.compare import CompareDialog
 from dino_desktop.gui.details import DetailsPanel
 from dino_desktop.gui.dialogs import SettingsDialog, WeightsDialog
 from dino_desktop.gui.failed_dialog import FailedFilesDialog
+from dino_desktop.gui.pasted import PastedImages
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.viewer import ImageViewer
 from dino_desktop.gui.views.browse import PhotosView
@@ -69,19 +69,11 @@ from dino_desktop.gui.views.search import SimilarView, image_paths_of
 from dino_desktop.gui.views.sorting import SortView
 from dino_desktop.gui.workers import JobWorker, call, describe, start
 
+__all__ = ["MainWindow", "format_eta"]
+
 REFRESH_S = 2.0
-PASTE_MAX_AGE_S = 24 * 3600  # pasted images left by an earlier session (a crash) go after this
 _PHASES = {"walk": "Looking for photos", "index": "Reading", "embed": "Embedding"}
 _FOLDER_ROLE = Qt.ItemDataRole.UserRole
-
-
-def format_eta(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _one(step: str, work: Callable[[], Any]) -> Job[Any]:
@@ -115,7 +107,7 @@ class MainWindow(QMainWindow):
         self._scan_on_start = scan_on_start
         self._adding = False  # the running scan adds folders (its failure says so)
         self.failed_dialog: FailedFilesDialog | None = None
-        self.pasted: Path | None = None  # the pasted image the current search uses
+        self.pasted = PastedImages(library.paths.cache_dir)
         self.setWindowTitle("DINO Desktop")
         self.setAcceptDrops(True)
         self.resize(1280, 800)
@@ -168,7 +160,7 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
         self.refresh()
         self.photos_view.reload(None)
-        QTimer.singleShot(0, self._remove_old_pastes)
+        QTimer.singleShot(0, self.pasted.remove_old)
 
     # ---- building --------------------------------------------------------------
 
@@ -511,15 +503,8 @@ class MainWindow(QMainWindow):
             self.progress.setValue(step.done)
         else:
             self.progress.setRange(0, 0)
-        text = f"{_PHASES.get(step.phase, step.message or step.phase)} {step.done:,}"
-        if step.total:
-            text += f" of {step.total:,}"
-            rate = (step.done - first) / max(now - started, 1e-6)
-            if step.done > first and now - started > 1:
-                text += f" · about {format_eta((step.total - step.done) / rate)} left"
-        if step.current:
-            text += f" · {os.path.basename(step.current)}"
-        self.progress_label.setText(text)
+        phase_name = _PHASES.get(step.phase, step.message or step.phase)
+        self.progress_label.setText(progress_text(phase_name, step, now - started, first))
 
     def _scan_finished(self, result: ScanResult) -> None:
         self.worker = None
@@ -710,40 +695,10 @@ class MainWindow(QMainWindow):
         if mime.hasImage():
             image = QGuiApplication.clipboard().image()
             if not image.isNull():
-                fd, name = tempfile.mkstemp(suffix=".png", prefix="pasted-", dir=self._paste_dir())
-                os.close(fd)
-                image.save(name)  # PNG, from the suffix
                 # Only the current search's image is kept (the viewer may open it).
-                self._forget_paste()
-                self.pasted = Path(name)
-                self.search_file(name)
+                self.search_file(str(self.pasted.save(image)))
                 return
         self.statusBar().showMessage("The clipboard holds no image to search by.", 5000)
-
-    def _paste_dir(self) -> Path:
-        folder = self.library.paths.cache_dir / "pasted"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
-    def _forget_paste(self) -> None:
-        if self.pasted is not None:
-            self.pasted.unlink(missing_ok=True)
-            self.pasted = None
-
-    def _remove_old_pastes(self) -> None:
-        """Pasted images an earlier session left behind (it crashed) after a day."""
-        folder = self.library.paths.cache_dir / "pasted"
-        cutoff = time.time() - PASTE_MAX_AGE_S
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            return  # no folder yet
-        for entry in entries:
-            try:
-                if entry.name.startswith("pasted-") and entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)
-            except OSError:
-                pass  # gone meanwhile, or not ours to remove: harmless
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if image_paths_of(event):
@@ -942,30 +897,16 @@ class MainWindow(QMainWindow):
         if self.viewer is not None:
             self.viewer.close()
         QThreadPool.globalInstance().waitForDone(30000)
-        self._forget_paste()
+        self.pasted.forget()
         self.photos_view.shutdown()
         self.loader.shutdown()
         super().closeEvent(event)
 
     def about(self) -> None:
-        from PySide6 import __version__ as pyside_version
-        from PySide6.QtCore import qVersion
-
         # The model from the library, the weights from the last counts read (no SQL here).
-        paths = self.library.paths
         weights = self._status.weights if self._status is not None else None
         QMessageBox.about(  # shows the application icon (set by gui.app)
             self,
             "About DINO Desktop",
-            f"<h3>DINO Desktop {__version__}</h3>"
-            "<p>A photo organizer that understands pictures. MIT licence.</p>"
-            f"<p><b>Model:</b> {escape_html(self.library.model_name)}<br>"
-            f"<b>Weights:</b> {escape_html(weights or 'not installed')}</p>"
-            f"<p><b>Library (your data):</b> {escape_html(str(paths.home))}<br>"
-            f"<b>Models:</b> {escape_html(str(paths.models_dir))}<br>"
-            f"<b>Settings:</b> {escape_html(str(paths.settings))}</p>"
-            "<p>DINOv2 model and weights © Meta Platforms, Inc., Apache License 2.0 "
-            "(github.com/facebookresearch/dinov2). "
-            f"Qt {qVersion()} © The Qt Company, LGPLv3; PySide6 {pyside_version}, LGPLv3. "
-            "PyTorch (BSD-3-Clause), timm (Apache-2.0), FAISS (MIT).</p>",
+            about_html(self.library.model_name, weights, self.library.paths),
         )

@@ -267,11 +267,11 @@ def test_pasted_images_are_kept_only_while_searched_by(
     QApplication.clipboard().setImage(image)
     scanned.paste()
     _wait_for(qtbot, scanned.search_worker)
-    first = scanned.pasted
+    first = scanned.pasted.current
     assert first is not None and first.is_file()
     scanned.paste()  # a new paste replaces the previous image
     _wait_for(qtbot, scanned.search_worker)
-    second = scanned.pasted
+    second = scanned.pasted.current
     assert second is not None and second.is_file() and not first.exists()
     # A new window clears what is over a day old; closing removes the current one.
     again = _window(qtbot, scanned.library, scan_on_start=False)
