@@ -12,7 +12,8 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QThreadPool
+from PySide6.QtCore import QThreadPool
+from qtsync import deliver_posted_events
 from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
@@ -96,9 +97,7 @@ def _no_worker_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
         worker.cancel()
     QThreadPool.globalInstance().waitForDone(30000)
     if left:  # let results already on their way arrive: only undelivered work counts
-        for _ in range(3):
-            QCoreApplication.sendPostedEvents()
-            QCoreApplication.processEvents()
+        deliver_posted_events()
         left = [w for w in left if w in JobWorker.live]
     JobWorker.live.clear()
     if left:

@@ -479,8 +479,9 @@ def test_refreshes_are_merged_and_paced(
     view.rows_loaded.connect(loaded.append)
     for _ in range(20):  # e.g. one per scan progress signal
         view.refresh()
+    # Settled: no read running and none waiting on the throttle timer, so no
+    # further read can start.
     qtbot.waitUntil(lambda: not view.is_loading() and len(loaded) >= 1, timeout=10000)
-    qtbot.wait(200)
     assert 1 <= len(reads) <= 2
     if len(reads) == 2:
         assert reads[1] - reads[0] >= REFRESH_GAP_S * 0.9

@@ -13,6 +13,7 @@ import weightsgen
 from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import QDialog, QFileDialog
 from pytestqt.qtbot import QtBot
+from qtsync import deliver_posted_events
 
 from dino_desktop.config import Settings
 from dino_desktop.core import embedder as emb
@@ -391,5 +392,5 @@ def test_deleting_the_dialog_during_a_download_is_safe(
         dialog.deleteLater()
     held.release.set()
     assert pool.waitForDone(TIMEOUT_MS)
-    qtbot.wait(100)  # the worker's last signals arrive at nothing, harmlessly
+    deliver_posted_events()  # the worker's last signals arrive at nothing, harmlessly
     assert cache_files(library) == []

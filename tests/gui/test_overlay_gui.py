@@ -19,6 +19,7 @@ from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt, QThreadPool
 from PySide6.QtGui import QColor
 from pytestqt.qtbot import QtBot
+from qtsync import deliver_posted_events
 
 from dino_desktop.core.library import Library
 from dino_desktop.core.overlay import PatchFeatures, pca_maps
@@ -91,7 +92,7 @@ def windows(qtbot: QtBot) -> Iterator[list[ImageViewer | CompareDialog]]:
             assert window.pool.waitForDone(30000)
         else:
             assert window.wait_for_work(60000)
-    qtbot.wait(10)  # deliver the last queued results while the windows still exist
+    deliver_posted_events()  # the last queued results, while the windows still exist
 
 
 def open_viewer(
@@ -433,7 +434,7 @@ def test_closing_the_viewer_while_computing_is_safe(
     assert viewer.is_computing_overlay
     with qtbot.waitSignal(viewer.destroyed, timeout=TIMEOUT):
         viewer.close()  # the pools, children of the viewer, wait for their jobs
-    qtbot.wait(100)  # any queued results arrive at nothing, harmlessly
+    deliver_posted_events()  # any queued results arrive at nothing, harmlessly
     assert not JobWorker.live
 
 
