@@ -11,6 +11,12 @@ and plain calls on a thread pool, reporting through Qt signals.
   `isinstance` (WeightsUnavailable, LibraryBusy, FileOpError, ...). Exceptions
   that are not one of the expected kinds are logged with their traceback.
 
+Photo decodes are readers too, on a view's own small pool (`start(worker, pool)`:
+the viewer's "decode" pool, PhotosView's one-thread read pool), so a scan on the
+global pool cannot hold them up. The one exception is the thumbnail loader's
+`_Drain` (gui/thumbnails.py): it pops a newest-first stack and emits one result
+per thumbnail, which neither a single `finished` nor throttled progress can carry.
+
 Every worker started with `start()` is in `JobWorker.live` until its result or
 failure has been *delivered* on the GUI thread (the view's slots connected before
 `start()` have run): the GUI tests wait on that, and fail any test that leaves one.
