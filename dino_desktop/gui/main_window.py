@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dino_desktop.core import embedder as emb
+from dino_desktop.core.embedder import WeightsUnavailable
 from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.library import (
     FolderInfo,
@@ -587,7 +587,7 @@ class MainWindow(QMainWindow):
     def weights_installed(self) -> bool:
         try:
             self.library.weights_path()
-        except emb.WeightsUnavailable:
+        except WeightsUnavailable:
             return False
         return True
 

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dino_desktop.core import embedder as emb
+from dino_desktop.core.embedder import WeightsError, WeightsUnavailable
 from dino_desktop.core.images import ImageError, open_image
 from dino_desktop.core.library import LibraryError
 from dino_desktop.core.progress import CancelToken, Job, Progress
@@ -182,7 +182,7 @@ def features_job(
     yield Progress("overlay", 0, total, None, "Loading the model")
     try:
         engine = library.overlay_engine()
-    except (emb.WeightsUnavailable, emb.WeightsError) as exc:
+    except (WeightsUnavailable, WeightsError) as exc:
         result.unavailable = weights_message(exc)
         return result
     except LibraryError as exc:
@@ -198,7 +198,7 @@ def features_job(
             result.features[path] = engine.features(path)
             if preview_height is not None:
                 result.previews[path] = decode_preview(path, preview_height)
-        except (emb.WeightsUnavailable, emb.WeightsError) as exc:
+        except (WeightsUnavailable, WeightsError) as exc:
             # The model itself failed to load: every other photo would fail alike.
             result.unavailable = weights_message(exc)
             return result
