@@ -4,56 +4,26 @@ never touches the database on the Qt main thread (DESIGN.md §2, reads included)
 from __future__ import annotations
 
 import sqlite3
-import sys
-import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
 from PySide6.QtCore import QThreadPool
-from qtsync import deliver_posted_events
+from qtsync import MainThreadDb, deliver_posted_events
 from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
-import dino_desktop.gui
 from dino_desktop.core import index as core_index
 from dino_desktop.gui.workers import JobWorker
 
-_GUI_DIR = str(Path(dino_desktop.gui.__file__).resolve().parent)
-
-
-def _gui_frame(frame: FrameType | None) -> str | None:
-    """The innermost frame of GUI code on the stack, as "file:line (function)"."""
-    while frame is not None:
-        filename = frame.f_code.co_filename
-        if filename.startswith(_GUI_DIR):
-            return f"{filename[len(_GUI_DIR) + 1 :]}:{frame.f_lineno} ({frame.f_code.co_name})"
-        frame = frame.f_back
-    return None
-
-
-class _MainThreadDb:
-    """Records every database access made on the main thread with GUI code on the
-    stack. Test code that builds a library on the main thread is not GUI code."""
-
-    def __init__(self) -> None:
-        self.found: list[str] = []
-
-    def check(self, what: str) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        where = _gui_frame(sys._getframe(2))
-        if where is not None:
-            self.found.append(f"{what} from {where}")
-
 
 @pytest.fixture(autouse=True)
-def _no_sql_on_the_gui_thread(
+def sql_guard(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    guard = _MainThreadDb()
+) -> Iterator[MainThreadDb]:
+    """Autouse: fails a test whose GUI code touched the database on the GUI thread.
+    A test may ask for it by name to look at (and clear) what it recorded."""
+    guard = MainThreadDb()
 
     # Every SQLAlchemy connection (sessions, engine.connect, raw_connection) is a
     # pool checkout; listening on the Pool class covers every engine.
@@ -78,7 +48,7 @@ def _no_sql_on_the_gui_thread(
 
     monkeypatch.setattr(core_index.IndexCache, "_data_version", checked_version)
     try:
-        yield
+        yield guard
     finally:
         event.remove(Pool, "checkout", checkout)
     if guard.found:
