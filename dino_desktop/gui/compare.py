@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 
 from dino_desktop.core.images import open_image
 from dino_desktop.core.progress import Progress
-from dino_desktop.gui.viewer import (
+from dino_desktop.gui.overlay import (
     BACKGROUND,
     FOREGROUND,
     FeaturesResult,
@@ -48,7 +48,7 @@ from dino_desktop.gui.viewer import (
     features_job,
     save_png_job,
 )
-from dino_desktop.gui.workers import JobWorker, start
+from dino_desktop.gui.workers import JobWorker, describe, start
 
 if TYPE_CHECKING:
     from dino_desktop.core.library import Library
@@ -359,11 +359,11 @@ class CompareDialog(QDialog):
                 )
             self._refresh_maps()
 
-    def _on_crashed(self, message: str) -> None:
+    def _on_crashed(self, exc: Exception) -> None:
         self._retire_worker()
         for tile in self.tiles:
             tile.set_message("No overlay")
-        self._fail(f"The features could not be computed: {message}")
+        self._fail(f"The features could not be computed: {describe(exc)}")
 
     def _fail(self, message: str) -> None:
         self._show_message(message)
@@ -450,8 +450,8 @@ class CompareDialog(QDialog):
     def _on_saved(self, filename: str) -> None:
         self.saved.emit(filename)
 
-    def _on_save_failed(self, message: str) -> None:
-        text = f"The comparison could not be saved: {message}"
+    def _on_save_failed(self, exc: Exception) -> None:
+        text = f"The comparison could not be saved: {describe(exc)}"
         self._show_message(text)
         self.save_failed.emit(text)
 

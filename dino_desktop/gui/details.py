@@ -10,16 +10,8 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFormLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from dino_desktop.core.records import PhotoRow
+from dino_desktop.gui.common import data_size
 from dino_desktop.gui.models import display_path
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
 
 
 def _when(taken: datetime | None) -> str:
@@ -66,13 +58,13 @@ class DetailsPanel(QWidget):
             for label in self.fields.values():
                 label.clear()
             if len(photos) > 1:
-                self.fields["File size"].setText(human_size(sum(p.size for p in photos)))
+                self.fields["File size"].setText(data_size(sum(p.size for p in photos)))
             return
         photo = photos[0]
         self.title.setText(display_path(os.path.basename(photo.path)))
         self.title.setToolTip(display_path(photo.path))
         self.fields["Folder"].setText(display_path(os.path.dirname(photo.path)))
-        self.fields["File size"].setText(human_size(photo.size))
+        self.fields["File size"].setText(data_size(photo.size))
         self.fields["Dimensions"].setText(
             f"{photo.width} × {photo.height} ({photo.width * photo.height / 1e6:.1f} MP)"
         )

@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
 from dino_desktop.core import weights as wts
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import Cancelled, CancelToken, Job, Progress
-from dino_desktop.gui.workers import JobWorker
+from dino_desktop.gui.workers import JobWorker, describe
 
 WEIGHTS_FILTER = "Model weights (*.pth *.pt *.safetensors);;All files (*)"
 DEVICES = (
@@ -415,7 +415,8 @@ class WeightsDialog(QDialog):
             retry.setDefault(True)
             retry.setFocus()
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, exc: Exception) -> None:
+        message = describe(exc)
         self._set_busy("")
         self.outcome = WeightsOutcome("error", message=message)
         self._show_message(f"Something went wrong: {html.escape(message)}")

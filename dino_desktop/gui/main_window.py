@@ -1,13 +1,13 @@
 """The main window: sidebar (views, folders), the views, the details panel, the status bar.
 
-Every scan, search, trash and undo runs in a `JobWorker`; the GUI thread only
-reads small things from `Library` (counts, folder lists) and paints.
+Every Library call runs in a `JobWorker` (scans, searches, trash and undo, and
+the small reads too: counts, folder lists); the GUI thread only paints what the
+workers deliver (DESIGN.md §2).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,17 +40,26 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dino_desktop import __version__
-from dino_desktop.core import weights as emb
 from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import CancelToken, Job, Progress
-from dino_desktop.core.records import FolderInfo, PhotoRow, ScanResult, SearchHit
+from dino_desktop.core.records import (
+    FolderInfo,
+    LibraryError,
+    PhotoRow,
+    ScanResult,
+    SearchHit,
+    Status,
+)
 from dino_desktop.core.thumbnails import PruneResult
+from dino_desktop.core.weights import WeightsUnavailable
+from dino_desktop.gui.about import about_html
+from dino_desktop.gui.common import format_eta, progress_text
 from dino_desktop.gui.compare import CompareDialog
 from dino_desktop.gui.details import DetailsPanel
 from dino_desktop.gui.dialogs import SettingsDialog, WeightsDialog
 from dino_desktop.gui.failed_dialog import FailedFilesDialog
+from dino_desktop.gui.pasted import PastedImages
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.viewer import ImageViewer
 from dino_desktop.gui.views.browse import PhotosView
@@ -58,20 +67,13 @@ from dino_desktop.gui.views.duplicates import DuplicatesView
 from dino_desktop.gui.views.folders import FoldersView
 from dino_desktop.gui.views.search import SimilarView, image_paths_of
 from dino_desktop.gui.views.sorting import SortView
-from dino_desktop.gui.workers import JobWorker, start
+from dino_desktop.gui.workers import JobWorker, call, describe, start
+
+__all__ = ["MainWindow", "format_eta"]
 
 REFRESH_S = 2.0
 _PHASES = {"walk": "Looking for photos", "index": "Reading", "embed": "Embedding"}
 _FOLDER_ROLE = Qt.ItemDataRole.UserRole
-
-
-def format_eta(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _one(step: str, work: Callable[[], Any]) -> Job[Any]:
@@ -99,6 +101,13 @@ class MainWindow(QMainWindow):
         self._phase_started: tuple[str | None, float, int] = (None, 0.0, 0)
         self._last_refresh = 0.0
         self._folders: list[FolderInfo] = []
+        self._status: Status | None = None  # the last counts read, for the buttons and About
+        self.status_worker: JobWorker | None = None  # the counts read in flight
+        self._refresh_again = False  # a refresh asked for while one was reading
+        self._scan_on_start = scan_on_start
+        self._adding = False  # the running scan adds folders (its failure says so)
+        self.failed_dialog: FailedFilesDialog | None = None
+        self.pasted = PastedImages(library.paths.cache_dir)
         self.setWindowTitle("DINO Desktop")
         self.setAcceptDrops(True)
         self.resize(1280, 800)
@@ -151,9 +160,7 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
         self.refresh()
         self.photos_view.reload(None)
-        if scan_on_start and self.library.folders():
-            # Start-up rescan: incremental, so unchanged libraries cost one stat per file.
-            QTimer.singleShot(0, lambda: self.start_scan([]))
+        QTimer.singleShot(0, self.pasted.remove_old)
 
     # ---- building --------------------------------------------------------------
 
@@ -264,10 +271,38 @@ class MainWindow(QMainWindow):
 
     # ---- state -----------------------------------------------------------------
 
-    def refresh(self) -> None:
-        """Re-read counts and folders (small reads; writes happen only in workers)."""
-        status = self.library.status()
-        # Kept for the buttons: refresh runs every 2 s during scans, on the GUI thread.
+    def refresh(self) -> JobWorker | None:
+        """Re-read counts and folders in a worker (~0.1 s at 100,000 photos); the
+        sidebar and status bar follow when they arrive. A refresh asked for while
+        one is reading runs once that one is done. Returns the read started, if any."""
+        if self.status_worker is not None:
+            self._refresh_again = True
+            return None
+        self._refresh_again = False
+        library = self.library
+        worker = call(library.status, self._status_read, self._status_failed)
+        self.status_worker = worker
+        return worker
+
+    def _status_failed(self, exc: Exception) -> None:
+        self.status_worker = None
+        self.counts_label.setText(f"Could not read the library: {describe(exc)}")
+        if self._refresh_again:
+            self.refresh()
+
+    def _status_read(self, status: Status) -> None:
+        self.status_worker = None
+        first = self._status is None
+        self._status = status
+        if self._refresh_again:
+            self.refresh()
+        self._show_status(status)
+        if first and self._scan_on_start and status.folders:
+            # Start-up rescan: incremental, so unchanged libraries cost one stat per file.
+            self.start_scan([])
+
+    def _show_status(self, status: Status) -> None:
+        # Kept for the buttons (reference state) between reads.
         self._folders = status.folders
         current = self._current_folder_id()
         self.folder_list.blockSignals(True)
@@ -378,9 +413,16 @@ class MainWindow(QMainWindow):
         folder_id = self._current_folder_id()
         if folder_id is None:
             return
-        reference = any(f.is_reference for f in self.library.folders() if f.id == folder_id)
-        self.library.set_reference(folder_id, not reference)
-        self.refresh()
+        reference = any(f.is_reference for f in self._folders if f.id == folder_id)
+        library = self.library
+        call(
+            lambda: library.set_reference(folder_id, not reference),
+            lambda _none: self.refresh(),
+            self._show_failure,
+        )
+
+    def _show_failure(self, exc: Exception) -> None:
+        QMessageBox.warning(self, "DINO Desktop", describe(exc))
 
     def remove_folder(self) -> None:
         folder_id = self._current_folder_id()
@@ -392,12 +434,29 @@ class MainWindow(QMainWindow):
             "Forget this folder and its photos' index? The files on disk are not touched.",
         )
         if answer == QMessageBox.StandardButton.Yes:
-            self.library.remove_folder(folder_id)
+            self.forget_folder(folder_id)
+
+    def forget_folder(self, folder_id: int) -> JobWorker:
+        """Remove a folder from the library (no question asked), in a worker."""
+        library = self.library
+
+        def removed(_none: None) -> None:
             self.refresh()
             self.photos_view.reload(None)
 
-    def show_failed_files(self) -> None:
-        FailedFilesDialog(list(self.library.images(failed_only=True)), self).exec()
+        return call(lambda: library.remove_folder(folder_id), removed, self._show_failure)
+
+    def show_failed_files(self) -> JobWorker:
+        """The unreadable files with their reasons (read in a worker, then shown)."""
+        library = self.library
+
+        def show(records: list[Any]) -> None:
+            dialog = FailedFilesDialog(records, self)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.open()
+            self.failed_dialog = dialog
+
+        return call(lambda: list(library.images(failed_only=True)), show, self._show_failure)
 
     # ---- scanning ----------------------------------------------------------------
 
@@ -405,17 +464,10 @@ class MainWindow(QMainWindow):
         """Add `paths` (none: rescan all) and scan in the background; one scan at a time."""
         if self.worker is not None:
             return None
-        try:
-            for path in paths:
-                self.library.add_folder(path)
-        except Exception as exc:
-            QMessageBox.warning(self, "Cannot add folder", str(exc))
-            return None
-        if paths:
-            self.refresh()
+        library = self.library
 
         def make(token: CancelToken) -> Job[ScanResult]:
-            return self.library.scan(paths, cancel=token)
+            return library.scan(paths, cancel=token)  # adds `paths` first, in the worker
 
         worker = JobWorker(make)
         worker.signals.progressed.connect(self._on_progress)
@@ -423,7 +475,10 @@ class MainWindow(QMainWindow):
         worker.signals.failed.connect(self._scan_failed)
         self.worker = worker
         self._phase_started = (None, time.monotonic(), 0)
-        self._last_refresh = time.monotonic()
+        # New folders show in the sidebar with the first progress (they are added
+        # in the worker); a rescan refreshes every REFRESH_S as before.
+        self._adding = bool(paths)
+        self._last_refresh = 0.0 if paths else time.monotonic()
         self._show_busy(True)
         return start(worker)
 
@@ -448,15 +503,8 @@ class MainWindow(QMainWindow):
             self.progress.setValue(step.done)
         else:
             self.progress.setRange(0, 0)
-        text = f"{_PHASES.get(step.phase, step.message or step.phase)} {step.done:,}"
-        if step.total:
-            text += f" of {step.total:,}"
-            rate = (step.done - first) / max(now - started, 1e-6)
-            if step.done > first and now - started > 1:
-                text += f" · about {format_eta((step.total - step.done) / rate)} left"
-        if step.current:
-            text += f" · {os.path.basename(step.current)}"
-        self.progress_label.setText(text)
+        phase_name = _PHASES.get(step.phase, step.message or step.phase)
+        self.progress_label.setText(progress_text(phase_name, step, now - started, first))
 
     def _scan_finished(self, result: ScanResult) -> None:
         self.worker = None
@@ -503,11 +551,11 @@ class MainWindow(QMainWindow):
                     15000,
                 )
 
-        def failed(message: str) -> None:
+        def failed(exc: Exception) -> None:
             self.prune_worker = None
             if not quiet:
                 self.statusBar().showMessage(
-                    f"Could not clean up the thumbnail cache: {message}", 15000
+                    f"Could not clean up the thumbnail cache: {describe(exc)}", 15000
                 )
 
         worker.signals.finished.connect(finished)
@@ -516,11 +564,14 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Cleaning up the thumbnail cache…")
         return start(worker)
 
-    def _scan_failed(self, message: str) -> None:
+    def _scan_failed(self, exc: Exception) -> None:
         self.worker = None
         self._show_busy(False)
         self.refresh()
-        QMessageBox.warning(self, "Scan stopped", message)
+        if isinstance(exc, OSError | LibraryError) and self._adding:
+            QMessageBox.warning(self, "Cannot add folder", describe(exc))
+        else:
+            QMessageBox.warning(self, "Scan stopped", describe(exc))
 
     def _show_busy(self, busy: bool) -> None:
         for widget in (self.progress, self.progress_label, self.cancel_button):
@@ -536,7 +587,7 @@ class MainWindow(QMainWindow):
     def weights_installed(self) -> bool:
         try:
             self.library.weights_path()
-        except emb.WeightsUnavailable:
+        except WeightsUnavailable:
             return False
         return True
 
@@ -624,10 +675,10 @@ class MainWindow(QMainWindow):
                 query,
             )
 
-        def failed(message: str) -> None:
+        def failed(exc: Exception) -> None:
             if self.search_worker is worker:
                 self.search_worker = None
-                self.similar_view.show_message(f"{title}: {message}")
+                self.similar_view.show_message(f"{title}: {describe(exc)}")
 
         worker.signals.finished.connect(finished)
         worker.signals.failed.connect(failed)
@@ -644,12 +695,8 @@ class MainWindow(QMainWindow):
         if mime.hasImage():
             image = QGuiApplication.clipboard().image()
             if not image.isNull():
-                folder = self.library.paths.cache_dir / "pasted"
-                folder.mkdir(parents=True, exist_ok=True)
-                fd, name = tempfile.mkstemp(suffix=".png", prefix="pasted-", dir=folder)
-                os.close(fd)
-                image.save(name, b"PNG")
-                self.search_file(name)
+                # Only the current search's image is kept (the viewer may open it).
+                self.search_file(str(self.pasted.save(image)))
                 return
         self.statusBar().showMessage("The clipboard holds no image to search by.", 5000)
 
@@ -746,7 +793,8 @@ class MainWindow(QMainWindow):
     def _add_label_menu(self, menu: QMenu, photos: list[PhotoRow]) -> None:
         """ "Example of" ▸ the sort-by-example labels, and a new one: label while browsing."""
         sub = menu.addMenu("Example of (sort by example)")
-        for label_id, name in self.library.sort_label_names():
+        # The labels the Sort by example view last read (it reads them in a worker).
+        for label_id, name in self.sorting_view.label_names():
             action = sub.addAction(name)
             action.triggered.connect(
                 lambda _checked=False, lid=label_id: self.label_as(photos, lid)
@@ -754,8 +802,8 @@ class MainWindow(QMainWindow):
         sub.addSeparator()
         sub.addAction("New label…", lambda: self._label_as_new(photos))
 
-    def label_as(self, photos: list[PhotoRow], label_id: int) -> int:
-        """Make photos examples of a sort-by-example label; returns how many."""
+    def label_as(self, photos: list[PhotoRow], label_id: int) -> JobWorker:
+        """Make photos examples of a sort-by-example label (in a worker)."""
         return self.sorting_view.label_as([p.id for p in photos], label_id)
 
     def _label_as_new(self, photos: list[PhotoRow]) -> None:
@@ -763,9 +811,7 @@ class MainWindow(QMainWindow):
 
         name, ok = QInputDialog.getText(self, "New label", "Label name:")
         if ok and name.strip():
-            label = self.sorting_view.new_label(name)
-            if label is not None:
-                self.label_as(photos, label.id)
+            self.sorting_view.new_label(name, lambda label: self.label_as(photos, label.id))
 
     def _show_in_folder(self, photos: list[PhotoRow]) -> None:
         if photos:
@@ -780,16 +826,19 @@ class MainWindow(QMainWindow):
         if not photos or self.file_worker is not None:
             return None
         paths = [p.path for p in photos]
+        library = self.library
         return self._file_job(
-            "Moving to trash…", lambda: self.library.trash(paths), "Moved {n} to the trash"
+            "Moving to trash…", lambda: library.trash(paths), "Moved {n} to the trash", undo=False
         )
 
     def undo(self) -> JobWorker | None:
         if self.file_worker is not None:
             return None
-        return self._file_job("Undoing…", self.library.undo, "Restored {n}")
+        return self._file_job("Undoing…", self.library.undo, "Restored {n}", undo=True)
 
-    def _file_job(self, text: str, work: Callable[[], OpResult], done: str) -> JobWorker:
+    def _file_job(
+        self, text: str, work: Callable[[], OpResult], done: str, *, undo: bool
+    ) -> JobWorker:
         worker = JobWorker(lambda _token: _one(text, work))
         self.file_worker = worker
         self.statusBar().showMessage(text)
@@ -798,14 +847,14 @@ class MainWindow(QMainWindow):
             self.file_worker = None
             n = len(result.done)
             note = done.format(n=f"{n} photo" + ("" if n == 1 else "s"))
-            if done.startswith("Moved"):
+            if not undo:
                 note += " — Undo with Ctrl+Z"
             for path, reason in result.failed:
                 note += f" · not done: {os.path.basename(path)}: {reason}"
             self.statusBar().showMessage(note, 15000)
             self.refresh()
             self.photos_view.refresh()
-            if result.done and not done.startswith("Moved"):
+            if result.done and undo:
                 self.start_scan([])  # restored files: index them again (incremental)
             if result.failed:
                 QMessageBox.warning(
@@ -814,9 +863,10 @@ class MainWindow(QMainWindow):
                     "\n".join(f"{path}: {reason}" for path, reason in result.failed[:20]),
                 )
 
-        def failed(message: str) -> None:
+        def failed(exc: Exception) -> None:
             self.file_worker = None
-            QMessageBox.warning(self, "DINO Desktop", message)
+            self.refresh()  # e.g. LibraryBusy, or a reference folder refused: nothing changed
+            QMessageBox.warning(self, "DINO Desktop", describe(exc))
 
         worker.signals.finished.connect(finished)
         worker.signals.failed.connect(failed)
@@ -847,30 +897,16 @@ class MainWindow(QMainWindow):
         if self.viewer is not None:
             self.viewer.close()
         QThreadPool.globalInstance().waitForDone(30000)
+        self.pasted.forget()
         self.photos_view.shutdown()
         self.loader.shutdown()
         super().closeEvent(event)
 
     def about(self) -> None:
-        from html import escape
-
-        from PySide6 import __version__ as pyside_version
-        from PySide6.QtCore import qVersion
-
-        status = self.library.status()
-        paths = self.library.paths
+        # The model from the library, the weights from the last counts read (no SQL here).
+        weights = self._status.weights if self._status is not None else None
         QMessageBox.about(  # shows the application icon (set by gui.app)
             self,
             "About DINO Desktop",
-            f"<h3>DINO Desktop {__version__}</h3>"
-            "<p>A photo organizer that understands pictures. MIT licence.</p>"
-            f"<p><b>Model:</b> {escape(status.model)}<br>"
-            f"<b>Weights:</b> {escape(status.weights or 'not installed')}</p>"
-            f"<p><b>Library (your data):</b> {escape(str(paths.home))}<br>"
-            f"<b>Models:</b> {escape(str(paths.models_dir))}<br>"
-            f"<b>Settings:</b> {escape(str(paths.settings))}</p>"
-            "<p>DINOv2 model and weights © Meta Platforms, Inc., Apache License 2.0 "
-            "(github.com/facebookresearch/dinov2). "
-            f"Qt {qVersion()} © The Qt Company, LGPLv3; PySide6 {pyside_version}, LGPLv3. "
-            "PyTorch (BSD-3-Clause), timm (Apache-2.0), FAISS (MIT).</p>",
+            about_html(self.library.model_name, weights, self.library.paths),
         )

@@ -78,7 +78,11 @@ class _Queue:
 
 
 class _Drain(QRunnable):
-    """Decodes requests until the stack is empty; one per pool thread at most."""
+    """Decodes requests until the stack is empty; one per pool thread at most.
+
+    Not a `workers.JobWorker`: it emits one result per thumbnail, unthrottled,
+    while a JobWorker delivers one result and throttles its progress.
+    """
 
     def __init__(self, queue: _Queue, relay: _Relay, cache_dir: Path, edge: int) -> None:
         super().__init__()

@@ -21,9 +21,10 @@ from dino_desktop.core.library import Library
 from dino_desktop.core.progress import drive
 from dino_desktop.core.records import PhotoRow
 from dino_desktop.gui import thumbnails as gui_thumbnails
+from dino_desktop.gui.grid import PhotoGrid
 from dino_desktop.gui.models import PhotoListModel, PhotoRole, ScoreRole, plan_update
 from dino_desktop.gui.thumbnails import ThumbnailLoader
-from dino_desktop.gui.views.browse import REFRESH_GAP_S, PhotoGrid, PhotosView
+from dino_desktop.gui.views.browse import REFRESH_GAP_S, PhotosView
 
 NAMES = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
 START = datetime(2020, 5, 1, 12, 0)
@@ -479,8 +480,9 @@ def test_refreshes_are_merged_and_paced(
     view.rows_loaded.connect(loaded.append)
     for _ in range(20):  # e.g. one per scan progress signal
         view.refresh()
+    # Settled: no read running and none waiting on the throttle timer, so no
+    # further read can start.
     qtbot.waitUntil(lambda: not view.is_loading() and len(loaded) >= 1, timeout=10000)
-    qtbot.wait(200)
     assert 1 <= len(reads) <= 2
     if len(reads) == 2:
         assert reads[1] - reads[0] >= REFRESH_GAP_S * 0.9

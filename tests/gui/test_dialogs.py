@@ -13,11 +13,12 @@ import weightsgen
 from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import QDialog, QFileDialog
 from pytestqt.qtbot import QtBot
+from qtsync import deliver_posted_events
 
 from dino_desktop.config import Settings
 from dino_desktop.core import weights as wts
 from dino_desktop.core.library import Library
-from dino_desktop.core.progress import Job
+from dino_desktop.core.progress import Job, Progress
 from dino_desktop.gui.dialogs import (
     SettingsDialog,
     WeightsDialog,
@@ -145,21 +146,29 @@ def test_import_of_a_bad_file_shows_the_error_and_keeps_the_cache_empty(
 
 
 def test_download_from_a_url_shows_progress_and_installs(
-    qtbot: QtBot, library: Library, pool: QThreadPool, good_weights: Path
+    qtbot: QtBot,
+    library: Library,
+    pool: QThreadPool,
+    good_weights: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     dialog = weights_dialog(qtbot, library, pool, url=good_weights.as_uri())
     assert dialog.download_button.isEnabled()
     labels: list[str] = []
     values: list[int] = []
 
-    def record(_step: object) -> None:
-        labels.append(dialog.progress_label.text())
-        values.append(dialog.progress.value())
+    # Recorded by the dialog's own progress slot, so no step can slip past
+    # before a connection made after the download started.
+    shown = WeightsDialog._on_download_progress
 
+    def record(self: WeightsDialog, step: Progress) -> None:
+        shown(self, step)
+        labels.append(self.progress_label.text())
+        values.append(self.progress.value())
+
+    monkeypatch.setattr(WeightsDialog, "_on_download_progress", record)
     with qtbot.waitSignal(dialog.accepted, timeout=TIMEOUT_MS):
         dialog.download_button.click()
-        assert dialog._worker is not None
-        dialog._worker.signals.progressed.connect(record)
         assert dialog.cancel_button.isVisibleTo(dialog)
     size_mb = f"{good_weights.stat().st_size / 1e6:.1f} MB"
     assert labels and labels[-1].startswith(f"{size_mb} of {size_mb}")
@@ -398,5 +407,5 @@ def test_deleting_the_dialog_during_a_download_is_safe(
         dialog.deleteLater()
     held.release.set()
     assert pool.waitForDone(TIMEOUT_MS)
-    qtbot.wait(100)  # the worker's last signals arrive at nothing, harmlessly
+    deliver_posted_events()  # the worker's last signals arrive at nothing, harmlessly
     assert cache_files(library) == []

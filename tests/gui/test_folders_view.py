@@ -54,13 +54,15 @@ def loader(lib: Library) -> Iterator[ThumbnailLoader]:
 
 
 @pytest.fixture
-def view(qtbot: QtBot, lib: Library, loader: ThumbnailLoader) -> FoldersView:
+def view(qtbot: QtBot, lib: Library, loader: ThumbnailLoader) -> Iterator[FoldersView]:
     widget = FoldersView(lib, loader)
     qtbot.addWidget(widget)
     widget.resize(1200, 800)
     widget.show()  # the first read starts when the view is shown
     qtbot.waitUntil(lambda: not widget.loading(), timeout=30000)
-    return widget
+    yield widget
+    # No result may arrive at the view once it is deleted.
+    qtbot.waitUntil(lambda: not widget.loading() and not JobWorker.live, timeout=60000)
 
 
 def _wait(qtbot: QtBot, view: FoldersView, worker: JobWorker | None) -> None:
@@ -142,11 +144,16 @@ def test_automatic_k_and_cancel(qtbot: QtBot, view: FoldersView) -> None:
 def test_rename_is_shown_and_saved(qtbot: QtBot, view: FoldersView, lib: Library) -> None:
     _sorted(qtbot, view)
     first = view.clusters()[0]
-    assert view.rename(first.id, "Holidays")
+    with qtbot.waitSignal(view.status_message, timeout=60000) as blocker:
+        view.rename(first.id, "Holidays")
+    assert blocker.args == ["Renamed the folder to “Holidays”"]
     assert view.cluster_list.topLevelItem(0).text(0) == "Holidays"
     saved = lib.clusters()
     assert saved is not None and saved.clusters[0].name == "Holidays"
-    assert not view.rename(first.id, "  ")  # refused, and the name stays
+    with qtbot.waitSignal(view.status_message, timeout=60000) as blocker:
+        view.rename(first.id, "  ")  # refused, and the name stays
+    assert str(blocker.args[0]).startswith("Could not rename")
+    qtbot.waitUntil(lambda: not view.loading(), timeout=60000)
     assert view.clusters()[0].name == "Holidays"
     # Sorting again with the same photos keeps the user's name.
     _sorted(qtbot, view, len(view.clusters()))
@@ -196,7 +203,8 @@ def test_export_copy_writes_identical_files_and_undo_removes_them(
 ) -> None:
     _sorted(qtbot, view, 2)
     first = view.clusters()[0]
-    view.rename(first.id, "Holidays")
+    with qtbot.waitSignal(view.status_message, timeout=60000):
+        view.rename(first.id, "Holidays")
     dest = tmp_path / "dest"
     shown: list[ExportPreviewDialog] = []
 
@@ -205,13 +213,21 @@ def test_export_copy_writes_identical_files_and_undo_removes_them(
         return int(QDialog.DialogCode.Accepted.value)
 
     monkeypatch.setattr(ExportPreviewDialog, "exec", accept)
+    # Per-file progress, and it can be stopped: seen as the export starts.
+    strip_shown: list[bool] = []
+    set_busy = FoldersView._set_busy
+
+    def spy(self: FoldersView, text: str, *, cancellable: bool) -> None:
+        set_busy(self, text, cancellable=cancellable)
+        strip_shown.append(self.progress.isVisibleTo(self) and self.cancel_button.isVisibleTo(self))
+
+    monkeypatch.setattr(FoldersView, "_set_busy", spy)
     changed: list[bool] = []
     view.files_changed.connect(lambda: changed.append(True))
     with qtbot.waitSignal(view.status_message, timeout=60000) as blocker:
-        worker = view.export(str(dest), "copy", confirm=True)
-        # Per-file progress, and it can be stopped.
-        assert view.progress.isVisibleTo(view) and view.cancel_button.isVisibleTo(view)
-    _wait(qtbot, view, worker)
+        view.export(str(dest), "copy", confirm=True)  # reads the plan, previews, exports
+    qtbot.waitUntil(lambda: not view._busy() and not view.loading(), timeout=60000)
+    assert strip_shown == [True]
     assert blocker.args == [f"Wrote {PHOTOS} files — Undo with Ctrl+Z"] and changed
     # The preview listed exactly what was written.
     (dialog,) = shown
@@ -236,10 +252,16 @@ def test_a_cancelled_preview_writes_nothing(
     view: FoldersView, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _sorted(qtbot, view, 2)
+    shown: list[bool] = []
     monkeypatch.setattr(
-        ExportPreviewDialog, "exec", lambda _self: int(QDialog.DialogCode.Rejected.value)
+        ExportPreviewDialog,
+        "exec",
+        lambda _self: shown.append(True) or int(QDialog.DialogCode.Rejected.value),
     )
-    assert view.export(str(tmp_path / "dest"), "copy", confirm=True) is None
+    plan = view.export(str(tmp_path / "dest"), "copy", confirm=True)
+    assert plan is not None
+    qtbot.waitUntil(lambda: plan not in JobWorker.live and bool(shown), timeout=60000)
+    assert view._export_worker is None and not view._busy()
     assert not (tmp_path / "dest").exists()
 
 

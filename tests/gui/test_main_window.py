@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import imagegen
 import pytest
@@ -17,6 +18,7 @@ from dino_desktop.core.library import Library
 from dino_desktop.core.progress import drive
 from dino_desktop.gui.dialogs import WeightsDialog
 from dino_desktop.gui.main_window import MainWindow, format_eta
+from dino_desktop.gui.workers import JobWorker
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +41,7 @@ def _window(qtbot: QtBot, lib: Library, **kw: bool) -> MainWindow:
     win = MainWindow(lib, **kw)
     qtbot.addWidget(win)
     win.show()
+    _settled(qtbot, win)
     return win
 
 
@@ -46,6 +49,7 @@ def _window(qtbot: QtBot, lib: Library, **kw: bool) -> MainWindow:
 def empty(qtbot: QtBot, tmp_path: Path) -> Iterator[MainWindow]:
     win = _window(qtbot, Library(tmp_path / "lib"))
     yield win
+    _all_delivered(qtbot)
     win.close()
 
 
@@ -57,16 +61,29 @@ def scanned(qtbot: QtBot, tmp_path: Path, tiny_weights: Path) -> Iterator[MainWi
     win = _window(qtbot, lib, scan_on_start=False)
     qtbot.waitUntil(lambda: len(win.photos_view.photos()) == 12, timeout=10000)
     yield win
+    _all_delivered(qtbot)
     win.close()
 
 
-def _wait_for(qtbot: QtBot, worker: object) -> None:
+def _wait_for(qtbot: QtBot, worker: JobWorker | None) -> None:
+    """Until the worker's result has reached the window (it leaves `live` after the
+    window's slots ran), so no signal can be missed however fast the work was."""
     assert worker is not None
-    with qtbot.waitSignal(worker.signals.finished, timeout=60000):  # type: ignore[attr-defined]
-        pass
+    qtbot.waitUntil(lambda: worker not in JobWorker.live, timeout=60000)
+
+
+def _all_delivered(qtbot: QtBot) -> None:
+    """Before a window goes: no result may arrive at its deleted widgets later."""
+    qtbot.waitUntil(lambda: not JobWorker.live, timeout=60000)
+
+
+def _settled(qtbot: QtBot, win: MainWindow) -> None:
+    """Until the counts read in a worker have reached the status bar and sidebar."""
+    qtbot.waitUntil(lambda: win.status_worker is None, timeout=60000)
 
 
 def test_opens_on_an_empty_library(empty: MainWindow) -> None:
+    assert empty.worker is None  # nothing to rescan
     assert empty.photos_view.photos() == []
     assert "0 indexed" in empty.counts_label.text()
     assert not empty.failed_button.isVisibleTo(empty)
@@ -82,6 +99,7 @@ def test_a_scan_fills_the_grid_and_the_status_bar(
     assert empty.cancel_button.isVisibleTo(empty)
     _wait_for(qtbot, worker)
     qtbot.waitUntil(lambda: len(empty.photos_view.photos()) == 6, timeout=10000)
+    _settled(qtbot, empty)
     assert not empty.cancel_button.isVisibleTo(empty)
     text = empty.counts_label.text()
     assert "6 indexed" in text and "6 pending" in text and "1 failed" in text
@@ -91,24 +109,37 @@ def test_a_scan_fills_the_grid_and_the_status_bar(
 
 
 def test_cancel_stops_the_scan_and_a_later_scan_resumes(
-    qtbot: QtBot, empty: MainWindow, tmp_path: Path
+    qtbot: QtBot, empty: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import threading
+
     folder = _photos(tmp_path / "many", 60, size=(96, 64))
+    # The scan waits at a gate until Cancel was pressed: no race with a fast scan.
+    gate = threading.Event()
+    scan = Library.scan
+
+    def gated(self: Library, *args: Any, **kwargs: Any) -> Any:
+        assert gate.wait(30)
+        return (yield from scan(self, *args, **kwargs))
+
+    monkeypatch.setattr(Library, "scan", gated)
+    results: list[Any] = []
+    finished = MainWindow._scan_finished
+
+    def record(self: MainWindow, result: Any) -> None:
+        results.append(result)
+        finished(self, result)
+
+    monkeypatch.setattr(MainWindow, "_scan_finished", record)
     worker = empty.start_scan([str(folder)])
     assert empty.start_scan([str(folder)]) is None  # one scan at a time
-    results = []
-    assert worker is not None
-    worker.signals.finished.connect(results.append)
     empty.cancel_job()
+    gate.set()
     _wait_for(qtbot, worker)
     (first,) = results
     assert first.cancelled and first.added < 60
-    again = empty.start_scan([])
-    results.clear()
-    assert again is not None
-    again.signals.finished.connect(results.append)
-    _wait_for(qtbot, again)
-    assert results[0].added == 60 - first.added and not results[0].cancelled
+    _wait_for(qtbot, empty.start_scan([]))
+    assert results[1].added == 60 - first.added and not results[1].cancelled
     assert empty.library.status().images == 60
 
 
@@ -184,11 +215,71 @@ def test_reference_toggle(qtbot: QtBot, empty: MainWindow, tmp_path: Path) -> No
     photos = tmp_path / "p"
     photos.mkdir()
     empty.library.add_folder(photos)
-    empty.refresh()
+    _wait_for(qtbot, empty.refresh())
     empty.folder_list.setCurrentRow(1)
     empty.toggle_reference()
+    qtbot.waitUntil(lambda: "🔒" in empty.folder_list.item(1).text(), timeout=60000)
     assert empty.library.folders()[0].is_reference
-    assert "🔒" in empty.folder_list.item(1).text()
+
+
+def test_remove_folder_forgets_it_and_keeps_the_files(
+    qtbot: QtBot, empty: MainWindow, tmp_path: Path
+) -> None:
+    photos = _photos(tmp_path / "p", 2)
+    folder = empty.library.add_folder(photos)
+    _wait_for(qtbot, empty.refresh())
+    assert empty.folder_list.count() == 2
+    _wait_for(qtbot, empty.forget_folder(folder.id))
+    _settled(qtbot, empty)
+    assert empty.folder_list.count() == 1 and empty.library.folders() == []
+    assert len(list(photos.iterdir())) == 2  # files on disk are not touched
+
+
+def test_failed_files_are_listed(qtbot: QtBot, empty: MainWindow, tmp_path: Path) -> None:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "broken.jpg").write_bytes(b"nope")
+    _wait_for(qtbot, empty.start_scan([str(folder)]))
+    _wait_for(qtbot, empty.show_failed_files())
+    dialog = empty.failed_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert "broken.jpg" in dialog.tree.topLevelItem(0).text(0)
+    dialog.close()
+
+
+def test_pasted_images_are_kept_only_while_searched_by(
+    qtbot: QtBot, scanned: MainWindow, tmp_path: Path
+) -> None:
+    import os
+    import time
+
+    from PySide6.QtGui import QImage
+
+    folder = scanned.library.paths.cache_dir / "pasted"
+    folder.mkdir(parents=True, exist_ok=True)
+    old = folder / "pasted-old.png"  # left by a session that crashed two days ago
+    old.write_bytes(b"x")
+    recent = folder / "pasted-recent.png"  # maybe another window's: younger than a day
+    recent.write_bytes(b"x")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    image = QImage(str(scanned.photos_view.photos()[0].path))
+    QApplication.clipboard().setImage(image)
+    scanned.paste()
+    _wait_for(qtbot, scanned.search_worker)
+    first = scanned.pasted.current
+    assert first is not None and first.is_file()
+    scanned.paste()  # a new paste replaces the previous image
+    _wait_for(qtbot, scanned.search_worker)
+    second = scanned.pasted.current
+    assert second is not None and second.is_file() and not first.exists()
+    # A new window clears what is over a day old; closing removes the current one.
+    again = _window(qtbot, scanned.library, scan_on_start=False)
+    qtbot.waitUntil(lambda: not old.exists(), timeout=10000)
+    assert recent.exists()
+    again.close()
+    scanned.close()
+    assert not second.exists()
 
 
 def test_eta_reads_naturally() -> None:
@@ -260,18 +351,21 @@ def test_icon_name_and_about_box(
     assert "Apache License 2.0" in text and "LGPL" in text
 
 
-def test_label_photos_from_the_photos_view(scanned: MainWindow) -> None:
+def test_label_photos_from_the_photos_view(qtbot: QtBot, scanned: MainWindow) -> None:
     """Browsing, a right-click makes photos examples of a sort-by-example label."""
     from PySide6.QtWidgets import QMenu
 
     label = scanned.library.add_sort_label("Receipts")
+    _wait_for(qtbot, scanned.sorting_view.reload())
     photos = scanned.photos_view.photos()[:2]
     menu = QMenu()
     scanned._add_label_menu(menu, photos)
     (sub,) = [a.menu() for a in menu.actions() if a.menu() is not None]
     names = [a.text() for a in sub.actions() if a.text()]
     assert names == ["Receipts", "New label…"]
-    next(a for a in sub.actions() if a.text() == "Receipts").trigger()
+    with qtbot.waitSignal(scanned.sorting_view.status_message, timeout=60000):
+        next(a for a in sub.actions() if a.text() == "Receipts").trigger()
+    qtbot.waitUntil(lambda: not scanned.sorting_view.loading(), timeout=60000)
     assert scanned.library.label_examples(label.id)[0] == sorted(p.id for p in photos)
     counts = {lb.name: lb.positives for lb in scanned.sorting_view.labels()}
     assert counts == {"Receipts": 2}

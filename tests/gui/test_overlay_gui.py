@@ -19,11 +19,13 @@ from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt, QThreadPool
 from PySide6.QtGui import QColor
 from pytestqt.qtbot import QtBot
+from qtsync import deliver_posted_events
 
 from dino_desktop.core.library import Library
 from dino_desktop.core.overlay import PatchFeatures, pca_maps
 from dino_desktop.core.progress import Progress
 from dino_desktop.gui import compare as compare_module
+from dino_desktop.gui import overlay as overlay_module
 from dino_desktop.gui import viewer as viewer_module
 from dino_desktop.gui.compare import STRIP_GAP, CompareDialog
 from dino_desktop.gui.viewer import ImageViewer
@@ -63,11 +65,13 @@ def photos(tmp_path: Path) -> list[str]:
 
 @pytest.fixture
 def starts(monkeypatch: pytest.MonkeyPatch) -> list[JobWorker]:
-    """Every worker the viewer and the dialog start, in order."""
+    """Every overlay worker the viewer and the dialog start, in order (not the
+    viewer's photo decodes, on its pool named "decode")."""
     started: list[JobWorker] = []
 
     def spy(worker: JobWorker, pool: QThreadPool | None = None) -> JobWorker:
-        started.append(worker)
+        if pool is None or pool.objectName() != "decode":
+            started.append(worker)
         return real(worker, pool)
 
     real = viewer_module.start
@@ -88,7 +92,7 @@ def windows(qtbot: QtBot) -> Iterator[list[ImageViewer | CompareDialog]]:
             assert window.pool.waitForDone(30000)
         else:
             assert window.wait_for_work(60000)
-    qtbot.wait(10)  # deliver the last queued results while the windows still exist
+    deliver_posted_events()  # the last queued results, while the windows still exist
 
 
 def open_viewer(
@@ -349,7 +353,7 @@ def test_save_overlay_writes_a_png_of_the_display_size(
         return str(tmp_path / "out" / "saved"), _filter
 
     (tmp_path / "out").mkdir()
-    monkeypatch.setattr(viewer_module.QFileDialog, "getSaveFileName", ask)
+    monkeypatch.setattr(overlay_module.QFileDialog, "getSaveFileName", ask)
     with qtbot.waitSignal(viewer.overlay_saved, timeout=TIMEOUT) as blocker:
         viewer.save_overlay_action.trigger()
     assert asked == [str(tmp_path / "photos" / "oriented-6-0-overlay.png")]
@@ -430,7 +434,7 @@ def test_closing_the_viewer_while_computing_is_safe(
     assert viewer.is_computing_overlay
     with qtbot.waitSignal(viewer.destroyed, timeout=TIMEOUT):
         viewer.close()  # the pools, children of the viewer, wait for their jobs
-    qtbot.wait(100)  # any queued results arrive at nothing, harmlessly
+    deliver_posted_events()  # any queued results arrive at nothing, harmlessly
     assert not JobWorker.live
 
 

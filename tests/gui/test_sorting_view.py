@@ -15,6 +15,7 @@ from pytestqt.qtbot import QtBot
 
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import drive
+from dino_desktop.core.records import SortLabelInfo
 from dino_desktop.core.sorting import UNSURE
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.sorting import ALL, UNSURE_ID, SortView
@@ -65,15 +66,17 @@ def view(qtbot: QtBot, lib: Library, loader: ThumbnailLoader) -> Iterator[SortVi
     widget.resize(1200, 800)
     widget.show()
     yield widget
-    # No row read may outlive the test (the suite fails stray workers).
-    qtbot.waitUntil(lambda: not widget.loading(), timeout=60000)
-    qtbot.wait(10)
+    # No read may outlive the test (the suite fails stray workers).
+    qtbot.waitUntil(lambda: not widget.loading() and not JobWorker.live, timeout=60000)
 
 
-def _wait(qtbot: QtBot, worker: JobWorker | None) -> None:
+def _wait(qtbot: QtBot, worker: JobWorker | None, view: SortView | None = None) -> None:
+    """Until the worker's result has reached the view (a worker leaves `live` after
+    the view's slots ran), and, given `view`, until what it re-reads has arrived."""
     assert worker is not None
     qtbot.waitUntil(lambda: worker not in JobWorker.live, timeout=60000)
-    qtbot.wait(10)
+    if view is not None:
+        qtbot.waitUntil(lambda: not view.loading() and not view._busy(), timeout=60000)
 
 
 def _shown(qtbot: QtBot, view: SortView) -> list[int]:
@@ -84,7 +87,7 @@ def _shown(qtbot: QtBot, view: SortView) -> list[int]:
 
 def _with_folders(qtbot: QtBot, view: SortView, tree: Path) -> None:
     for name in ("Cats", "Beach"):
-        _wait(qtbot, view.add_folder(str(tree / "sort" / name)))
+        _wait(qtbot, view.add_folder(str(tree / "sort" / name)), view)
     assert [(lb.name, lb.positives) for lb in view.labels()] == [("Beach", 3), ("Cats", 3)]
 
 
@@ -100,7 +103,7 @@ def test_sort_shows_accuracy_and_every_other_photo_once(
     with qtbot.waitSignal(view.status_message, timeout=60000) as blocker:
         worker = view.train()
         assert view.progress.isVisibleTo(view) and view.cancel_button.isVisibleTo(view)
-    _wait(qtbot, worker)
+    _wait(qtbot, worker, view)
     assert str(blocker.args[0]).startswith("Sorted")
     result = view.result()
     assert result is not None and len(result.predictions) == 6
@@ -130,7 +133,7 @@ def test_reject_learns_and_sorts_again_accept_makes_examples(
 ) -> None:
     _with_folders(qtbot, view, tree)
     view.threshold_spin.setValue(0)
-    _wait(qtbot, view.train())
+    _wait(qtbot, view.train(), view)
     cats = next(lb for lb in view.labels() if lb.name == "Cats")
     beach = next(lb for lb in view.labels() if lb.name == "Beach")
     busiest = max((cats, beach), key=lambda lb: len(view.result().by_label()[lb.name]))  # type: ignore[union-attr]
@@ -139,7 +142,7 @@ def test_reject_learns_and_sorts_again_accept_makes_examples(
     first = view.shown_photos()[0]
     worker = view.reject([first.id])
     assert worker is not None
-    _wait(qtbot, worker)
+    _wait(qtbot, worker, view)  # the rejection is saved, then it sorts again
     result = view.result()
     assert result is not None
     after = next(p for p in result.predictions if p.image_id == first.id)
@@ -150,14 +153,17 @@ def test_reject_learns_and_sorts_again_accept_makes_examples(
     _shown(qtbot, view)
     some = view.shown_photos()[0]
     other = next(lb for lb in view.labels() if lb.id != busiest.id)
-    assert view.label_as([some.id], other.id) == 1
+    with qtbot.waitSignal(view.status_message, timeout=60000) as blocker:
+        view.label_as([some.id], other.id)
+    assert blocker.args == [f"1 photo now an example of “{other.name}”"]
     assert some.id in lib.label_examples(other.id)[0]
     assert all(p.image_id != some.id for p in view.result().predictions)  # type: ignore[union-attr]
 
 
 def test_drop_photos_on_a_label_and_new_label(qtbot: QtBot, view: SortView) -> None:
-    label = view.new_label("Receipts")
-    assert label is not None
+    made: list[SortLabelInfo] = []
+    _wait(qtbot, view.new_label("Receipts", made.append), view)
+    (label,) = made
     view.open(ALL)
     _shown(qtbot, view)
     index = view.model.index(0, 0)
@@ -176,23 +182,25 @@ def test_drop_photos_on_a_label_and_new_label(qtbot: QtBot, view: SortView) -> N
         Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
     )
-    assert view.eventFilter(view.label_list.viewport(), drop)
+    with qtbot.waitSignal(view.status_message, timeout=60000):
+        assert view.eventFilter(view.label_list.viewport(), drop)
+    qtbot.waitUntil(lambda: not view.loading(), timeout=60000)
     assert next(lb for lb in view.labels() if lb.id == label.id).positives == 1
     # One label is not enough to sort: the message says so.
     with qtbot.waitSignal(view.status_message, timeout=60000) as blocker:
         worker = view.train()
-    _wait(qtbot, worker)
+    _wait(qtbot, worker, view)
     assert "at least two" in str(blocker.args[0])
 
 
 def test_export_copy_then_undo(qtbot: QtBot, view: SortView, tree: Path, lib: Library) -> None:
     _with_folders(qtbot, view, tree)
     view.threshold_spin.setValue(0)
-    _wait(qtbot, view.train())
+    _wait(qtbot, view.train(), view)
     dest = tree / "out"
     with qtbot.waitSignal(view.status_message, timeout=60000) as blocker:
         worker = view.export(str(dest), "copy")
-    _wait(qtbot, worker)
+    _wait(qtbot, worker, view)
     assert blocker.args == ["Wrote 6 files — Undo with Ctrl+Z"]
     written = sorted(dest.rglob("*.jpg"))
     assert len(written) == 6 and {p.parent.name for p in written} <= {"Cats", "Beach"}

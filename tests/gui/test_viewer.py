@@ -12,6 +12,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QDialog
 from pytestqt.qtbot import QtBot
+from qtsync import deliver_posted_events
 
 from dino_desktop.core.images import open_image
 from dino_desktop.gui import viewer as viewer_module
@@ -130,7 +131,7 @@ def test_stepping_back_uses_the_cache(
     qtbot.keyClick(viewer, Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: not viewer.is_loading, timeout=20000)
     viewer.pool.waitForDone(20000)  # let the look-ahead finish too
-    qtbot.wait(50)
+    deliver_posted_events()  # and its results reach the viewer's cache
     before = sorted(decoded)
     # Back to the first photo: shown at once, from memory.
     with qtbot.waitSignal(viewer.image_shown, timeout=1000) as blocker:
@@ -321,4 +322,4 @@ def test_deleting_the_viewer_while_decoding_is_safe(qtbot: QtBot, photos: list[s
     assert viewer.is_loading
     with qtbot.waitSignal(viewer.destroyed, timeout=20000):
         viewer.close()  # the pool, a child of the viewer, waits for its decodes
-    qtbot.wait(100)  # any queued results arrive at nothing, harmlessly
+    deliver_posted_events()  # any queued results arrive at nothing, harmlessly

@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from PySide6.QtCore import QSignalBlocker, QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPalette, QPixmap
+from PySide6.QtGui import QBrush, QFont, QIcon, QImage
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QDialog,
-    QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
     QFrame,
-    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -40,7 +37,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QScrollBar,
     QSizePolicy,
     QSplitter,
     QStackedWidget,
@@ -59,17 +55,25 @@ from dino_desktop.core.duplicates import (
     Member,
 )
 from dino_desktop.core.fileops import OpResult
-from dino_desktop.core.images import open_image
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import PhotoRow
-from dino_desktop.gui.details import human_size
+from dino_desktop.core.weights import WeightsUnavailable
+from dino_desktop.gui.common import code_html, data_size, plural
 from dino_desktop.gui.thumbnails import ThumbnailLoader
-from dino_desktop.gui.workers import JobWorker, start
+from dino_desktop.gui.views.duplicate_cards import (
+    CARD_EDGE,
+    DIFF_TINT,
+    FACT_ROWS,
+    REFERENCE_TIP,
+    FullSizeDialog,
+    MemberCard,
+    member_facts,
+)
+from dino_desktop.gui.workers import JobWorker, describe, start
 
 __all__ = ["DuplicatesView", "FullSizeDialog"]
 
-CARD_EDGE = 220
 LIST_ICON = 56
 MAX_WHY = 8  # CompareDialog shows 2–8 photos with one joint PCA
 
@@ -84,18 +88,6 @@ METHOD_TIPS: dict[str, str] = {
     "dino": "Photos that look alike to the DINOv2 model: near-identical shots, crops, edits. "
     "Needs the model weights and embedded photos.",
 }
-RELATION_LABELS: dict[str, str] = {
-    "keeper": "Keeper",
-    "identical": "Identical copy",
-    "resized": "Resized copy",
-    "re-encoded": "Re-encoded",
-    "rotated": "Rotated",
-    "cropped": "Cropped",
-    "edited": "Edited",
-    "similar shot": "Similar shot",
-}
-FACT_ROWS = ("Folder", "File size", "Dimensions", "Format", "Taken", "Camera")
-REFERENCE_TIP = "In a reference folder: protected, never moved or trashed."
 HINT = (
     "<h3>Find duplicate photos</h3>"
     "<p>Choose a method above and press <b>Find duplicates</b>.</p>"
@@ -104,44 +96,6 @@ HINT = (
     "<b>Similar</b> uses the DINOv2 model to find near-identical shots.</p>"
     "<p>Photos in reference folders 🔒 are never marked for removal.</p>"
 )
-
-# Differing cells: a translucent amber, so it tints the light or dark base
-# colour underneath instead of replacing it and reads well on both.
-DIFF_TINT = QColor(255, 176, 0, 56)
-
-
-def relation_label(relation: str) -> str:
-    """The user-facing words for a member's relation to its group's keeper."""
-    return RELATION_LABELS.get(relation, relation.replace("-", " ").capitalize())
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
-
-
-def _facts(member: Member) -> list[tuple[str, object]]:
-    """(shown text, value compared with the keeper's) for each row of the diff table."""
-    taken = member.taken_at.strftime("%d %b %Y, %H:%M:%S") if member.taken_at else "unknown"
-    return [
-        (os.path.dirname(member.path), os.path.dirname(member.path)),
-        (human_size(member.size), member.size),
-        (f"{member.width} × {member.height}", (member.width, member.height)),
-        (member.format or "unknown", member.format),
-        (taken, member.taken_at),
-        (member.camera or "unknown", member.camera),
-    ]
-
-
-def _score_text(method: str, member: Member) -> str:
-    if member.relation == "keeper":
-        return ""
-    if method == "exact" or member.relation == "identical":
-        return "Same bytes"
-    if method == "phash":
-        # score = 1 - bits/64: show the distance the threshold is set in.
-        bits = round((1.0 - member.score) * PHASH_BITS)
-        return "Same hash" if bits == 0 else f"{plural(bits, 'hash bit')} apart"
-    return f"Similarity {member.score:.3f}"
 
 
 def _search_job(
@@ -178,195 +132,6 @@ def _without(group: Group, gone: set[str]) -> Group | None:
 
 
 # ---- the member cards --------------------------------------------------------------
-
-
-class MemberCard(QFrame):
-    """One member of a group: thumbnail, name, relation, score, a reference badge, a mark box."""
-
-    mark_toggled = Signal(str, bool)  # path, wanted state (the view may refuse it)
-
-    def __init__(self, member: Member, method: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.member = member
-        self.setObjectName("card")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
-        # A marked card gets a border in the palette's highlight colour.
-        self.setStyleSheet(
-            "QFrame#card { border: 1px solid palette(mid); border-radius: 6px; }"
-            'QFrame#card[marked="true"] { border: 2px solid palette(highlight); }'
-        )
-        self.image = QLabel()
-        self.image.setFixedSize(CARD_EDGE, CARD_EDGE)
-        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.image.setText("…")
-        name = os.path.basename(member.path)
-        self.name = QLabel()
-        self.name.setText(
-            self.name.fontMetrics().elidedText(name, Qt.TextElideMode.ElideMiddle, CARD_EDGE)
-        )
-        self.name.setToolTip(member.path)
-        self.name.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.relation = QLabel(relation_label(member.relation))
-        bold = QFont(self.relation.font())
-        bold.setBold(True)
-        self.relation.setFont(bold)
-        self.score = QLabel(_score_text(method, member))
-        # Secondary information: the palette's muted text colour, light or dark.
-        self.score.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        self.badge = QLabel("🔒 Reference")
-        self.badge.setToolTip(REFERENCE_TIP)
-        self.check = QCheckBox("Mark for removal")
-        if member.is_reference:
-            self.check.setEnabled(False)
-            self.check.setToolTip(REFERENCE_TIP)
-        else:
-            self.check.setToolTip(
-                "Marked photos go to the trash or a folder with the buttons below"
-            )
-        self.check.toggled.connect(lambda on: self.mark_toggled.emit(member.path, on))
-        info = QHBoxLayout()
-        info.addWidget(self.relation)
-        info.addStretch(1)
-        info.addWidget(self.badge)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
-        layout.setSpacing(4)
-        layout.addWidget(self.image)
-        layout.addWidget(self.name)
-        layout.addLayout(info)
-        layout.addWidget(self.score)
-        layout.addWidget(self.check)
-        # Only now, inside the card: a parentless label shown would open its own window.
-        self.badge.setVisible(member.is_reference)
-
-    def set_pixmap(self, pixmap: QPixmap | None) -> None:
-        if pixmap is None or pixmap.isNull():
-            return
-        self.image.setPixmap(
-            pixmap.scaled(
-                CARD_EDGE,
-                CARD_EDGE,
-                Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation,
-            )
-        )
-
-    def set_failed(self) -> None:
-        self.image.setText("Cannot be read")
-
-    def set_marked(self, marked: bool) -> None:
-        """Show the state without emitting `mark_toggled` (the view owns the marks)."""
-        with QSignalBlocker(self.check):
-            self.check.setChecked(marked)
-        self.setProperty("marked", marked)
-        # Re-polish: a dynamic property only restyles when the style is re-applied.
-        self.style().unpolish(self)
-        self.style().polish(self)
-
-
-# ---- compare at full size --------------------------------------------------------------
-
-
-def _decode_job(paths: Sequence[str], token: CancelToken) -> Job[list[QImage | str]]:
-    """Decode each photo at full size into a QImage (fine off the GUI thread), or an error."""
-    out: list[QImage | str] = []
-    for done, path in enumerate(paths):
-        token.check()
-        yield Progress("decode", done, len(paths), path, "Decoding")
-        try:
-            img = open_image(path)
-        except Exception as exc:  # one unreadable photo must not hide the others
-            out.append(str(exc) or type(exc).__name__)
-            continue
-        data = img.tobytes("raw", "RGB")
-        # copy(): the QImage must own its pixels once `data` goes away.
-        out.append(
-            QImage(data, img.width, img.height, 3 * img.width, QImage.Format.Format_RGB888).copy()
-        )
-    return out
-
-
-class FullSizeDialog(QDialog):
-    """Members side by side at 100 % in scroll areas that scroll together."""
-
-    def __init__(self, paths: Sequence[str], parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.paths = list(paths)
-        self.setWindowTitle(f"Compare {len(self.paths)} photos at full size")
-        self.areas: list[QScrollArea] = []
-        self.labels: list[QLabel] = []
-        self._syncing = False
-        grid = QGridLayout()
-        for column, path in enumerate(self.paths):
-            title = QLabel(os.path.basename(path))
-            title.setToolTip(path)
-            title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            label = QLabel("Decoding…")
-            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            area = QScrollArea()
-            area.setWidget(label)
-            area.setWidgetResizable(False)
-            area.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            for bar in (area.horizontalScrollBar(), area.verticalScrollBar()):
-                bar.valueChanged.connect(lambda _v, b=bar: self._sync(b))
-            grid.addWidget(title, 0, column)
-            grid.addWidget(area, 1, column)
-            grid.setColumnStretch(column, 1)
-            self.areas.append(area)
-            self.labels.append(label)
-        grid.setRowStretch(1, 1)
-        self.status = QLabel("Decoding at full size…")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
-        footer = QHBoxLayout()
-        footer.addWidget(self.status, 1)
-        footer.addWidget(buttons)
-        layout = QVBoxLayout(self)
-        layout.addLayout(grid, 1)
-        layout.addLayout(footer)
-        self.worker = JobWorker(lambda token: _decode_job(self.paths, token))
-        self.worker.signals.finished.connect(self._decoded)
-        self.worker.signals.failed.connect(self._failed)
-        self.finished.connect(lambda _result: self.worker.cancel())
-        start(self.worker)
-
-    def _decoded(self, images: list[QImage | str]) -> None:
-        ratio = self.devicePixelRatioF()
-        for label, image in zip(self.labels, images, strict=True):
-            if isinstance(image, str):
-                label.setText(f"Cannot be read:\n{image}")
-                label.setWordWrap(True)
-                continue
-            pixmap = QPixmap.fromImage(image)
-            # 100 % means one photo pixel per screen pixel, also on a HiDPI screen.
-            pixmap.setDevicePixelRatio(ratio)
-            label.setPixmap(pixmap)
-            label.adjustSize()
-        self.status.setText("100 % — scrolling one photo scrolls the others to the same place")
-
-    def _failed(self, message: str) -> None:
-        self.status.setText(
-            "Stopped" if self.worker.token.cancelled else f"Could not decode: {message}"
-        )
-
-    def _sync(self, source: QScrollBar) -> None:
-        """Scroll the others to the same relative place (resized copies are smaller)."""
-        if self._syncing:
-            return
-        self._syncing = True
-        try:
-            fraction = source.value() / source.maximum() if source.maximum() else 0.0
-            horizontal = source.orientation() == Qt.Orientation.Horizontal
-            for area in self.areas:
-                bar = area.horizontalScrollBar() if horizontal else area.verticalScrollBar()
-                if bar is not source:
-                    bar.setValue(round(fraction * bar.maximum()))
-        finally:
-            self._syncing = False
-
-
-# ---- the view ------------------------------------------------------------------------
 
 
 class DuplicatesView(QWidget):
@@ -639,10 +404,10 @@ class DuplicatesView(QWidget):
                 self._search_worker = None
                 self._search_finished(method, *result)
 
-        def failed(message: str) -> None:
+        def failed(exc: Exception) -> None:
             if self._search_worker is worker:
                 self._search_worker = None
-                self._search_failed(message, cancelled=worker.token.cancelled)
+                self._search_failed(exc, cancelled=worker.token.cancelled)
 
         worker.signals.progressed.connect(
             lambda step: self._progressed(step) if self._search_worker is worker else None
@@ -685,7 +450,7 @@ class DuplicatesView(QWidget):
             )
             self.status_message.emit(f"No {METHOD_LABELS[method].lower()} found")
 
-    def _search_failed(self, message: str, *, cancelled: bool) -> None:
+    def _search_failed(self, exc: Exception, *, cancelled: bool) -> None:
         self._set_idle()
         if cancelled:
             self.status_message.emit("Duplicate search stopped")
@@ -695,15 +460,16 @@ class DuplicatesView(QWidget):
         self._groups = []
         self._marked.clear()
         self._set_groups([])
-        if "weights" in message.lower():
-            # WeightsUnavailable: the message says what to download and how to import it.
+        message = describe(exc)
+        if isinstance(exc, WeightsUnavailable):
+            # The message says what to download and how to import it.
             text = (
                 "<h3>The DINOv2 model weights are not installed</h3>"
-                f"<p>{_html(message)}</p>"
+                f"<p>{code_html(message)}</p>"
                 "<p><b>Exact copies</b> and <b>Look-alikes</b> work without them.</p>"
             )
         else:
-            text = f"<h3>Could not look for duplicates</h3><p>{_html(message)}</p>"
+            text = f"<h3>Could not look for duplicates</h3><p>{code_html(message)}</p>"
         self._show_placeholder(text)
         self.status_message.emit(f"Could not look for duplicates: {message}")
 
@@ -750,7 +516,7 @@ class DuplicatesView(QWidget):
         self.group_list.blockSignals(False)
         total = sum(g.reclaimable for g in groups)
         self.summary_label.setText(
-            f"{plural(len(groups), 'group')} · {human_size(total)} reclaimable" if groups else ""
+            f"{plural(len(groups), 'group')} · {data_size(total)} reclaimable" if groups else ""
         )
         if groups:
             with QSignalBlocker(self.group_list):
@@ -792,7 +558,7 @@ class DuplicatesView(QWidget):
     def _group_text(group: Group) -> str:
         return (
             f"{os.path.basename(group.keeper.path)}\n"
-            f"{len(group.members)} photos · {human_size(group.reclaimable)} reclaimable"
+            f"{len(group.members)} photos · {data_size(group.reclaimable)} reclaimable"
         )
 
     def _show_placeholder(self, html: str) -> None:
@@ -813,7 +579,7 @@ class DuplicatesView(QWidget):
         group = self._groups[row]
         self.group_title.setText(
             f"Group {row + 1} of {len(self._groups)} · {len(group.members)} photos · "
-            f"{human_size(group.reclaimable)} reclaimable"
+            f"{data_size(group.reclaimable)} reclaimable"
         )
         for member in group.members:
             card = MemberCard(member, self._method_shown, self._cards_box)
@@ -846,10 +612,10 @@ class DuplicatesView(QWidget):
         table.setHorizontalHeaderLabels(
             [("★ " if m.relation == "keeper" else "") + os.path.basename(m.path) for m in members]
         )
-        keeper = _facts(group.keeper)
+        keeper = member_facts(group.keeper)
         tint = QBrush(DIFF_TINT)
         for column, member in enumerate(members):
-            for row, (text, value) in enumerate(_facts(member)):
+            for row, (text, value) in enumerate(member_facts(member)):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
                 if column > 0 and value != keeper[row][1]:
@@ -976,7 +742,7 @@ class DuplicatesView(QWidget):
         if marked:
             self.marked_label.setText(
                 f"{plural(len(marked), 'photo')} marked · "
-                f"{human_size(sum(m.size for m in marked))} to free"
+                f"{data_size(sum(m.size for m in marked))} to free"
             )
         else:
             self.marked_label.setText(
@@ -1013,7 +779,7 @@ class DuplicatesView(QWidget):
         marked = self._marked_members()
         if not marked or self._busy():
             return None
-        freed = human_size(sum(m.size for m in marked))
+        freed = data_size(sum(m.size for m in marked))
         if confirm:
             answer = QMessageBox.question(
                 self,
@@ -1074,10 +840,10 @@ class DuplicatesView(QWidget):
             if result.done:
                 self.files_changed.emit()
 
-        def failed(message: str) -> None:
+        def failed(exc: Exception) -> None:
             self._file_worker = None
             self._set_idle()
-            self._refuse(f"Nothing was moved: {message}")
+            self._refuse(f"Nothing was moved: {describe(exc)}")
 
         worker.signals.finished.connect(finished)
         worker.signals.failed.connect(failed)
@@ -1099,10 +865,3 @@ class DuplicatesView(QWidget):
                 row -= 1  # stay on the same group (or the next one) when one above goes
         self._marked -= gone
         self._set_groups(kept, row)
-
-
-def _html(text: str) -> str:
-    """Plain text in a rich-text label: escaped, with `code` spans kept readable."""
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    parts = escaped.split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))

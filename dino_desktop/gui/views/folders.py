@@ -73,12 +73,13 @@ from dino_desktop.core.clusters import REPRESENTATIVES, Cluster, ClusterRun, New
 from dino_desktop.core.fileops import EXPORT_MODES
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import CancelToken, Job, Progress
-from dino_desktop.core.records import LibraryError, PhotoRow
+from dino_desktop.core.records import PhotoRow
+from dino_desktop.gui.common import escape_html, plural
+from dino_desktop.gui.grid import PhotoGrid
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
-from dino_desktop.gui.views.browse import PhotoGrid
-from dino_desktop.gui.views.jobstrip import JobStrip, export_worker, plural
-from dino_desktop.gui.workers import JobWorker, reader, start
+from dino_desktop.gui.views.jobstrip import JobStrip, export_worker
+from dino_desktop.gui.workers import JobWorker, call, describe, reader, start
 
 __all__ = ["ExportPreviewDialog", "FoldersView", "export_mode_combo"]
 
@@ -164,6 +165,7 @@ class FoldersView(QWidget):
         self._cluster_worker: JobWorker | None = None
         self._export_worker: JobWorker | None = None
         self._edit_worker: JobWorker | None = None
+        self.preview_dialog: QDialog | None = None  # the export preview on screen
         self._read_worker: JobWorker | None = None  # the run, new photos, strip rows
         self._open_worker: JobWorker | None = None  # the open folder's rows
         self._loaded_once = False
@@ -354,12 +356,12 @@ class FoldersView(QWidget):
                 self._read_worker = None
                 self._show(*out)
 
-        def failed(message: str) -> None:
+        def failed(exc: Exception) -> None:
             # e.g. no weights: the view still opens, with the reason
             if self._read_worker is worker:
                 self._read_worker = None
                 self._show(None, [], {})
-                self.open_label.setText(f"Could not read the auto-folders: {message}")
+                self.open_label.setText(f"Could not read the auto-folders: {describe(exc)}")
 
         worker.signals.finished.connect(arrived)
         worker.signals.failed.connect(failed)
@@ -520,13 +522,14 @@ class FoldersView(QWidget):
                     f"Sorted {plural(total, 'photo')} into {plural(len(run.clusters), 'folder')}"
                 )
 
-        def failed(message: str) -> None:
+        def failed(exc: Exception) -> None:
             if self._cluster_worker is worker:
                 self._cluster_worker = None
                 self._set_idle()
                 if worker.token.cancelled:
                     self.status_message.emit("Sorting into folders stopped")
                 else:
+                    message = describe(exc)
                     self.open_label.setText(f"Could not sort into folders: {message}")
                     self.status_message.emit(f"Could not sort into folders: {message}")
 
@@ -565,7 +568,7 @@ class FoldersView(QWidget):
             raise ValueError(f"no folder with id {cluster_id}")
         self._open_id = cluster_id
         members = cluster.member_ids
-        caption = f"<b>{_html(cluster.name)}</b> · {plural(cluster.size, 'photo')}"
+        caption = f"<b>{escape_html(cluster.name)}</b> · {plural(cluster.size, 'photo')}"
         library = self.library
 
         worker = reader(lambda: library.photos_by_id(members))
@@ -578,10 +581,10 @@ class FoldersView(QWidget):
                 self.open_label.setText(caption)
                 self._update_actions()
 
-        def failed(message: str) -> None:
+        def failed(exc: Exception) -> None:
             if self._open_worker is worker:
                 self._open_worker = None
-                self.open_label.setText(f"Could not read the folder's photos: {message}")
+                self.open_label.setText(f"Could not read the folder's photos: {describe(exc)}")
 
         worker.signals.finished.connect(arrived)
         worker.signals.failed.connect(failed)
@@ -621,27 +624,32 @@ class FoldersView(QWidget):
             self.reload()
             self.status_message.emit(done)
 
-        def failed(message: str) -> None:
+        def failed(exc: Exception) -> None:
             self._edit_worker = None
             self._set_idle()
             self.reload()
-            self.status_message.emit(f"Could not {what}: {message}")
+            self.status_message.emit(f"Could not {what}: {describe(exc)}")
 
         worker.signals.finished.connect(finished)
         worker.signals.failed.connect(failed)
         self._set_busy(f"{what[0].upper()}{what[1:]}…", cancellable=False)
         return start(worker)
 
-    def rename(self, cluster_id: int, name: str) -> bool:
-        """Rename a folder (saved at once); False when refused (e.g. an empty name).
+    def rename(self, cluster_id: int, name: str) -> JobWorker:
+        """Rename a folder in a worker (one row; no vectors read, so not a busy
+        edit); a refusal (e.g. an empty name) becomes a message."""
+        library = self.library
 
-        A rename writes one row and reads no vectors, so it runs here, at once.
-        """
-        try:
-            stored = self.library.rename_cluster(cluster_id, name)
-        except LibraryError as exc:
-            self.status_message.emit(f"Could not rename: {exc}")
-            return False
+        def failed(exc: Exception) -> None:
+            self.status_message.emit(f"Could not rename: {describe(exc)}")
+
+        return call(
+            lambda: library.rename_cluster(cluster_id, name),
+            lambda stored: self._renamed(cluster_id, stored),
+            failed,
+        )
+
+    def _renamed(self, cluster_id: int, stored: str) -> None:
         run = self._run
         if run is not None:  # shown at once; the re-read below brings the rest
             self._run = replace(
@@ -655,7 +663,6 @@ class FoldersView(QWidget):
                 item.setText(0, stored)
         self.reload()
         self.status_message.emit(f"Renamed the folder to “{stored}”")
-        return True
 
     def rename_interactively(self, cluster_id: int) -> None:
         cluster = self._cluster(cluster_id)
@@ -817,16 +824,19 @@ class FoldersView(QWidget):
         """
         if self._busy():
             return None
-        if confirm:
-            try:
-                plan = self.library.export_plan(dest)
-            except LibraryError as exc:
-                QMessageBox.warning(self, "Export", str(exc))
-                return None
-            dialog = ExportPreviewDialog(plan, mode, self)
-            if dialog.exec() != QDialog.DialogCode.Accepted:
-                return None
         library = self.library
+        if confirm:  # the exact plan is read in a worker, then previewed
+
+            def preview(plan: list[tuple[str, str]]) -> None:
+                dialog = ExportPreviewDialog(plan, mode, self)
+                self.preview_dialog = dialog
+                if dialog.exec() == QDialog.DialogCode.Accepted and not self._busy():
+                    self.export(dest, mode)
+
+            def failed(exc: Exception) -> None:
+                QMessageBox.warning(self, "Export", describe(exc))
+
+            return call(lambda: library.export_plan(dest), preview, failed)
         self._export_worker = export_worker(
             lambda token: library.export_clusters_job(dest, mode, token),
             progressed=self._progressed,
@@ -840,7 +850,3 @@ class FoldersView(QWidget):
     def _export_ended(self) -> None:
         self._export_worker = None
         self._set_idle()
-
-
-def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -16,11 +16,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QW
 
 from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.progress import CancelToken, Job, Progress
-from dino_desktop.gui.workers import JobWorker
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+from dino_desktop.gui.common import plural
+from dino_desktop.gui.workers import JobWorker, describe
 
 
 def export_message(result: OpResult) -> str:
@@ -54,9 +51,9 @@ def export_worker(
         if result.moved:
             files_changed.emit()
 
-    def failed(message: str) -> None:
+    def failed(exc: Exception) -> None:
         ended()
-        status.emit(f"Nothing was exported: {message}")
+        status.emit(f"Nothing was exported: {describe(exc)}")
 
     worker.signals.progressed.connect(progressed)
     worker.signals.finished.connect(finished)

@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
 
 from dino_desktop.core.images import IMAGE_EXTENSIONS
 from dino_desktop.core.records import PhotoRow
+from dino_desktop.gui.grid import PhotoGrid
 from dino_desktop.gui.models import PhotoListModel
 from dino_desktop.gui.thumbnails import ThumbnailLoader
-from dino_desktop.gui.views.browse import PhotoGrid
 
 QUERY_EDGE = 96
 HINT = (

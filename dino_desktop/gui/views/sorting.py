@@ -12,8 +12,10 @@ like Auto-folders (preview, copy / link / move, journaled, Ctrl+Z undoes).
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QFont
@@ -38,15 +40,18 @@ from PySide6.QtWidgets import (
 )
 
 from dino_desktop.core.library import Library
-from dino_desktop.core.progress import Progress
+from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import LibraryError, PhotoRow, SortLabelInfo
 from dino_desktop.core.sorting import DEFAULT_THRESHOLD, UNSURE, SortResult, rethreshold
+from dino_desktop.gui.common import plural
+from dino_desktop.gui.grid import PhotoGrid
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
-from dino_desktop.gui.views.browse import PhotoGrid
 from dino_desktop.gui.views.folders import ExportPreviewDialog, export_mode_combo
-from dino_desktop.gui.views.jobstrip import JobStrip, export_worker, plural
-from dino_desktop.gui.workers import JobWorker, reader, start
+from dino_desktop.gui.views.jobstrip import JobStrip, export_worker
+from dino_desktop.gui.workers import JobWorker, call, describe, reader, start
+
+log = logging.getLogger(__name__)
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 ALL = 0  # the "All photos" row: browse the library to pick examples
@@ -80,6 +85,8 @@ class SortView(QWidget):
         self._export_worker: JobWorker | None = None
         self._scan_worker: JobWorker | None = None
         self._rows_worker: JobWorker | None = None
+        self._labels_worker: JobWorker | None = None
+        self.preview_dialog: QDialog | None = None  # the export preview on screen
         self._build_top_bar()
         self._build_label_pane()
         self._build_photo_pane()
@@ -94,6 +101,7 @@ class SortView(QWidget):
         layout.setSpacing(0)
         layout.addWidget(self._top)
         layout.addWidget(splitter, 1)
+        self._update_actions()  # no labels until the read below arrives
         self.reload()
 
     # ---- building ----------------------------------------------------------------
@@ -242,16 +250,50 @@ class SortView(QWidget):
             w is not None for w in (self._train_worker, self._export_worker, self._scan_worker)
         )
 
-    def reload(self) -> None:
-        """Re-read the labels; keep the open one; the last sort stays until the next."""
-        try:
-            self._labels = self.library.sort_labels()
-        except Exception as exc:  # the view still opens, with the reason
-            self._labels = []
-            self.open_label.setText(f"Could not read the labels: {exc}")
+    def reload(self) -> JobWorker:
+        """Re-read the labels in a worker; keep the open one; the last sort stays
+        until the next. A newer read replaces an older one still running."""
+        library = self.library
+        worker = reader(library.sort_labels)
+        self._labels_worker = worker
+
+        def arrived(labels: list[SortLabelInfo]) -> None:
+            if self._labels_worker is worker:
+                self._labels_worker = None
+                self._labels = labels
+                self._labels_shown()
+
+        def failed(exc: Exception) -> None:
+            if self._labels_worker is worker:  # the view still opens, with the reason
+                self._labels_worker = None
+                self._labels = []
+                self._labels_shown()
+                self.open_label.setText(f"Could not read the labels: {describe(exc)}")
+
+        worker.signals.finished.connect(arrived)
+        worker.signals.failed.connect(failed)
+        return start(worker)
+
+    def _labels_shown(self) -> None:
         self._fill_labels()
         self._show_open()
         self._update_actions()
+
+    def label_names(self) -> list[tuple[int, str]]:
+        """(id, name) of the labels as last read (for the main window's menus)."""
+        return [(lb.id, lb.name) for lb in self._labels]
+
+    def _run(self, what: str, work: Callable[[], Any], done: Callable[[Any], object]) -> JobWorker:
+        """A short write (label, rename, remove) in a worker; `done` on success,
+        the reason in the status bar on failure. The labels are read again either way."""
+
+        def failed(exc: Exception) -> None:
+            if not isinstance(exc, LibraryError):
+                log.error("%s failed: %s", what, describe(exc))
+            self.status_message.emit(f"Could not {what}: {describe(exc)}")
+            self.reload()
+
+        return call(work, done, failed)
 
     def _fill_labels(self) -> None:
         opened = self._open
@@ -399,10 +441,10 @@ class SortView(QWidget):
                 self.open_label.setText(out[2])
                 self._update_actions()
 
-        def failed(message: str) -> None:
+        def failed(exc: Exception) -> None:
             if self._rows_worker is worker:
                 self._rows_worker = None
-                self.open_label.setText(f"Could not read the photos: {message}")
+                self.open_label.setText(f"Could not read the photos: {describe(exc)}")
 
         worker.signals.finished.connect(arrived)
         worker.signals.failed.connect(failed)
@@ -411,8 +453,8 @@ class SortView(QWidget):
         self._update_actions()
 
     def loading(self) -> bool:
-        """True while the open entry's photos are still being read."""
-        return self._rows_worker is not None
+        """True while the labels or the open entry's photos are still being read."""
+        return self._labels_worker is not None or self._rows_worker is not None
 
     def _update_actions(self) -> None:
         busy = self._busy()
@@ -440,32 +482,36 @@ class SortView(QWidget):
         """Make `folder` a label of its own name; its photos (scanned first) are examples."""
         if self._busy():
             return None
-        try:
-            label = self.library.add_sort_label(
-                os.path.basename(os.path.realpath(folder).rstrip(os.sep)), folder
-            )
-        except LibraryError as exc:
-            self.status_message.emit(f"Could not add the example folder: {exc}")
-            return None
         library = self.library
-        worker = JobWorker(lambda token: library.scan_example_folders([folder], token))
+        name = os.path.basename(os.path.realpath(folder).rstrip(os.sep))
+        added: list[SortLabelInfo] = []
+
+        def job(token: CancelToken) -> Job[list[SortLabelInfo]]:
+            added.append(library.add_sort_label(name, folder))
+            yield from library.scan_example_folders([folder], token)
+            return library.sort_labels()
+
+        worker = JobWorker(job)
         self._scan_worker = worker
 
-        def done(_result: object) -> None:
+        def done(labels: list[SortLabelInfo]) -> None:
             self._scan_worker = None
             self._set_idle()
+            (label,) = added
             self._open = label.id
-            self.reload()
+            self._labels = labels
+            self._labels_shown()
             count = self._label(label.id)
             n = count.positives if count is not None else 0
             self.status_message.emit(f"Label “{label.name}”: {plural(n, 'example')}")
             self.files_changed.emit()  # the folder may be new to the library
 
-        def failed(message: str) -> None:
+        def failed(exc: Exception) -> None:
             self._scan_worker = None
             self._set_idle()
             self.reload()
-            self.status_message.emit(f"Could not read the example folder: {message}")
+            what = "read the example folder" if added else "add the example folder"
+            self.status_message.emit(f"Could not {what}: {describe(exc)}")
 
         worker.signals.progressed.connect(self._progressed)
         worker.signals.finished.connect(done)
@@ -478,43 +524,49 @@ class SortView(QWidget):
         if folder:
             self.add_folder(folder)
 
-    def new_label(self, name: str) -> SortLabelInfo | None:
-        try:
-            label = self.library.add_sort_label(name)
-        except LibraryError as exc:
-            self.status_message.emit(f"Could not make the label: {exc}")
-            return None
-        self.reload()
-        return label
+    def new_label(
+        self, name: str, then: Callable[[SortLabelInfo], object] | None = None
+    ) -> JobWorker:
+        """Make a label in a worker; `then(label)` once it exists."""
+        library = self.library
+
+        def made(label: SortLabelInfo) -> None:
+            self.reload()
+            if then is not None:
+                then(label)
+
+        return self._run("make the label", lambda: library.add_sort_label(name), made)
 
     def new_label_interactively(self) -> None:
         name, ok = QInputDialog.getText(self, "New label", "Label name:")
         if ok and name.strip():
-            label = self.new_label(name)
-            if label is not None and self._open is None:
-                self.open(ALL)
 
-    def label_as(self, image_ids: Iterable[int], label_id: int) -> int:
-        """Make photos examples of a label; returns how many."""
+            def made(_label: SortLabelInfo) -> None:
+                if self._open is None:
+                    self.open(ALL)
+
+            self.new_label(name, made)
+
+    def label_as(self, image_ids: Iterable[int], label_id: int) -> JobWorker:
+        """Make photos examples of a label, in a worker (`finished` carries how many)."""
         ids = list(image_ids)
         label = self._label(label_id)
-        try:
-            n = self.library.label_photos(label_id, ids)
-        except LibraryError as exc:
-            self.status_message.emit(f"Could not label the photos: {exc}")
-            return 0
-        self._drop_predictions(ids)
-        self.reload()
-        name = label.name if label is not None else "the label"
-        self.status_message.emit(f"{plural(n, 'photo')} now an example of “{name}”")
-        return n
+        library = self.library
 
-    def accept(self, image_ids: Iterable[int]) -> int:
+        def done(n: int) -> None:
+            self._drop_predictions(ids)
+            self.reload()
+            name = label.name if label is not None else "the label"
+            self.status_message.emit(f"{plural(n, 'photo')} now an example of “{name}”")
+
+        return self._run("label the photos", lambda: library.label_photos(label_id, ids), done)
+
+    def accept(self, image_ids: Iterable[int]) -> JobWorker | None:
         """The open label's selected predictions are right: they become its examples."""
         label = self._label(self._open)
         ids = list(image_ids)
         if label is None or not ids:
-            return 0
+            return None
         return self.label_as(ids, label.id)
 
     def reject(self, image_ids: Iterable[int]) -> JobWorker | None:
@@ -523,16 +575,20 @@ class SortView(QWidget):
         ids = list(image_ids)
         if label is None or not ids:
             return None
-        try:
-            self.library.label_photos(label.id, ids, positive=False)
-        except LibraryError as exc:
-            self.status_message.emit(f"Could not reject the photos: {exc}")
-            return None
-        self.status_message.emit(
-            f"{plural(len(ids), 'photo')} marked as not “{label.name}”: sorting again"
-        )
-        self._labels = self.library.sort_labels()
-        return self.train()
+        library = self.library
+
+        def job() -> list[SortLabelInfo]:
+            library.label_photos(label.id, ids, positive=False)
+            return library.sort_labels()
+
+        def done(labels: list[SortLabelInfo]) -> None:
+            self.status_message.emit(
+                f"{plural(len(ids), 'photo')} marked as not “{label.name}”: sorting again"
+            )
+            self._labels = labels
+            self.train()
+
+        return self._run("reject the photos", job, done)
 
     def _drop_predictions(self, ids: list[int]) -> None:
         """Photos that became examples are no longer predictions."""
@@ -551,8 +607,12 @@ class SortView(QWidget):
         ids = self._selected_ids()
         if label is None or not ids:
             return
-        self.library.unlabel_photos(label.id, ids)
-        self.reload()
+        library = self.library
+        self._run(
+            "remove the examples",
+            lambda: library.unlabel_photos(label.id, ids),
+            lambda _none: self.reload(),
+        )
 
     def _label_as_interactively(self) -> None:
         ids = self._selected_ids()
@@ -563,12 +623,16 @@ class SortView(QWidget):
         if ok and name in names:
             self.label_as(ids, self._labels[names.index(name)].id)
 
-    def rename(self, label_id: int, name: str) -> bool:
-        try:
-            self.library.rename_sort_label(label_id, name)
-        except LibraryError as exc:
-            self.status_message.emit(f"Could not rename: {exc}")
-            return False
+    def rename(self, label_id: int, name: str) -> JobWorker:
+        """Rename a label in a worker; the last sort's predictions follow the name."""
+        library = self.library
+        return self._run(
+            "rename",
+            lambda: library.rename_sort_label(label_id, name),
+            lambda _none: self._renamed(label_id, name),
+        )
+
+    def _renamed(self, label_id: int, name: str) -> None:
         old = self._label(label_id)
         if self._result is not None and old is not None:
             # The last sort's predictions follow the new name.
@@ -585,7 +649,6 @@ class SortView(QWidget):
                 ],
             )
         self.reload()
-        return True
 
     def _rename_selected(self) -> None:
         label = self._label(self._open)
@@ -595,12 +658,16 @@ class SortView(QWidget):
         if ok:
             self.rename(label.id, name)
 
-    def remove(self, label_id: int) -> None:
-        self.library.remove_sort_label(label_id)
-        if self._open == label_id:
-            self._open = None
-        self._result = None  # its predictions named a label that is gone
-        self.reload()
+    def remove(self, label_id: int) -> JobWorker:
+        library = self.library
+
+        def removed(_none: None) -> None:
+            if self._open == label_id:
+                self._open = None
+            self._result = None  # its predictions named a label that is gone
+            self.reload()
+
+        return self._run("remove the label", lambda: library.remove_sort_label(label_id), removed)
 
     def _remove_selected(self) -> None:
         label = self._label(self._open)
@@ -694,7 +761,7 @@ class SortView(QWidget):
                 f"{accuracy}"
             )
 
-        def failed(message: str) -> None:
+        def failed(exc: Exception) -> None:
             if self._train_worker is not worker:
                 return
             self._train_worker = None
@@ -702,8 +769,8 @@ class SortView(QWidget):
             if worker.token.cancelled:
                 self.status_message.emit("Sorting stopped")
             else:
-                self.status_message.emit(f"Could not sort: {message}")
-                self.accuracy_label.setText(f"Could not sort: {message}")
+                self.status_message.emit(f"Could not sort: {describe(exc)}")
+                self.accuracy_label.setText(f"Could not sort: {describe(exc)}")
 
         worker.signals.progressed.connect(
             lambda step: self._progressed(step) if self._train_worker is worker else None
@@ -749,17 +816,20 @@ class SortView(QWidget):
         result = self._result
         if result is None or self._busy():
             return None
-        if confirm:
-            try:
-                plan = self.library.sorted_export_plan(result, dest)
-            except LibraryError as exc:
-                QMessageBox.warning(self, "Export", str(exc))
-                return None
-            dialog = ExportPreviewDialog(plan, mode, self)
-            dialog.setWindowTitle("Export the sorted photos")
-            if dialog.exec() != QDialog.DialogCode.Accepted:
-                return None
         library = self.library
+        if confirm:  # the exact plan is read in a worker, then previewed
+
+            def preview(plan: list[tuple[str, str]]) -> None:
+                dialog = ExportPreviewDialog(plan, mode, self)
+                dialog.setWindowTitle("Export the sorted photos")
+                self.preview_dialog = dialog
+                if dialog.exec() == QDialog.DialogCode.Accepted and not self._busy():
+                    self.export(dest, mode)
+
+            def failed(exc: Exception) -> None:
+                QMessageBox.warning(self, "Export", describe(exc))
+
+            return call(lambda: library.sorted_export_plan(result, dest), preview, failed)
         self._export_worker = export_worker(
             lambda token: library.export_sorted_job(result, dest, mode, token),
             progressed=self._progressed,
