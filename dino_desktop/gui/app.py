@@ -19,7 +19,7 @@ from importlib.resources import files
 from types import TracebackType
 from typing import Any
 
-from PySide6.QtCore import QObject, QSize, QTimer, Signal
+from PySide6.QtCore import QEventLoop, QObject, QSize, QTimer, Signal
 from PySide6.QtGui import QIcon, QImageReader
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
@@ -28,6 +28,7 @@ from dino_desktop.core.library import Library
 from dino_desktop.core.records import LibraryError
 from dino_desktop.gui import theme
 from dino_desktop.gui.main_window import MainWindow
+from dino_desktop.gui.workers import reader, start
 from dino_desktop.logs import log_file, setup_logging
 
 APP_NAME = "DINO Desktop"
@@ -182,6 +183,30 @@ def show_settings_problem(library: Library, parent: QWidget | None) -> bool:
     return True
 
 
+def open_library(args: argparse.Namespace) -> Library:
+    """Open the library in a worker: opening runs its migrations, which can take
+    a while on a large catalog, and no SQL runs on the GUI thread. The GUI
+    thread keeps processing events meanwhile; the worker's exception is re-raised."""
+    loop = QEventLoop()
+    outcome: list[Any] = []
+    worker = reader(
+        lambda: Library(args.library, model=args.model, weights=args.weights, device=args.device)
+    )
+
+    def arrived(value: object) -> None:
+        outcome.append(value)
+        loop.quit()
+
+    worker.signals.finished.connect(arrived)
+    worker.signals.failed.connect(arrived)
+    start(worker)
+    loop.exec()  # the worker's signals are queued to this thread: they arrive in here
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    library: Library = outcome[0]
+    return library
+
+
 def run_gui(args: argparse.Namespace) -> int:
     log_path = setup_logging(console=True)
     existing = QApplication.instance()
@@ -195,9 +220,7 @@ def run_gui(args: argparse.Namespace) -> int:
     log.info("DINO Desktop starting; log file %s", log_path)
     try:
         try:
-            library = Library(
-                args.library, model=args.model, weights=args.weights, device=args.device
-            )
+            library = open_library(args)
         except (LibraryError, SchemaTooNew, ValueError, OSError) as exc:
             log.error("Cannot open the library: %s", exc)
             QMessageBox.critical(None, APP_NAME, f"Cannot open the library: {exc}")
