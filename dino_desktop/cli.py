@@ -763,12 +763,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Imported here so `--help` and argument errors stay instant.
     from dino_desktop.core import weights as emb
-    from dino_desktop.core.db import SchemaTooNew
-    from dino_desktop.core.fileops import FileOpError
     from dino_desktop.core.images import ImageError
     from dino_desktop.core.library import Library
-    from dino_desktop.core.lock import LibraryBusy
-    from dino_desktop.core.records import LibraryError
+    from dino_desktop.core.records import FileOpError, LibraryBusy, LibraryError, SchemaTooNew
 
     try:
         lib = Library(args.library, model=args.model, weights=args.weights, device=args.device)

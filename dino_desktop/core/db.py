@@ -30,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
+from dino_desktop.core.records import SchemaTooNew
+
 
 class FsPath(TypeDecorator[str]):
     """A file-system path that survives names which are not valid UTF-8.
@@ -361,10 +363,6 @@ def _v6(conn: Connection) -> None:
 
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class SchemaTooNew(Exception):
-    """The library was written by a newer release; opening it here could damage it."""
 
 
 def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -56,7 +56,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -67,41 +67,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core.db import Folder, ImageRow, JournalRow
 from dino_desktop.core.progress import CancelToken, Job, Progress, drive
+from dino_desktop.core.records import (
+    EXPORT_MODES,
+    FileOpError,
+    OpResult,
+    ReferenceFolderError,
+)
 
 log = logging.getLogger(__name__)
 
 PAYLOAD_VERSION = 2
 # How many names "a (1).jpg" … to try before giving up on a destination.
 MAX_COLLISION_NAMES = 10_000
-
-
-class FileOpError(Exception):
-    """An expected failure; the message is one readable line for the user."""
-
-
-class ReferenceFolderError(FileOpError):
-    """The operation would change a folder marked as reference; nothing was done."""
-
-
-@dataclass(frozen=True)
-class OpResult:
-    """What an operation did.
-
-    `done` lists the paths acted on: the sources for trash and move, the
-    restored paths (where the files are now) for undo. `failed` pairs a path with
-    the reason; a failed item was left as it was. `moved` pairs each file's old
-    and new location where the new one is known (for a trash: the file inside the
-    trash folder). `notes` are remarks the user should see, e.g. that a restored
-    file got a new name because its old one was taken.
-    """
-
-    journal_id: int
-    done: list[str]
-    failed: list[tuple[str, str]]
-    moved: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    # Stopped by a cancel before the end: the items not reached were left as they were.
-    cancelled: bool = False
 
 
 class _ItemError(Exception):
@@ -444,7 +421,6 @@ def _now() -> datetime:
 
 # ---- export ------------------------------------------------------------------
 
-EXPORT_MODES = ("copy", "hardlink", "symlink", "move")
 MAX_FOLDER_NAME = 100
 # Names Windows reserves for devices, with or without an extension ("con.txt").
 _RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{i}" for p in ("com", "lpt") for i in range(10)}

@@ -30,16 +30,18 @@ from dino_desktop.core import weights as emb
 from dino_desktop.core.clusters import ClusterRun, NewPhoto
 from dino_desktop.core.db import open_engine, session_factory
 from dino_desktop.core.duplicates import Group
-from dino_desktop.core.fileops import EXPORT_MODES, FileOps, OpResult, plan_export
+from dino_desktop.core.fileops import FileOps, plan_export
 from dino_desktop.core.images import ImageError, open_image
 from dino_desktop.core.index import IndexCache, VectorIndex
 from dino_desktop.core.lock import LibraryLock, write_job, write_op
 from dino_desktop.core.model import ModelState
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import (
+    EXPORT_MODES,
     FolderInfo,
     ImageRecord,
     LibraryError,
+    OpResult,
     PhotoRow,
     ScanResult,
     SearchHit,

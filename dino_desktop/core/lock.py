@@ -45,11 +45,9 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from typing import IO, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+from dino_desktop.core.records import LibraryBusy
+
 LOCK_NAME = "write.lock"
-
-
-class LibraryBusy(Exception):
-    """Another process runs a write job on this library; the message says which."""
 
 
 class LibraryLock:

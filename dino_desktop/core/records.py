@@ -113,3 +113,46 @@ class SortLabelInfo:
     folder: str | None
     positives: int
     negatives: int
+
+
+# ---- errors and results the front ends handle (raised or returned one layer down) ----
+
+
+class SchemaTooNew(Exception):
+    """The library was written by a newer release; opening it here could damage it."""
+
+
+class LibraryBusy(Exception):
+    """Another process runs a write job on this library; the message says which."""
+
+
+class FileOpError(Exception):
+    """An expected failure; the message is one readable line for the user."""
+
+
+class ReferenceFolderError(FileOpError):
+    """The operation would change a folder marked as reference; nothing was done."""
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """What an operation did.
+
+    `done` lists the paths acted on: the sources for trash and move, the
+    restored paths (where the files are now) for undo. `failed` pairs a path with
+    the reason; a failed item was left as it was. `moved` pairs each file's old
+    and new location where the new one is known (for a trash: the file inside the
+    trash folder). `notes` are remarks the user should see, e.g. that a restored
+    file got a new name because its old one was taken.
+    """
+
+    journal_id: int
+    done: list[str]
+    failed: list[tuple[str, str]]
+    moved: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # Stopped by a cancel before the end: the items not reached were left as they were.
+    cancelled: bool = False
+
+
+EXPORT_MODES = ("copy", "hardlink", "symlink", "move")

@@ -23,9 +23,8 @@ from PySide6.QtCore import QEventLoop, QObject, QSize, QTimer, Signal
 from PySide6.QtGui import QIcon, QImageReader
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
-from dino_desktop.core.db import SchemaTooNew
 from dino_desktop.core.library import Library
-from dino_desktop.core.records import LibraryError
+from dino_desktop.core.records import LibraryError, SchemaTooNew
 from dino_desktop.gui import theme
 from dino_desktop.gui.main_window import MainWindow
 from dino_desktop.gui.workers import reader, start

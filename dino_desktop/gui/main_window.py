@@ -40,12 +40,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import (
     FolderInfo,
     LibraryError,
+    OpResult,
     PhotoRow,
     ScanResult,
     SearchHit,

@@ -38,10 +38,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dino_desktop.core.weights import WeightsError, WeightsUnavailable
 from dino_desktop.core.images import ImageError, open_image
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import LibraryError
+from dino_desktop.core.weights import WeightsError, WeightsUnavailable
 from dino_desktop.gui.common import rgb_qimage
 
 if TYPE_CHECKING:

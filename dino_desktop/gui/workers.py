@@ -32,12 +32,10 @@ from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from dino_desktop.core.weights import WeightsError, WeightsUnavailable
-from dino_desktop.core.fileops import FileOpError
 from dino_desktop.core.images import ImageError
-from dino_desktop.core.lock import LibraryBusy
 from dino_desktop.core.progress import CancelToken, Job, Progress
-from dino_desktop.core.records import LibraryError
+from dino_desktop.core.records import FileOpError, LibraryBusy, LibraryError
+from dino_desktop.core.weights import WeightsError, WeightsUnavailable
 
 THROTTLE_S = 0.1
 log = logging.getLogger(__name__)

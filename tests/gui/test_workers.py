@@ -10,9 +10,8 @@ from pytestqt.qtbot import QtBot
 from qtsync import MainThreadDb
 
 from dino_desktop.core.library import Library
-from dino_desktop.core.lock import LibraryBusy
 from dino_desktop.core.progress import CancelToken, Job, Progress, drive
-from dino_desktop.core.records import LibraryError
+from dino_desktop.core.records import LibraryBusy, LibraryError
 from dino_desktop.gui.workers import JobWorker, call, describe, reader, start
 
 

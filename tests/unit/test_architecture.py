@@ -15,6 +15,7 @@ def test_import_linter_contracts_hold() -> None:
     out = subprocess.run([_tool("lint-imports")], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "The core never imports Qt KEPT" in out.stdout
+    assert "The GUI reaches storage and models only through the Library facade KEPT" in out.stdout
 
 
 def test_every_module_has_a_docstring() -> None:

@@ -16,15 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core import clusters, db
-from dino_desktop.core.fileops import (
-    FileOps,
-    ReferenceFolderError,
-    plan_export,
-    sanitize_folder_name,
-)
+from dino_desktop.core.fileops import FileOps, plan_export, sanitize_folder_name
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import drive
-from dino_desktop.core.records import LibraryError
+from dino_desktop.core.records import LibraryError, ReferenceFolderError
 
 
 def blobs(k: int, per: int, dim: int = 32, noise: float = 0.05, seed: int = 0) -> np.ndarray:

@@ -24,8 +24,9 @@ import pytest
 
 from dino_desktop.cli import main
 from dino_desktop.core.library import Library
-from dino_desktop.core.lock import LibraryBusy, LibraryLock
+from dino_desktop.core.lock import LibraryLock
 from dino_desktop.core.progress import drive
+from dino_desktop.core.records import LibraryBusy
 
 TESTS = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core import db, fileops
-from dino_desktop.core.fileops import FileOpError, FileOps, ReferenceFolderError
+from dino_desktop.core.fileops import FileOps
+from dino_desktop.core.records import FileOpError, ReferenceFolderError
 
 pytestmark = pytest.mark.skipif(
     sys.platform in ("darwin", "win32"), reason="exercises the freedesktop.org trash"

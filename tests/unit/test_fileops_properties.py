@@ -34,7 +34,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dino_desktop.core import db, fileops
-from dino_desktop.core.fileops import FileOpError, FileOps, ReferenceFolderError, plan_export
+from dino_desktop.core.fileops import FileOps, plan_export
+from dino_desktop.core.records import FileOpError, ReferenceFolderError
 
 pytestmark = pytest.mark.skipif(
     sys.platform in ("darwin", "win32"), reason="exercises the freedesktop.org trash"

@@ -54,10 +54,9 @@ from dino_desktop.core.duplicates import (
     Group,
     Member,
 )
-from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import CancelToken, Job, Progress
-from dino_desktop.core.records import PhotoRow
+from dino_desktop.core.records import OpResult, PhotoRow
 from dino_desktop.core.weights import WeightsUnavailable
 from dino_desktop.gui.common import code_html, data_size, plural
 from dino_desktop.gui.thumbnails import ThumbnailLoader

@@ -70,10 +70,9 @@ from PySide6.QtWidgets import (
 )
 
 from dino_desktop.core.clusters import REPRESENTATIVES, Cluster, ClusterRun, NewPhoto
-from dino_desktop.core.fileops import EXPORT_MODES
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import CancelToken, Job, Progress
-from dino_desktop.core.records import PhotoRow
+from dino_desktop.core.records import EXPORT_MODES, PhotoRow
 from dino_desktop.gui.common import escape_html, plural
 from dino_desktop.gui.grid import PhotoGrid
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids

@@ -14,8 +14,8 @@ from typing import Any
 from PySide6.QtCore import SignalInstance
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from dino_desktop.core.fileops import OpResult
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.records import OpResult
 from dino_desktop.gui.common import plural
 from dino_desktop.gui.workers import JobWorker, describe
 
