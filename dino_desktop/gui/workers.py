@@ -30,6 +30,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from dino_desktop.core.images import ImageError
@@ -119,6 +120,21 @@ class JobWorker(QRunnable):
             else:
                 log.exception("background work failed")
             self.signals.failed.emit(exc)
+
+
+def guarded(owner: QObject, slot: Callable[[Any], object]) -> Callable[[Any], None]:
+    """`slot` as a receiver that does nothing once `owner` (a widget) is deleted.
+
+    A closure connected to a worker's signal has no receiver object, so Qt does
+    not disconnect it when the view that made it goes; a result that arrives
+    after that must not touch the view's deleted widgets.
+    """
+
+    def run(value: Any) -> None:
+        if shiboken6.isValid(owner):
+            slot(value)
+
+    return run
 
 
 def _spent(_token: CancelToken) -> Job[Any]:

@@ -78,7 +78,7 @@ from dino_desktop.gui.grid import PhotoGrid
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.jobstrip import JobStrip, export_worker
-from dino_desktop.gui.workers import JobWorker, call, describe, reader, start
+from dino_desktop.gui.workers import JobWorker, call, describe, guarded, reader, start
 
 __all__ = ["ExportPreviewDialog", "FoldersView", "export_mode_combo"]
 
@@ -362,8 +362,8 @@ class FoldersView(QWidget):
                 self._show(None, [], {})
                 self.open_label.setText(f"Could not read the auto-folders: {describe(exc)}")
 
-        worker.signals.finished.connect(arrived)
-        worker.signals.failed.connect(failed)
+        worker.signals.finished.connect(guarded(self, arrived))
+        worker.signals.failed.connect(guarded(self, failed))
         start(worker)
 
     def loading(self) -> bool:
@@ -535,8 +535,8 @@ class FoldersView(QWidget):
         worker.signals.progressed.connect(
             lambda step: self._progressed(step) if self._cluster_worker is worker else None
         )
-        worker.signals.finished.connect(finished)
-        worker.signals.failed.connect(failed)
+        worker.signals.finished.connect(guarded(self, finished))
+        worker.signals.failed.connect(guarded(self, failed))
         self._set_busy("Sorting into folders…", cancellable=True)
         return start(worker)
 
@@ -585,8 +585,8 @@ class FoldersView(QWidget):
                 self._open_worker = None
                 self.open_label.setText(f"Could not read the folder's photos: {describe(exc)}")
 
-        worker.signals.finished.connect(arrived)
-        worker.signals.failed.connect(failed)
+        worker.signals.finished.connect(guarded(self, arrived))
+        worker.signals.failed.connect(guarded(self, failed))
         self.open_label.setText(f"{caption} · reading…")
         start(worker)
         self._update_actions()
@@ -629,8 +629,8 @@ class FoldersView(QWidget):
             self.reload()
             self.status_message.emit(f"Could not {what}: {describe(exc)}")
 
-        worker.signals.finished.connect(finished)
-        worker.signals.failed.connect(failed)
+        worker.signals.finished.connect(guarded(self, finished))
+        worker.signals.failed.connect(guarded(self, failed))
         self._set_busy(f"{what[0].upper()}{what[1:]}…", cancellable=False)
         return start(worker)
 

@@ -49,7 +49,7 @@ from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.folders import ExportPreviewDialog, export_mode_combo
 from dino_desktop.gui.views.jobstrip import JobStrip, export_worker
-from dino_desktop.gui.workers import JobWorker, call, describe, reader, start
+from dino_desktop.gui.workers import JobWorker, call, describe, guarded, reader, start
 
 log = logging.getLogger(__name__)
 
@@ -270,8 +270,8 @@ class SortView(QWidget):
                 self._labels_shown()
                 self.open_label.setText(f"Could not read the labels: {describe(exc)}")
 
-        worker.signals.finished.connect(arrived)
-        worker.signals.failed.connect(failed)
+        worker.signals.finished.connect(guarded(self, arrived))
+        worker.signals.failed.connect(guarded(self, failed))
         return start(worker)
 
     def _labels_shown(self) -> None:
@@ -293,7 +293,7 @@ class SortView(QWidget):
             self.status_message.emit(f"Could not {what}: {describe(exc)}")
             self.reload()
 
-        return call(work, done, failed)
+        return call(work, guarded(self, done), guarded(self, failed))
 
     def _fill_labels(self) -> None:
         opened = self._open
@@ -446,8 +446,8 @@ class SortView(QWidget):
                 self._rows_worker = None
                 self.open_label.setText(f"Could not read the photos: {describe(exc)}")
 
-        worker.signals.finished.connect(arrived)
-        worker.signals.failed.connect(failed)
+        worker.signals.finished.connect(guarded(self, arrived))
+        worker.signals.failed.connect(guarded(self, failed))
         self.open_label.setText("Reading…")
         start(worker)
         self._update_actions()
