@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core.db import Folder, ImageRow
-from dino_desktop.core.records import FolderInfo, ImageRecord, LibraryError, PhotoRow
+from dino_desktop.core.records import FolderInfo, ImageRecord, LibraryError, PhotoRow, Status
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,23 @@ def failed_count(sessions: Sessions) -> int:
 
 
 # ---- photos ----------------------------------------------------------------------
+
+
+def status(
+    sessions: Sessions, pending: int, model: str, weights: str | os.PathLike[str] | None
+) -> Status:
+    """The library's counts and folders, with the model's `pending` count and weights file."""
+    found = folders(sessions)
+    images = sum(f.images for f in found)
+    return Status(
+        images=images,
+        embedded=images - pending,
+        pending=pending,
+        failed=failed_count(sessions),
+        folders=found,
+        model=model,
+        weights=None if weights is None else os.fspath(weights),
+    )
 
 
 def images(sessions: Sessions, *, failed_only: bool = False) -> Iterator[ImageRecord]:

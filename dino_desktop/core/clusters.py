@@ -47,6 +47,7 @@ import numpy as np
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from dino_desktop.core import catalog
 from dino_desktop.core.db import (
     ClusterExclusion,
     ClusterMember,
@@ -54,7 +55,10 @@ from dino_desktop.core.db import (
     ClusterRunRow,
     ImageRow,
 )
+from dino_desktop.core.fileops import plan_export
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.records import LibraryError
+from dino_desktop.core.vectors import all_vectors, vectors_outside_run
 
 NITER = 20
 SEED = 1234
@@ -264,6 +268,20 @@ def outlier_cut(scores: np.ndarray) -> float:
     return float(scores.mean() - OUTLIER_STD * scores.std())
 
 
+def cluster_model(
+    sessions: sessionmaker[Session],
+    model_id: int,
+    dim: int,
+    k: int | None,
+    cancel: CancelToken | None = None,
+) -> Job[ClusterRun]:
+    """`run_clustering` over every stored vector of a model, named from the photos'
+    folders and dates (k None: automatic)."""
+    ids, vecs = all_vectors(sessions, model_id, dim)
+    photos = catalog.names_and_dates(sessions, ids)
+    return (yield from run_clustering(sessions, model_id, ids, vecs, k, photos, cancel=cancel))
+
+
 def run_clustering(
     sessions: sessionmaker[Session],
     model_id: int,
@@ -356,8 +374,11 @@ def _save(
     return run_id, created, clusters
 
 
-def load_latest(sessions: sessionmaker[Session], model_id: int) -> ClusterRun | None:
-    """The latest saved run of a model (paths left empty: the caller fills them)."""
+def load_latest(
+    sessions: sessionmaker[Session], model_id: int, *, with_paths: bool = False
+) -> ClusterRun | None:
+    """The latest saved run of a model; `paths` is filled for every member with
+    `with_paths`, else left empty (the GUI asks for rows as it shows them)."""
     with sessions() as session:
         run = session.scalar(
             select(ClusterRunRow)
@@ -395,7 +416,33 @@ def load_latest(sessions: sessionmaker[Session], model_id: int) -> ClusterRun | 
                     np.frombuffer(row.centroid, dtype=np.float32),
                 )
             )
-        return ClusterRun(run.id, run.created_at, run.model_id, run.k, clusters, {})
+        latest = (run.id, run.created_at, run.model_id, run.k)
+    members = (i for c in clusters for i in c.member_ids)
+    return ClusterRun(*latest, clusters, catalog.paths_of(sessions, members) if with_paths else {})
+
+
+def export_plan(
+    sessions: sessionmaker[Session], model_id: int, dest: str | os.PathLike[str]
+) -> list[tuple[str, str]]:
+    """(source, destination) of every member of the latest run: one folder per cluster
+    in `dest` (see `fileops.plan_export`). LibraryError when there is no run yet."""
+    run = load_latest(sessions, model_id, with_paths=True)
+    if run is None or not run.clusters:
+        raise LibraryError("no auto-folders yet: run 'dino-desktop cluster' first")
+    groups = [
+        (c.name, [run.paths[i] for i in c.member_ids if i in run.paths]) for c in run.clusters
+    ]
+    return plan_export(groups, os.path.abspath(os.fspath(dest)))
+
+
+def new_photos(
+    sessions: sessionmaker[Session], model_id: int, dim: int, run: ClusterRun
+) -> list[NewPhoto]:
+    """Photos embedded since `run` (neither members nor excluded), each filed into
+    its nearest cluster (see `file_new_photos`)."""
+    ids, vecs = vectors_outside_run(sessions, model_id, dim, run.id)
+    paths = catalog.paths_of(sessions, (int(i) for i in ids))
+    return file_new_photos(run, ids, vecs, paths, excluded_ids(sessions, run.id))
 
 
 def file_new_photos(

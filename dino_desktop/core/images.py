@@ -243,6 +243,17 @@ def open_image(path: str | os.PathLike[str], min_side: int | None = None) -> Ima
         return _apply_orientation(rgb, _orientation(_read_exif(img)))
 
 
+def crop_box(img: Image.Image, box: tuple[int, int, int, int], min_side: int = 8) -> Image.Image:
+    """The region `box` = (left, top, right, bottom) of `img`, clamped to the image
+    (corners in either order); ValueError when it is under `min_side` pixels a side."""
+    left, upper, right, lower = box
+    left, right = sorted((max(0, left), min(img.width, right)))
+    upper, lower = sorted((max(0, upper), min(img.height, lower)))
+    if right - left < min_side or lower - upper < min_side:
+        raise ValueError("the selected region is too small to search by")
+    return img.crop((left, upper, right, lower))
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert an image of any Pillow mode to 8-bit RGB; an RGB image is returned as is.
 

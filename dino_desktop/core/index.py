@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from dino_desktop.core import catalog
 from dino_desktop.core.lock import waiting_lock
+from dino_desktop.core.records import SearchHit
 from dino_desktop.core.vectors import load_vectors
 
 __all__ = [
@@ -248,6 +250,16 @@ class VectorIndex:
         if int(index.ntotal) != expected.count:
             return None
         return cls(index, stamp)
+
+
+def search_hits(
+    sessions: sessionmaker[Session], index: VectorIndex, vector: np.ndarray, top: int
+) -> list[SearchHit]:
+    """The `top` photos of `index` nearest to `vector` with their paths, best first
+    (a hit whose photo is no longer in the library is left out)."""
+    hits = index.search(vector, top)
+    paths = catalog.paths_of(sessions, (i for i, _ in hits))
+    return [SearchHit(paths[i], s, i) for i, s in hits if i in paths]
 
 
 def open_index(

@@ -17,7 +17,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +30,12 @@ from dino_desktop.core import weights as emb
 from dino_desktop.core.clusters import ClusterRun, NewPhoto
 from dino_desktop.core.db import open_engine, session_factory
 from dino_desktop.core.duplicates import Group
-from dino_desktop.core.fileops import FileOps, plan_export
-from dino_desktop.core.images import ImageError, open_image
-from dino_desktop.core.index import IndexCache, VectorIndex
+from dino_desktop.core.fileops import FileOps
+from dino_desktop.core.images import crop_box, open_image
+from dino_desktop.core.index import IndexCache, VectorIndex, search_hits
 from dino_desktop.core.lock import LibraryLock, write_job, write_op
 from dino_desktop.core.model import ModelState
-from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.progress import CancelToken, Job
 from dino_desktop.core.records import (
     EXPORT_MODES,
     FolderInfo,
@@ -163,26 +163,16 @@ class Library:
         Returns (embedded, failed). Raises WeightsUnavailable before any work when
         there are no weights. A photo that fails to decode is marked failed.
         """
-        model_id = self.model_id()
-        todo = vectors.pending_rows(self.sessions, model_id)
-        if not todo:
-            return 0, []  # nothing waits: don't pay for loading the model
         return (
-            yield from vectors.embed_job(
-                self.sessions, model_id, self.embedder(), todo, cancel, EMBED_COMMIT_EVERY
+            yield from vectors.embed_pending(
+                self.sessions, self.model_id(), self.embedder, cancel, EMBED_COMMIT_EVERY
             )
         )
 
     def pending_count(self) -> int:
         """Readable photos still waiting for an embedding from the current model."""
-        # The cached row id spares hashing the weights file again.
-        model_id = self.model_state.cached_model_id
-        if model_id is None:
-            try:
-                model_id = self.model_state.lookup_model_id(create=False)
-            except emb.WeightsUnavailable:
-                model_id = None  # no weights (or never used): every readable photo waits
-        return vectors.pending_count(self.sessions, model_id)
+        # No row for the model (no weights, never used): every readable photo waits.
+        return vectors.pending_count(self.sessions, self.model_state.known_model_id())
 
     # ---- model ---------------------------------------------------------------
 
@@ -237,22 +227,9 @@ class Library:
     # ---- reading -------------------------------------------------------------
 
     def status(self) -> Status:
-        folders = self.folders()
-        images = sum(f.images for f in folders)
-        pending = self.pending_count()
-        try:
-            weights: str | None = str(self.weights_path())
-        except emb.WeightsUnavailable:
-            weights = None
-        return Status(
-            images=images,
-            embedded=images - pending,
-            pending=pending,
-            failed=catalog.failed_count(self.sessions),
-            folders=folders,
-            model=self.model_name,
-            weights=weights,
-        )
+        """Photo counts, folders, model and weights file (the `status` command)."""
+        weights = self.model_state.installed()
+        return catalog.status(self.sessions, self.pending_count(), self.model_name, weights)
 
     def images(self, *, failed_only: bool = False) -> Iterator[ImageRecord]:
         """Every indexed file (or only the unreadable ones), in folder and path order."""
@@ -265,11 +242,7 @@ class Library:
     def photos(
         self, *, folder_id: int | None = None, sort: str = "date", after_id: int = 0
     ) -> list[PhotoRow]:
-        """Readable photos, optionally of one folder, sorted by date taken, name or folder.
-
-        Photos without a date sort after dated ones. `after_id` returns only rows
-        added since (ids grow), which lets a view append while a scan runs.
-        """
+        """Readable photos by date taken, name or folder; `after_id`: only rows added since."""
         return catalog.photos(self.sessions, folder_id=folder_id, sort=sort, after_id=after_id)
 
     def find_image(self, path: str | os.PathLike[str]) -> tuple[int, int, int] | None:
@@ -282,18 +255,14 @@ class Library:
     def prune_thumbnails(self, cancel: CancelToken | None = None) -> Job[thumbs.PruneResult]:
         """Delete the cached thumbnails no photo asks for any more: an edited, moved,
         renamed or removed photo leaves its old one behind. Never touches photos."""
-        yield Progress("prune", 0, None, None, "cleaning up the thumbnail cache")
         # The same path, mtime and size the thumbnail loader asks with (PhotoRow).
-        wanted = thumbs.wanted_names(catalog.file_signatures(self.sessions))
-        return (yield from thumbs.prune(self.paths.cache_dir, wanted, cancel))
+        photos = catalog.file_signatures(self.sessions)
+        return (yield from thumbs.prune_unwanted(self.paths.cache_dir, photos, cancel))
 
     # ---- search --------------------------------------------------------------
 
     def index(self) -> VectorIndex:
-        """The FAISS index of the current model, rebuilt when the database moved on.
-
-        The index stays in memory until some connection commits to the database
-        and its stamp no longer matches (`IndexCache`); the model is not loaded."""
+        """The FAISS index of the current model, kept in memory while valid (`IndexCache`)."""
         model_id = self.model_id()
         if self._index_cache is None:
             self._index_cache = IndexCache(self.sessions, self.paths.db, self.paths.index_dir)
@@ -301,16 +270,7 @@ class Library:
 
     def query_vector(self, image: str | os.PathLike[str]) -> np.ndarray:
         """The embedding of any image file: the stored one if it is an unchanged library photo."""
-        path = os.fspath(image)
-        if not os.path.isfile(path):
-            raise LibraryError(f"no such image file: {path}")
-        stored = vectors.stored_vector_of_file(self.sessions, self.model_id(), path)
-        if stored is not None:
-            return stored
-        _, vector, error = next(self.embedder().embed_files([path]))
-        if vector is None:
-            raise ImageError(f"cannot read {path}: {error}")
-        return vector
+        return vectors.query_vector(self.sessions, self.model_id, os.fspath(image), self.embedder)
 
     def search(self, image: str | os.PathLike[str], top: int = 10) -> list[SearchHit]:
         """The `top` photos nearest to an image file (inside the library or not), best first."""
@@ -321,19 +281,13 @@ class Library:
     ) -> list[SearchHit]:
         """Search by a region of a photo: `box` = (left, top, right, bottom) in display pixels
         (after EXIF orientation); the crop is embedded as the query."""
-        img = open_image(os.fspath(image))
-        left, upper, right, lower = box
-        left, right = sorted((max(0, left), min(img.width, right)))
-        upper, lower = sorted((max(0, upper), min(img.height, lower)))
-        if right - left < 8 or lower - upper < 8:
-            raise LibraryError("the selected region is too small to search by")
-        crop = img.crop((left, upper, right, lower))
+        with _user_errors():  # too small a region
+            crop = crop_box(open_image(os.fspath(image)), box)
         return self.search_vector(self.embedder().embed_images([crop])[0], top)
 
     def search_vector(self, vector: np.ndarray, top: int = 10) -> list[SearchHit]:
-        hits = self.index().search(vector, top)
-        paths = self.paths_of(i for i, _ in hits)
-        return [SearchHit(paths[i], s, i) for i, s in hits if i in paths]
+        """The `top` photos nearest to an embedding, best first."""
+        return search_hits(self.sessions, self.index(), vector, top)
 
     # ---- changing files (journaled, undoable) --------------------------------
 
@@ -391,22 +345,11 @@ class Library:
         if k is not None and k < 1:
             raise LibraryError("k must be at least 1")
         model_id = self.model_id()
-        ids, vecs = self._all_vectors()
-        photos = catalog.names_and_dates(self.sessions, ids)
-        run = yield from clusters.run_clustering(
-            self.sessions, model_id, ids, vecs, k, photos, cancel=cancel
-        )
-        return run
+        return (yield from clusters.cluster_model(self.sessions, model_id, self._dim(), k, cancel))
 
     def clusters(self, *, with_paths: bool = True) -> ClusterRun | None:
-        """The latest saved auto-folder run of the current model, or None.
-
-        `with_paths=False` leaves `paths` empty (the GUI asks for rows as it shows them).
-        """
-        run = clusters.load_latest(self.sessions, self.model_id())
-        if run is None or not with_paths:
-            return run
-        return replace(run, paths=self.paths_of(i for c in run.clusters for i in c.member_ids))
+        """The latest saved auto-folder run of the current model, or None (see `load_latest`)."""
+        return clusters.load_latest(self.sessions, self.model_id(), with_paths=with_paths)
 
     def cluster_keeping_names(
         self, k: int | None = None, cancel: CancelToken | None = None
@@ -453,32 +396,18 @@ class Library:
         run = run if run is not None else self.clusters(with_paths=False)
         if run is None:
             return []
-        ids, vecs = vectors.vectors_outside_run(self.sessions, self.model_id(), self._dim(), run.id)
-        excluded = clusters.excluded_ids(self.sessions, run.id)
-        paths = self.paths_of(int(i) for i in ids)
-        return clusters.file_new_photos(run, ids, vecs, paths, excluded)
+        return clusters.new_photos(self.sessions, self.model_id(), self._dim(), run)
 
     def export_plan(self, dest: str | os.PathLike[str]) -> list[tuple[str, str]]:
         """What `export_clusters_job` would write: (source, destination) for every member."""
-        run = self.clusters()
-        if run is None or not run.clusters:
-            raise LibraryError("no auto-folders yet: run 'dino-desktop cluster' first")
-        groups = [
-            (c.name, [run.paths[i] for i in c.member_ids if i in run.paths]) for c in run.clusters
-        ]
-        return plan_export(groups, os.path.abspath(os.fspath(dest)))
+        return clusters.export_plan(self.sessions, self.model_id(), dest)
 
     @write_job("export")
     def export_clusters_job(
         self, dest: str | os.PathLike[str], mode: str = "copy", cancel: CancelToken | None = None
     ) -> Job[OpResult]:
-        """Write the latest run as one folder per cluster in `dest`, yielding Progress per
-        file; journaled, undoable; a cancel keeps what was written.
-
-        A move keeps the photos in the library: `dest` becomes a library folder
-        (unless it is inside one already) and each photo's row follows its file,
-        so nothing is embedded again and the folders stay as they were sorted.
-        """
+        """Write the latest run into `dest`, a folder per cluster; journaled, undoable. A move
+        keeps the photos in the library: `dest` becomes a library folder (`export_job`)."""
         _check_mode(mode)
         plan = self.export_plan(dest)
         return (
@@ -501,13 +430,12 @@ class Library:
         """Create a label (or return the one of that name); `folder`: its example folder,
         whose photos are all examples of it (they must be scanned to count)."""
         label_id = sortstore.add_label(self.sessions, name, folder)
-        return next(lb for lb in self.sort_labels() if lb.id == label_id)
+        return sortstore.labels_by_id(self.sessions, [label_id])[0]
 
     def labels_from_folders(self, dirs: Iterable[str | os.PathLike[str]]) -> list[SortLabelInfo]:
         """One label per example folder, named after the folder (`--labels DIR...`)."""
         label_ids = sortstore.labels_from_folders(self.sessions, dirs)
-        by_id = {lb.id: lb for lb in self.sort_labels()}
-        return [by_id[i] for i in label_ids]
+        return sortstore.labels_by_id(self.sessions, label_ids)
 
     def scan_example_folders(
         self, dirs: Iterable[str | os.PathLike[str]], cancel: CancelToken | None = None
@@ -525,11 +453,7 @@ class Library:
         sortstore.remove_label(self.sessions, label_id)
 
     def label_photos(self, label_id: int, image_ids: Iterable[int], positive: bool = True) -> int:
-        """Make photos examples of a label (`positive`), or of what it is not (a rejection).
-
-        A photo is a positive example of one label at most: labelling it here
-        takes it from any other label. Returns how many photos were recorded.
-        """
+        """Make photos examples of a label (or rejections from it); returns how many."""
         return sortstore.label_photos(self.sessions, label_id, image_ids, positive)
 
     def unlabel_photos(self, label_id: int, image_ids: Iterable[int]) -> None:
@@ -571,13 +495,8 @@ class Library:
     def sorted_export_plan(
         self, result: SortResult, dest: str | os.PathLike[str]
     ) -> list[tuple[str, str]]:
-        """What `export_sorted_job` writes: one folder per label with its confident
-        predictions and the photos labelled in the app; photos already in the
-        label's example folder, and unsure ones, stay where they are."""
-        groups = sortstore.export_groups(self.sessions, result)
-        if not groups:
-            raise LibraryError("nothing to export: no photo was sorted with enough confidence")
-        return plan_export(groups, os.path.abspath(os.fspath(dest)))
+        """What `export_sorted_job` writes: a folder per label (see `sortstore.export_groups`)."""
+        return sortstore.export_plan(self.sessions, result, dest)
 
     @write_job("export")
     def export_sorted_job(

@@ -191,6 +191,16 @@ class ModelState:
             assert self._model_id is not None
             return self._model_id
 
+    def known_model_id(self) -> int | None:
+        """`model_id` if its row exists, else None (no weights, or never used): the
+        cached id spares hashing the weights file again; no row is created."""
+        if self._model_id is not None:
+            return self._model_id
+        try:
+            return self.lookup_model_id(create=False)
+        except wts.WeightsUnavailable:
+            return None
+
     def lookup_model_id(self, *, create: bool) -> int | None:
         """The id of the row for the model and its weights' sha256; with `create`,
         the row is added if missing. Safe when several threads or processes create

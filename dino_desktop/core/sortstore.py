@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core import catalog
 from dino_desktop.core.db import SortExample, SortLabel
+from dino_desktop.core.fileops import plan_export
 from dino_desktop.core.records import LibraryError, SortLabelInfo
 from dino_desktop.core.sorting import LabelExamples, SortResult
 
@@ -67,6 +68,12 @@ def labels(sessions: Sessions) -> list[SortLabelInfo]:
             )
             for lb in rows
         ]
+
+
+def labels_by_id(sessions: Sessions, label_ids: Iterable[int]) -> list[SortLabelInfo]:
+    """The labels of these ids, with their example counts, in that order."""
+    by_id = {lb.id: lb for lb in labels(sessions)}
+    return [by_id[i] for i in label_ids]
 
 
 def label_names(sessions: Sessions) -> list[tuple[int, str]]:
@@ -223,3 +230,14 @@ def export_groups(sessions: Sessions, result: SortResult) -> list[tuple[str, lis
         if chosen:
             groups.append((name, chosen))
     return groups
+
+
+def export_plan(
+    sessions: Sessions, result: SortResult, dest: str | os.PathLike[str]
+) -> list[tuple[str, str]]:
+    """(source, destination) of every photo of `export_groups`: one folder per label
+    in `dest` (see `fileops.plan_export`). LibraryError when no photo qualifies."""
+    groups = export_groups(sessions, result)
+    if not groups:
+        raise LibraryError("nothing to export: no photo was sorted with enough confidence")
+    return plan_export(groups, os.path.abspath(os.fspath(dest)))

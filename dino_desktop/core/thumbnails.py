@@ -138,6 +138,14 @@ def wanted_names(
     return {thumbnail_name(p, m, s, e) for p, m, s in photos for e in edges}
 
 
+def prune_unwanted(
+    cache_dir: Path, photos: Iterable[tuple[str, int, int]], cancel: CancelToken | None = None
+) -> Job[PruneResult]:
+    """`prune` keeping only the thumbnails of these photo versions (path, mtime_ns, size)."""
+    yield Progress("prune", 0, None, None, "cleaning up the thumbnail cache")
+    return (yield from prune(cache_dir, wanted_names(photos), cancel))
+
+
 def prune(cache_dir: Path, wanted: set[str], cancel: CancelToken | None = None) -> Job[PruneResult]:
     """Delete the cached thumbnails whose names are not in `wanted` (see `wanted_names`).
 

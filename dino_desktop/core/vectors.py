@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,7 +43,9 @@ from dino_desktop.core.db import (
     Folder,
     ImageRow,
 )
+from dino_desktop.core.images import ImageError
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.records import LibraryError
 
 if TYPE_CHECKING:
     from dino_desktop.core.embedder import Embedder
@@ -186,6 +188,38 @@ def stored_vector_of_file(
     if (known[1], known[2]) != (st.st_size, st.st_mtime_ns):
         return None
     return stored_vector(sessions, model_id, known[0])
+
+
+def query_vector(
+    sessions: Sessions, model_id: Callable[[], int], path: str, embedder: Callable[[], Embedder]
+) -> np.ndarray:
+    """The vector of an image file to search by: the stored one when it is an unchanged
+    library photo, else computed (the embedder is built only then). LibraryError for
+    a missing file (checked before `model_id` is asked), ImageError for an unreadable one."""
+    if not os.path.isfile(path):
+        raise LibraryError(f"no such image file: {path}")
+    stored = stored_vector_of_file(sessions, model_id(), path)
+    if stored is not None:
+        return stored
+    _, vector, error = next(embedder().embed_files([path]))
+    if vector is None:
+        raise ImageError(f"cannot read {path}: {error}")
+    return vector
+
+
+def embed_pending(
+    sessions: Sessions,
+    model_id: int,
+    embedder: Callable[[], Embedder],
+    cancel: CancelToken | None = None,
+    commit_every: int = 256,
+) -> Job[tuple[int, list[tuple[str, str]]]]:
+    """`embed_job` over every photo still pending for the model; the embedder is
+    built only when some photo waits (loading a model is not free)."""
+    todo = pending_rows(sessions, model_id)
+    if not todo:
+        return 0, []
+    return (yield from embed_job(sessions, model_id, embedder(), todo, cancel, commit_every))
 
 
 def embed_job(

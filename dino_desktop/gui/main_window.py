@@ -15,13 +15,11 @@ from typing import Any
 
 from PySide6.QtCore import QPoint, QSettings, Qt, QThreadPool, QTimer, QUrl
 from PySide6.QtGui import (
-    QAction,
     QCloseEvent,
     QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
     QGuiApplication,
-    QKeySequence,
     QPixmap,
 )
 from PySide6.QtWidgets import (
@@ -59,6 +57,7 @@ from dino_desktop.gui.compare import CompareDialog
 from dino_desktop.gui.details import DetailsPanel
 from dino_desktop.gui.dialogs import SettingsDialog, WeightsDialog
 from dino_desktop.gui.failed_dialog import FailedFilesDialog
+from dino_desktop.gui.menus import build_menus
 from dino_desktop.gui.pasted import PastedImages
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.viewer import ImageViewer
@@ -156,7 +155,7 @@ class MainWindow(QMainWindow):
         self.splitter = splitter
         self.setCentralWidget(splitter)
         self._build_status_bar()
-        self._build_actions()
+        self.rescan_action, self.undo_action = build_menus(self)
         self._restore_geometry()
         self.refresh()
         self.photos_view.reload(None)
@@ -223,51 +222,6 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
         self._show_busy(False)
-
-    def _action(
-        self, menu: QMenu, text: str, slot: Callable[[], Any], shortcut: Any = None
-    ) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(lambda _checked=False: slot())
-        menu.addAction(action)
-        return action
-
-    def _build_actions(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        self._action(file_menu, "&Add folder…", self.choose_folder, QKeySequence.StandardKey.Open)
-        self.rescan_action = self._action(
-            file_menu, "&Rescan all folders", lambda: self.start_scan([]), "F5"
-        )
-        self._action(file_menu, "Files that could not be read…", self.show_failed_files)
-        self._action(file_menu, "Clean up the thumbnail cache", self.prune_thumbnails)
-        file_menu.addSeparator()
-        self._action(file_menu, "&Settings…", self.open_settings, "Ctrl+,")
-        file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-        edit = bar.addMenu("&Edit")
-        self.undo_action = self._action(edit, "&Undo", self.undo, QKeySequence.StandardKey.Undo)
-        self._action(edit, "&Paste image to search", self.paste, QKeySequence.StandardKey.Paste)
-        photo = bar.addMenu("&Photo")
-        self._action(photo, "&Open", self._open_selected, "Return")
-        self._action(photo, "Find &similar", self.find_similar_selected, "Ctrl+F")
-        self._action(photo, "&Compare features (2–8 photos)", self.compare_selected, "Ctrl+K")
-        self._action(photo, "Show in &folder", lambda: self._show_in_folder(self._selected()))
-        self._action(
-            photo, "Open with system &viewer", lambda: self._open_external(self._selected())
-        )
-        photo.addSeparator()
-        self._action(photo, "Move to &trash", lambda: self.trash(self._selected()), "Delete")
-        view = bar.addMenu("&View")
-        self._action(view, "&Photos", lambda: self.show_view(0), "Ctrl+1")
-        self._action(view, "&Similar", lambda: self.show_view(1), "Ctrl+2")
-        self._action(view, "&Duplicates", lambda: self.show_view(2), "Ctrl+3")
-        self._action(view, "&Auto-folders", lambda: self.show_view(3), "Ctrl+4")
-        self._action(view, "Sort by &example", lambda: self.show_view(4), "Ctrl+5")
-        help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "&About DINO Desktop", self.about)
 
     # ---- state -----------------------------------------------------------------
 

@@ -559,3 +559,14 @@ def test_unsupported_format_is_not_parsed(tmp_path: Path) -> None:
 def test_image_extensions() -> None:
     assert {".jpg", ".jpeg", ".png", ".heic", ".tif", ".webp", ".gif", ".bmp"} <= IMAGE_EXTENSIONS
     assert all(ext.startswith(".") and ext == ext.lower() for ext in IMAGE_EXTENSIONS)
+
+
+def test_crop_box_clamps_to_the_image_and_accepts_corners_in_either_order() -> None:
+    img = Image.new("RGB", (100, 60))
+    assert images.crop_box(img, (-10, -5, 40, 30)).size == (40, 30)
+    assert images.crop_box(img, (90, 50, 20, 10)).size == (70, 40)
+    assert images.crop_box(img, (50, 20, 500, 500)).size == (50, 40)
+    with pytest.raises(ValueError, match="too small"):
+        images.crop_box(img, (10, 10, 17, 50))
+    with pytest.raises(ValueError, match="too small"):
+        images.crop_box(img, (95, 0, 200, 60))  # 5 px left once clamped
