@@ -30,7 +30,8 @@ from dino_desktop.core import weights as emb
 from dino_desktop.core.clusters import ClusterRun, NewPhoto
 from dino_desktop.core.db import open_engine, session_factory
 from dino_desktop.core.duplicates import Group
-from dino_desktop.core.fileops import FileOps, plan_export
+from dino_desktop.core.export_plan import plan_export
+from dino_desktop.core.fileops import FileOps
 from dino_desktop.core.images import ImageError, open_image
 from dino_desktop.core.index import IndexCache, VectorIndex
 from dino_desktop.core.lock import LibraryLock, write_job, write_op
