@@ -3,7 +3,7 @@
 dino: unit vectors (dim 384) drawn around random cluster centres (within a
 cluster, cosine ~0.5, like photos of one theme), with 1 % of them replaced by
 planted near-duplicates of another vector (cosine 0.96–0.99). The pairs at or
-above the threshold are found with `duplicates.dino_pairs` (exact range search
+above the threshold are found with `dupe_pairs.dino_pairs` (exact range search
 up to 20,000 vectors, IVF kNN above), then grouped by union-find. Recall is
 the share of planted pairs found; "extra" counts found pairs that were not
 planted (chance near neighbours inside a cluster).
@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dino_desktop.core import dupe_pairs
 from dino_desktop.core import duplicates as dup
 from dino_desktop.core.progress import drive
 
@@ -72,7 +73,7 @@ def group(n: int, i: np.ndarray, j: np.ndarray) -> int:
 def bench_dino(n: int, rng: np.random.Generator, threshold: float = 0.95) -> dict[str, object]:
     x, planted = clustered_vectors(n, rng)
     t0 = time.perf_counter()
-    i, j = drive(dup.dino_pairs(x, threshold))
+    i, j = drive(dupe_pairs.dino_pairs(x, threshold))
     t1 = time.perf_counter()
     groups = group(n, i, j)
     t2 = time.perf_counter()
@@ -81,10 +82,10 @@ def bench_dino(n: int, rng: np.random.Generator, threshold: float = 0.95) -> dic
     hits = sum(k in found for k in keys)
     return {
         "n": n,
-        "index": "flat range search" if n <= dup.EXACT_LIMIT else "IVFFlat kNN",
-        "nlist": None if n <= dup.EXACT_LIMIT else int(4 * np.sqrt(n)),
-        "nprobe": dup.NPROBE,
-        "k": dup.KNN,
+        "index": "flat range search" if n <= dupe_pairs.EXACT_LIMIT else "IVFFlat kNN",
+        "nlist": None if n <= dupe_pairs.EXACT_LIMIT else int(4 * np.sqrt(n)),
+        "nprobe": dupe_pairs.NPROBE,
+        "k": dupe_pairs.KNN,
         "pairs_s": round(t1 - t0, 2),
         "group_s": round(t2 - t1, 2),
         "total_s": round(t2 - t0, 2),
@@ -103,7 +104,7 @@ def bench_phash(n: int, rng: np.random.Generator, bits: int = 8) -> dict[str, ob
         flips = rng.choice(64, int(rng.integers(0, bits + 1)), replace=False)
         h[b] = h[a] ^ np.uint64(sum(1 << int(f) for f in flips))
     t0 = time.perf_counter()
-    i, j = drive(dup.hamming_pairs(h, bits))
+    i, j = drive(dupe_pairs.hamming_pairs(h, bits))
     t1 = time.perf_counter()
     groups = group(n, i, j)
     t2 = time.perf_counter()
@@ -113,7 +114,7 @@ def bench_phash(n: int, rng: np.random.Generator, bits: int = 8) -> dict[str, ob
     return {
         "n": n,
         "threshold_bits": bits,
-        "blocks": len(dup._block_plan(n, bits)),
+        "blocks": len(dupe_pairs._block_plan(n, bits)),
         "pairs_s": round(t1 - t0, 2),
         "group_s": round(t2 - t1, 2),
         "total_s": round(t2 - t0, 2),
@@ -131,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     result: dict[str, object] = {"threads": os.cpu_count()}
-    result["dino_20k_exact"] = bench_dino(dup.EXACT_LIMIT, rng)
+    result["dino_20k_exact"] = bench_dino(dupe_pairs.EXACT_LIMIT, rng)
     result["dino"] = bench_dino(args.n, rng)
     result["phash"] = bench_phash(args.n, rng)
     if args.million:

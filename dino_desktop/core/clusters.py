@@ -55,7 +55,7 @@ from dino_desktop.core.db import (
     ClusterRunRow,
     ImageRow,
 )
-from dino_desktop.core.fileops import plan_export
+from dino_desktop.core.export_plan import plan_export
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import LibraryError
 from dino_desktop.core.vectors import all_vectors, vectors_outside_run

@@ -15,7 +15,7 @@ So every write here checks, in its own transaction, that the row is still what
 the scan read: an update or a removal applies only to a row with the same
 folder and relpath (and, for a removal, size and mtime) as read, a removal only
 when the file is really absent and not just moved by a running file operation
-whose row has yet to follow (`fileops.in_flight`), and a new file whose path a
+whose row has yet to follow (`journal.in_flight`), and a new file whose path a
 moved row took meanwhile is left to that row. What the scan skips this way the
 next scan reconciles.
 """
@@ -39,8 +39,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core.db import Embedding, Folder, ImageRow
-from dino_desktop.core.fileops import in_flight
 from dino_desktop.core.images import IMAGE_EXTENSIONS, ImageError, read_info
+from dino_desktop.core.journal import in_flight
 from dino_desktop.core.progress import CancelToken, Job, Progress
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core import catalog
 from dino_desktop.core.db import SortExample, SortLabel
-from dino_desktop.core.fileops import plan_export
+from dino_desktop.core.export_plan import plan_export
 from dino_desktop.core.records import LibraryError, SortLabelInfo
 from dino_desktop.core.sorting import LabelExamples, SortResult
 

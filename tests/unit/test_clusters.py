@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core import clusters, db
-from dino_desktop.core.fileops import FileOps, plan_export, sanitize_folder_name
+from dino_desktop.core.export_plan import plan_export, sanitize_folder_name
+from dino_desktop.core.fileops import FileOps
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import drive
 from dino_desktop.core.records import LibraryError, ReferenceFolderError

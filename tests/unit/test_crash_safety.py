@@ -330,7 +330,7 @@ CLI_KILLS = 6 if LONG else 2  # per export mode
 
 def _tree(root: Path) -> tuple[list[tuple[str, str]], dict[str, bytes], dict[str, str], Path]:
     """Sources with name collisions, a hard-linked pair and a symlink; a plan into DEST."""
-    from dino_desktop.core.fileops import plan_export
+    from dino_desktop.core.export_plan import plan_export
 
     src = root / "src"
     data: dict[str, bytes] = {}

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
+from dino_desktop.core import dupe_pairs as pairs
 from dino_desktop.core import duplicates as dup
 from dino_desktop.core.duplicates import Group, KeeperPolicy, find_duplicates
 from dino_desktop.core.library import Library
@@ -358,8 +359,8 @@ def test_approximate_dino_search_finds_planted_pairs() -> None:
     planted = [(i, i + 1) for i in range(0, 400, 2)]
     for i, j in planted:
         x[j] = _near(rng, x[i], float(rng.uniform(0.96, 0.99)))
-    exact = drive(dup.dino_pairs(x, 0.95))
-    approx = drive(dup.dino_pairs(x, 0.95, exact_limit=100))
+    exact = drive(pairs.dino_pairs(x, 0.95))
+    approx = drive(pairs.dino_pairs(x, 0.95, exact_limit=100))
     exact_set = set(zip(*(a.tolist() for a in exact), strict=True))
     approx_set = set(zip(*(a.tolist() for a in approx), strict=True))
     assert set(planted) <= exact_set
@@ -386,8 +387,8 @@ def test_hamming_pairs_match_brute_force(max_bits: int, min_bits: int) -> None:
         flips = rng.choice(64, int(rng.integers(0, 15)), replace=False)
         h[k + 1] = h[k] ^ np.uint64(sum(1 << int(b) for b in flips))
     h[500:510] = h[499]  # a run of equal hashes
-    i, j = drive(dup.hamming_pairs(h, max_bits, min_bits))
-    dist = dup.popcount64((h[:, None] ^ h[None, :]).reshape(-1)).reshape(len(h), len(h))
+    i, j = drive(pairs.hamming_pairs(h, max_bits, min_bits))
+    dist = pairs.popcount64((h[:, None] ^ h[None, :]).reshape(-1)).reshape(len(h), len(h))
     bi, bj = np.nonzero(np.triu((dist <= max_bits) & (dist >= min_bits), 1))
     assert sorted(zip(i.tolist(), j.tolist(), strict=True)) == sorted(
         zip(bi.tolist(), bj.tolist(), strict=True)

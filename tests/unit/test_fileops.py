@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dino_desktop.core import db, fileops
+from dino_desktop.core import db, placing, trash
 from dino_desktop.core.fileops import FileOps
 from dino_desktop.core.records import FileOpError, ReferenceFolderError
 
@@ -157,7 +157,7 @@ def test_trash_that_reports_success_but_moves_nothing_is_a_failure(
 ) -> None:
     photo = tmp_path / "a.jpg"
     data = _write(photo, 4)
-    monkeypatch.setattr(fileops, "_send_to_trash", lambda path: None)
+    monkeypatch.setattr(trash, "send_to_trash", lambda path: None)
     result = ops.trash([str(photo)])
     assert result.done == []
     assert "still there" in result.failed[0][1]
@@ -231,7 +231,7 @@ def test_journal_entry_is_committed_before_the_trash_is_touched(
             seen.append(json.loads(row.payload))
         raise PermissionError(errno.EACCES, "Permission denied", path)
 
-    monkeypatch.setattr(fileops, "_send_to_trash", failing_trash)
+    monkeypatch.setattr(trash, "send_to_trash", failing_trash)
     result = ops.trash([str(photo)])
     assert seen[0]["status"] == "pending"
     st = photo.lstat()
@@ -256,14 +256,14 @@ def test_an_interruption_leaves_a_journal_that_says_what_happened(
 ) -> None:
     a, b = tmp_path / "a.jpg", tmp_path / "b.jpg"
     data_a, data_b = _write(a, 9), _write(b, 10)
-    real = fileops._send_to_trash
+    real = trash.send_to_trash
 
     def crash_on_b(path: str) -> None:
         if path == str(b):
             raise KeyboardInterrupt
         real(path)
 
-    monkeypatch.setattr(fileops, "_send_to_trash", crash_on_b)
+    monkeypatch.setattr(trash, "send_to_trash", crash_on_b)
     with pytest.raises(KeyboardInterrupt):
         ops.trash([str(a), str(b)])
     assert _journal_count(sessions) == 1
@@ -631,19 +631,19 @@ def test_an_undo_that_fails_for_a_passing_reason_can_be_retried(
     a, b = tmp_path / "p" / "a.jpg", tmp_path / "p" / "b.jpg"
     data_a, data_b = _write(a, 63), _write(b, 64)
     result = ops.trash([str(a), str(b)])
-    real_place = fileops._place
+    real_place = placing.place
 
     def place(src: str, dest_dir: str, name: str, tag: str = "x") -> str:
         if name == "b.jpg":
             raise PermissionError(errno.EACCES, "Permission denied", dest_dir)
         return real_place(src, dest_dir, name, tag)
 
-    monkeypatch.setattr(fileops, "_place", place)
+    monkeypatch.setattr(placing, "place", place)
     first = ops.undo()
     assert first.done == [str(a)] and first.failed == [(str(b), "permission denied")]
     assert not _undone(sessions, result.journal_id)
 
-    monkeypatch.setattr(fileops, "_place", real_place)
+    monkeypatch.setattr(placing, "place", real_place)
     second = ops.undo(result.journal_id)
     assert second.done == [str(b)] and second.failed == []
     assert a.read_bytes() == data_a and b.read_bytes() == data_b

@@ -33,8 +33,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dino_desktop.core import db, fileops
-from dino_desktop.core.fileops import FileOps, plan_export
+from dino_desktop.core import db, fileops, trash
+from dino_desktop.core.export_plan import plan_export
+from dino_desktop.core.fileops import FileOps
 from dino_desktop.core.records import FileOpError, ReferenceFolderError
 
 pytestmark = pytest.mark.skipif(
@@ -169,9 +170,9 @@ def _do(tree: Tree, kind: str, arg: Any, opt: Any, monkeypatch: pytest.MonkeyPat
                 def fail(path: str) -> None:
                     raise OSError(errno.EXDEV, "no trash on this device", path)
 
-                mp.setattr(fileops, "_send_to_trash", fail)
+                mp.setattr(trash, "send_to_trash", fail)
             elif opt == "fake-success":
-                mp.setattr(fileops, "_send_to_trash", lambda path: None)
+                mp.setattr(trash, "send_to_trash", lambda path: None)
             try:
                 result = tree.ops.trash(paths)
             except ReferenceFolderError:

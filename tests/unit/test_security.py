@@ -28,7 +28,7 @@ from PIL import ImageFile
 
 from dino_desktop.cli import main
 from dino_desktop.core import images
-from dino_desktop.core.fileops import plan_export
+from dino_desktop.core.export_plan import plan_export
 from dino_desktop.core.images import ImageError
 
 PACKAGE = Path(__file__).resolve().parents[2] / "dino_desktop"

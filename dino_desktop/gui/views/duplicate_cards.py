@@ -25,10 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dino_desktop.core.duplicates import (
-    PHASH_BITS,
-    Member,
-)
+from dino_desktop.core.dupe_pairs import PHASH_BITS
+from dino_desktop.core.duplicates import Member
 from dino_desktop.core.images import open_image
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.gui.common import data_size, plural, rgb_qimage

@@ -47,10 +47,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dino_desktop.core.dupe_pairs import PHASH_BITS
 from dino_desktop.core.duplicates import (
     DEFAULT_THRESHOLD,
     MAX_PHASH_THRESHOLD,
-    PHASH_BITS,
     Group,
     Member,
 )
