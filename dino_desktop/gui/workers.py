@@ -122,19 +122,14 @@ class JobWorker(QRunnable):
             self.signals.failed.emit(exc)
 
 
-def guarded(owner: QObject, slot: Callable[[Any], object]) -> Callable[[Any], None]:
-    """`slot` as a receiver that does nothing once `owner` (a widget) is deleted.
+def alive(owner: QObject) -> bool:
+    """Whether `owner` (a view) still exists on the C++ side.
 
     A closure connected to a worker's signal has no receiver object, so Qt does
-    not disconnect it when the view that made it goes; a result that arrives
-    after that must not touch the view's deleted widgets.
+    not disconnect it when the view that made it goes; such a closure checks
+    this first, so a result arriving after that never touches deleted widgets.
     """
-
-    def run(value: Any) -> None:
-        if shiboken6.isValid(owner):
-            slot(value)
-
-    return run
+    return bool(shiboken6.isValid(owner))
 
 
 def _spent(_token: CancelToken) -> Job[Any]:

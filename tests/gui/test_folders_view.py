@@ -15,7 +15,7 @@ from dino_desktop.core.library import Library
 from dino_desktop.core.progress import drive
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.folders import ExportPreviewDialog, FoldersView
-from dino_desktop.gui.workers import JobWorker
+from dino_desktop.gui.workers import JobWorker, alive
 
 PHOTOS = 8
 
@@ -62,7 +62,12 @@ def view(qtbot: QtBot, lib: Library, loader: ThumbnailLoader) -> Iterator[Folder
     qtbot.waitUntil(lambda: not widget.loading(), timeout=30000)
     yield widget
     # No result may arrive at the view once it is deleted.
-    qtbot.waitUntil(lambda: not widget.loading() and not JobWorker.live, timeout=60000)
+    # pytest-qt may close and delete the view first: a deleted view ignores what
+    # arrives (workers.alive), so it is "loading" no more.
+    qtbot.waitUntil(
+        lambda: not JobWorker.live and (not alive(widget) or not widget.loading()),
+        timeout=60000,
+    )
 
 
 def _wait(qtbot: QtBot, view: FoldersView, worker: JobWorker | None) -> None:

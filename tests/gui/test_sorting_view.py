@@ -19,7 +19,7 @@ from dino_desktop.core.records import SortLabelInfo
 from dino_desktop.core.sorting import UNSURE
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.sorting import ALL, UNSURE_ID, SortView
-from dino_desktop.gui.workers import JobWorker
+from dino_desktop.gui.workers import JobWorker, alive
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,12 @@ def view(qtbot: QtBot, lib: Library, loader: ThumbnailLoader) -> Iterator[SortVi
     widget.show()
     yield widget
     # No read may outlive the test (the suite fails stray workers).
-    qtbot.waitUntil(lambda: not widget.loading() and not JobWorker.live, timeout=60000)
+    # pytest-qt may close and delete the view first: a deleted view ignores what
+    # arrives (workers.alive), so it is "loading" no more.
+    qtbot.waitUntil(
+        lambda: not JobWorker.live and (not alive(widget) or not widget.loading()),
+        timeout=60000,
+    )
 
 
 def _wait(qtbot: QtBot, worker: JobWorker | None, view: SortView | None = None) -> None:

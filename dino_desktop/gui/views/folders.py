@@ -78,7 +78,7 @@ from dino_desktop.gui.grid import PhotoGrid
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.jobstrip import JobStrip, export_worker
-from dino_desktop.gui.workers import JobWorker, call, describe, guarded, reader, start
+from dino_desktop.gui.workers import JobWorker, alive, call, describe, reader, start
 
 __all__ = ["ExportPreviewDialog", "FoldersView", "export_mode_combo"]
 
@@ -351,19 +351,23 @@ class FoldersView(QWidget):
         self._read_worker = worker
 
         def arrived(out: _Loaded) -> None:
+            if not alive(self):  # the view is gone: nothing to show it in
+                return
             if self._read_worker is worker:  # else a newer read replaced it
                 self._read_worker = None
                 self._show(*out)
 
         def failed(exc: Exception) -> None:
+            if not alive(self):  # the view is gone: nothing to show it in
+                return
             # e.g. no weights: the view still opens, with the reason
             if self._read_worker is worker:
                 self._read_worker = None
                 self._show(None, [], {})
                 self.open_label.setText(f"Could not read the auto-folders: {describe(exc)}")
 
-        worker.signals.finished.connect(guarded(self, arrived))
-        worker.signals.failed.connect(guarded(self, failed))
+        worker.signals.finished.connect(arrived)
+        worker.signals.failed.connect(failed)
         start(worker)
 
     def loading(self) -> bool:
@@ -512,6 +516,8 @@ class FoldersView(QWidget):
         self._cluster_worker = worker
 
         def finished(run: ClusterRun) -> None:
+            if not alive(self):  # the view is gone: nothing to show it in
+                return
             if self._cluster_worker is worker:
                 self._cluster_worker = None
                 self._set_idle()
@@ -522,6 +528,8 @@ class FoldersView(QWidget):
                 )
 
         def failed(exc: Exception) -> None:
+            if not alive(self):  # the view is gone: nothing to show it in
+                return
             if self._cluster_worker is worker:
                 self._cluster_worker = None
                 self._set_idle()
@@ -535,8 +543,8 @@ class FoldersView(QWidget):
         worker.signals.progressed.connect(
             lambda step: self._progressed(step) if self._cluster_worker is worker else None
         )
-        worker.signals.finished.connect(guarded(self, finished))
-        worker.signals.failed.connect(guarded(self, failed))
+        worker.signals.finished.connect(finished)
+        worker.signals.failed.connect(failed)
         self._set_busy("Sorting into folders…", cancellable=True)
         return start(worker)
 
@@ -574,6 +582,8 @@ class FoldersView(QWidget):
         self._open_worker = worker
 
         def arrived(rows: dict[int, PhotoRow]) -> None:
+            if not alive(self):  # the view is gone: nothing to show it in
+                return
             if self._open_worker is worker:  # else another folder was opened meanwhile
                 self._open_worker = None
                 self.model.set_rows([rows[i] for i in members if i in rows])
@@ -581,12 +591,14 @@ class FoldersView(QWidget):
                 self._update_actions()
 
         def failed(exc: Exception) -> None:
+            if not alive(self):  # the view is gone: nothing to show it in
+                return
             if self._open_worker is worker:
                 self._open_worker = None
                 self.open_label.setText(f"Could not read the folder's photos: {describe(exc)}")
 
-        worker.signals.finished.connect(guarded(self, arrived))
-        worker.signals.failed.connect(guarded(self, failed))
+        worker.signals.finished.connect(arrived)
+        worker.signals.failed.connect(failed)
         self.open_label.setText(f"{caption} · reading…")
         start(worker)
         self._update_actions()
@@ -618,19 +630,23 @@ class FoldersView(QWidget):
         self._edit_worker = worker
 
         def finished(_result: object) -> None:
+            if not alive(self):  # the view is gone: nothing to show it in
+                return
             self._edit_worker = None
             self._set_idle()
             self.reload()
             self.status_message.emit(done)
 
         def failed(exc: Exception) -> None:
+            if not alive(self):  # the view is gone: nothing to show it in
+                return
             self._edit_worker = None
             self._set_idle()
             self.reload()
             self.status_message.emit(f"Could not {what}: {describe(exc)}")
 
-        worker.signals.finished.connect(guarded(self, finished))
-        worker.signals.failed.connect(guarded(self, failed))
+        worker.signals.finished.connect(finished)
+        worker.signals.failed.connect(failed)
         self._set_busy(f"{what[0].upper()}{what[1:]}…", cancellable=False)
         return start(worker)
 

@@ -49,7 +49,7 @@ from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.folders import ExportPreviewDialog, export_mode_combo
 from dino_desktop.gui.views.jobstrip import JobStrip, export_worker
-from dino_desktop.gui.workers import JobWorker, call, describe, guarded, reader, start
+from dino_desktop.gui.workers import JobWorker, alive, call, describe, reader, start
 
 log = logging.getLogger(__name__)
 
@@ -258,20 +258,24 @@ class SortView(QWidget):
         self._labels_worker = worker
 
         def arrived(labels: list[SortLabelInfo]) -> None:
+            if not alive(self):  # the view is gone: nothing to show it in
+                return
             if self._labels_worker is worker:
                 self._labels_worker = None
                 self._labels = labels
                 self._labels_shown()
 
         def failed(exc: Exception) -> None:
+            if not alive(self):  # the view is gone: nothing to show it in
+                return
             if self._labels_worker is worker:  # the view still opens, with the reason
                 self._labels_worker = None
                 self._labels = []
                 self._labels_shown()
                 self.open_label.setText(f"Could not read the labels: {describe(exc)}")
 
-        worker.signals.finished.connect(guarded(self, arrived))
-        worker.signals.failed.connect(guarded(self, failed))
+        worker.signals.finished.connect(arrived)
+        worker.signals.failed.connect(failed)
         return start(worker)
 
     def _labels_shown(self) -> None:
@@ -288,12 +292,18 @@ class SortView(QWidget):
         the reason in the status bar on failure. The labels are read again either way."""
 
         def failed(exc: Exception) -> None:
+            if not alive(self):  # the view is gone: nothing to show it in
+                return
             if not isinstance(exc, LibraryError):
                 log.error("%s failed: %s", what, describe(exc))
             self.status_message.emit(f"Could not {what}: {describe(exc)}")
             self.reload()
 
-        return call(work, guarded(self, done), guarded(self, failed))
+        def delivered(value: Any) -> None:
+            if alive(self):
+                done(value)
+
+        return call(work, delivered, failed)
 
     def _fill_labels(self) -> None:
         opened = self._open
@@ -435,6 +445,8 @@ class SortView(QWidget):
         self._rows_worker = worker
 
         def arrived(out: tuple[list[PhotoRow], list[float] | None, str]) -> None:
+            if not alive(self):  # the view is gone: nothing to show it in
+                return
             if self._rows_worker is worker:  # else a newer choice replaced it
                 self._rows_worker = None
                 self.model.set_rows(out[0], out[1])
@@ -442,12 +454,14 @@ class SortView(QWidget):
                 self._update_actions()
 
         def failed(exc: Exception) -> None:
+            if not alive(self):  # the view is gone: nothing to show it in
+                return
             if self._rows_worker is worker:
                 self._rows_worker = None
                 self.open_label.setText(f"Could not read the photos: {describe(exc)}")
 
-        worker.signals.finished.connect(guarded(self, arrived))
-        worker.signals.failed.connect(guarded(self, failed))
+        worker.signals.finished.connect(arrived)
+        worker.signals.failed.connect(failed)
         self.open_label.setText("Reading…")
         start(worker)
         self._update_actions()
