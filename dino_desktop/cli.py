@@ -21,6 +21,7 @@ from dino_desktop.logs import log_file, setup_logging
 
 if TYPE_CHECKING:  # imported for real in main(), so `--help` stays instant
     from dino_desktop.core.library import Library
+    from dino_desktop.core.progress import Progress
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_WEIGHTS = 0, 1, 2, 3
 
@@ -208,33 +209,42 @@ def _print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-def _progress_bar() -> tuple[Callable[[Any], None], Callable[[], None]]:
-    """A tqdm bar on stderr per phase; silent when stderr is not a terminal."""
+# What each job phase is called on its progress bar.
+PHASE_LABELS = {
+    "walk": "Looking for photos",
+    "index": "Reading photos",
+    "embed": "Embedding",
+    "export": "Exporting",
+    "train": "Learning",
+    "predict": "Sorting",
+    "prune": "Cleaning up thumbnails",
+    "download": "Downloading",
+    "verify": "Checking",
+    "import": "Checking",
+}
+
+
+def _progress_bar() -> tuple[Callable[[Progress], None], Callable[[], None]]:
+    """A tqdm bar on stderr per phase (bytes while downloading weights, photos
+    otherwise); silent when stderr is not a terminal."""
     from tqdm import tqdm
 
     state: dict[str, Any] = {"phase": None, "bar": None}
-    labels = {
-        "walk": "Looking for photos",
-        "index": "Reading photos",
-        "embed": "Embedding",
-        "export": "Exporting",
-        "train": "Learning",
-        "predict": "Sorting",
-        "prune": "Cleaning up thumbnails",
-    }
 
-    def update(step: Any) -> None:
+    def update(step: Progress) -> None:
         if step.phase != state["phase"]:
-            if state["bar"] is not None:
-                state["bar"].close()
+            close()
             state["phase"] = step.phase
+            unit: dict[str, Any] = (
+                {"unit": "B", "unit_scale": True} if step.phase == "download" else {"unit": "photo"}
+            )
             state["bar"] = tqdm(
                 total=step.total,
-                desc=labels.get(step.phase, step.phase),
-                unit="photo",
+                desc=PHASE_LABELS.get(step.phase, step.phase),
                 file=sys.stderr,
                 disable=None,
                 dynamic_ncols=True,
+                **unit,
             )
         bar = state["bar"]
         bar.total = step.total
@@ -244,6 +254,7 @@ def _progress_bar() -> tuple[Callable[[Any], None], Callable[[], None]]:
     def close() -> None:
         if state["bar"] is not None:
             state["bar"].close()
+            state["bar"] = None
 
     return update, close
 
@@ -351,40 +362,6 @@ def _cmd_search(lib: Library, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _weights_bar() -> tuple[Callable[[Any], None], Callable[[], None]]:
-    """A tqdm bar on stderr for the weights job: bytes while downloading, then a
-    spinner while the file is checked; silent when stderr is not a terminal."""
-    from tqdm import tqdm
-
-    state: dict[str, Any] = {"phase": None, "bar": None}
-    labels = {"download": "Downloading", "verify": "Checking", "import": "Checking"}
-
-    def update(step: Any) -> None:
-        if step.phase != state["phase"]:
-            close()
-            state["phase"] = step.phase
-            unit = {"unit": "B", "unit_scale": True} if step.phase == "download" else {}
-            state["bar"] = tqdm(
-                total=step.total,
-                desc=labels.get(step.phase, step.phase),
-                file=sys.stderr,
-                disable=None,
-                dynamic_ncols=True,
-                **unit,
-            )
-        bar = state["bar"]
-        bar.total = step.total
-        bar.n = step.done
-        bar.refresh()
-
-    def close() -> None:
-        if state["bar"] is not None:
-            state["bar"].close()
-            state["bar"] = None
-
-    return update, close
-
-
 def _cmd_model(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.progress import drive
 
@@ -396,7 +373,7 @@ def _cmd_model(lib: Library, args: argparse.Namespace) -> int:
         else:
             job = lib.weights_job(download=args.source)
             verb = "Downloaded"
-        update, close = _weights_bar()
+        update, close = _progress_bar()
         try:
             path = drive(job, update)
         except ValueError as exc:  # no download of that --source for this model

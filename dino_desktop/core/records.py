@@ -75,13 +75,8 @@ class Status:
 
 
 @dataclass(slots=True)
-class ScanResult:
-    """A scan's report plus what the embedding step did.
-
-    The first seven fields are those of `scanner.ScanReport`, repeated here so
-    that this module imports nothing from the scanner (and so the database);
-    tests/unit/test_records.py checks that the two stay in step.
-    """
+class ScanReport:
+    """What one scan changed; `failed` lists every unreadable file in the scanned folders."""
 
     added: int = 0
     updated: int = 0
@@ -90,6 +85,12 @@ class ScanResult:
     failed: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     cancelled: bool = False
+
+
+@dataclass(slots=True)
+class ScanResult(ScanReport):
+    """A scan's report (`scanner.scan` makes the ScanReport) plus what the embedding step did."""
+
     embedded: int = 0
     pending: int = 0
     weights_missing: str | None = None  # the WeightsUnavailable message, when embedding waited

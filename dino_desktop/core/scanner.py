@@ -42,24 +42,12 @@ from dino_desktop.core.db import Embedding, Folder, ImageRow
 from dino_desktop.core.images import IMAGE_EXTENSIONS, ImageError, read_info
 from dino_desktop.core.journal import in_flight
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.records import ScanReport
 
 log = logging.getLogger(__name__)
 
 COMMIT_EVERY = 200
 _CHUNK = 1 << 20
-
-
-@dataclass(slots=True)
-class ScanReport:
-    """What one scan changed; `failed` lists every unreadable file in the scanned folders."""
-
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    cancelled: bool = False
 
 
 class _Found(NamedTuple):
