@@ -12,7 +12,13 @@ through this module, so that:
   only a small image is needed, which is most of the embedding pipeline's decode
   cost saved (a 12 MP JPEG: ~155 ms full decode vs ~32 ms drafted);
 * every colour mode becomes 8-bit RGB the same way (`to_rgb`);
-* HEIC/HEIF is read through pillow-heif when it is installed.
+* HEIC/HEIF is read through pillow-heif, AVIF through Pillow's own plugin and
+  JPEG XL through pillow-jxl-plugin, each when it is available;
+* camera RAW files (`RAW_EXTENSIONS`: DNG, CR2, CR3, NEF, ARW, RAF...) are read
+  through LibRaw (rawpy, module `raw`), with the same limits and error
+  reasons. Sizes, hashes and reduced decodes use the camera's embedded preview
+  JPEG when it is large enough (a few ms instead of a development's second);
+  `open_image` without `min_side` develops the raw data.
 
 Only the formats in `SUPPORTED_FORMATS` are ever parsed: Pillow can open dozens
 of exotic formats (EPS even runs Ghostscript), which a photo library has no use
@@ -28,6 +34,7 @@ import functools
 import os
 import re
 import stat
+import struct
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -50,6 +57,9 @@ from PIL import (
     WebPImagePlugin,
 )
 
+from dino_desktop.core import raw as _raw
+from dino_desktop.core.raw import RAW_EXTENSIONS, is_raw_format
+
 try:
     from pillow_heif import register_heif_opener
 except ImportError:  # pragma: no cover - pillow-heif is a dependency, but optional at run time
@@ -61,17 +71,37 @@ else:
     except Exception:  # pragma: no cover - e.g. libheif failing to load
         HEIF_SUPPORTED = False
 
+try:
+    from PIL import AvifImagePlugin
+except ImportError:  # pragma: no cover - Pillow < 11.2
+    AVIF_SUPPORTED = False
+else:
+    # False when this Pillow was built without libavif: the plugin is there
+    # but refuses every file.
+    AVIF_SUPPORTED = bool(AvifImagePlugin.SUPPORTED)
+
+try:
+    from pillow_jxl import JpegXLImagePlugin
+except ImportError:  # pragma: no cover - pillow-jxl-plugin is a dependency, but optional
+    JXL_SUPPORTED = False
+else:
+    JXL_SUPPORTED = JpegXLImagePlugin.JXLImageFile.format in Image.OPEN
+
 if TYPE_CHECKING:
     from PIL import ImageCms
 
 __all__ = [
+    "AVIF_SUPPORTED",
     "HEIF_SUPPORTED",
     "IMAGE_EXTENSIONS",
+    "JXL_SUPPORTED",
     "MAX_PIXELS",
+    "RAW_EXTENSIONS",
     "SUPPORTED_FORMATS",
     "ImageError",
     "ImageInfo",
     "JpegBytes",
+    "is_raw_format",
     "open_image",
     "read_info",
     "read_jpeg_bytes",
@@ -92,7 +122,10 @@ IMAGE_EXTENSIONS: Final[frozenset[str]] = frozenset(
         ".heic",
         ".heif",
         ".hif",
+        ".avif",
+        ".jxl",
     }
+    | RAW_EXTENSIONS
 )
 
 # Pillow's own default (~89.5 MP). Read once at import so that a later change of
@@ -103,7 +136,10 @@ MAX_PIXELS: Final[int] = Image.MAX_IMAGE_PIXELS or 89_478_485
 # Pillow format ids that we let Image.open try, in this order. Importing a plugin
 # registers its format: importing exactly these here also means Image.open never
 # imports plugins lazily, from worker threads. MPO (multi-picture JPEGs from
-# phones) is opened by the JPEG plugin, so it needs no entry of its own.
+# phones) is opened by the JPEG plugin, so it needs no entry of its own. AVIF
+# comes before HEIF: both accept the generic "mif1" brand, and libheif here has
+# no AV1 decoder, while Pillow's AVIF plugin passes a HEIC on to the next one.
+# Camera RAWs are not Pillow formats: they go through LibRaw (`_raw`).
 SUPPORTED_FORMATS: Final[tuple[str, ...]] = tuple(
     fmt
     for fmt in (
@@ -113,7 +149,9 @@ SUPPORTED_FORMATS: Final[tuple[str, ...]] = tuple(
         TiffImagePlugin.TiffImageFile.format,
         GifImagePlugin.GifImageFile.format,
         BmpImagePlugin.BmpImageFile.format,
+        *(["AVIF"] if AVIF_SUPPORTED else []),
         "HEIF",  # registered by pillow-heif
+        "JXL",  # registered by pillow-jxl-plugin
     )
     if fmt in Image.OPEN
 )
@@ -166,10 +204,16 @@ _SIGNATURES: Final = (
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
     (b"BM", "BMP"),
+    (b"\xff\x0a", "JPEG XL"),  # a bare codestream
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),  # the ISO BMFF container
 )
 _HEIF_BRANDS: Final = frozenset(
-    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif"}
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 )
+_AVIF_BRANDS: Final = frozenset({b"avif", b"avis"})
+# Leading bytes read to tell formats apart (an ftyp box's compatible brands
+# follow its major brand).
+_SNIFF_BYTES: Final = 64
 
 
 class ImageError(Exception):
@@ -184,10 +228,13 @@ class ImageInfo:
     height: int
     orientation: int
     """EXIF orientation 1..8 of the stored pixels (applied by this module's decodes); 1 when
-    absent or invalid, and for HEIF, whose decoder already applies it."""
+    absent or invalid, and for HEIF and for a JPEG XL whose codestream has an orientation,
+    whose decoders already apply it. For a RAW, LibRaw's (the camera's) orientation."""
     taken_at: datetime | None
     camera: str | None
     format: str
+    """Pillow's format name ("JPEG", "PNG", "HEIF", "AVIF", "JXL"...); for a camera RAW its
+    extension in capitals ("DNG", "CR3", "NEF": see `is_raw_format`)."""
     phash: str
     """16 lowercase hex digits: the 64-bit imagehash.phash of the display-oriented image."""
     frames: int
@@ -197,8 +244,12 @@ def read_info(path: str | os.PathLike[str]) -> ImageInfo:
     """Read size, orientation, date taken, camera, format, frame count and phash of a photo.
 
     Only the header and a reduced decode of the first frame are read, so this is
-    cheap even for large photos. Raises `ImageError` for anything wrong with the file.
+    cheap even for large photos (for a RAW: its metadata and embedded preview, or
+    a half-size development when it has no usable preview). Raises `ImageError`
+    for anything wrong with the file.
     """
+    if _raw.is_raw_path(path):
+        return _raw.read_info(path)
     with _errors(), _open_file(path) as fp:
         img = _identify(fp)
         width, height = img.size
@@ -209,7 +260,7 @@ def read_info(path: str | os.PathLike[str]) -> ImageInfo:
         small = _decode_first_frame(img, _PHASH_DECODE_SIDE)
         exif = _read_exif(img)
         orientation = _orientation(exif)
-        phash = str(imagehash.phash(_apply_orientation(small, orientation)))
+        phash = _phash(_apply_orientation(small, orientation))
         taken_at = _taken_at(exif)
         camera = _camera(exif)
     if orientation >= 5:  # 5..8 turn the picture a quarter: the display swaps w and h
@@ -231,12 +282,16 @@ def open_image(path: str | os.PathLike[str], min_side: int | None = None) -> Ima
 
     With `min_side`, the photo may be decoded at a reduced scale whose shorter
     side is still at least `min_side` (or the full photo when it is smaller):
-    JPEGs through DCT scaling, other formats by an integer `Image.reduce`. The
-    caller resizes to its exact target afterwards. Raises `ImageError` for
+    JPEGs through DCT scaling, other formats by an integer `Image.reduce`, a
+    camera RAW from its embedded preview when that is large enough, else from a
+    half-size or full development; without `min_side` a RAW is developed in full.
+    The caller resizes to its exact target afterwards. Raises `ImageError` for
     anything wrong with the file, ValueError for a `min_side` below 1.
     """
     if min_side is not None and min_side < 1:
         raise ValueError(f"min_side must be at least 1, got {min_side}")
+    if _raw.is_raw_path(path):
+        return _raw.open_image(path, min_side)
     with _errors(), _open_file(path) as fp:
         img = _identify(fp)
         rgb = _decode_first_frame(img, min_side)
@@ -306,8 +361,11 @@ def read_jpeg_bytes(path: str | os.PathLike[str]) -> JpegBytes | None:
     file is anything else: another format, CMYK/YCCK, or bytes that do not end with
     the JPEG end marker (truncated, or trailing data). None means "decode it with
     Pillow", which also gives the readable reason when the file is bad. Raises
-    `ImageError` only for a file that cannot be read at all.
+    `ImageError` only for a file that cannot be read at all. A camera RAW is
+    always None, even a JPEG under a RAW's name: `open_image` decides what it is.
     """
+    if _raw.is_raw_path(path):
+        return None
     with _errors(), _open_file(path) as fp:
         img = _identify(fp)
         if not isinstance(img, JpegImagePlugin.JpegImageFile) or img.mode not in ("RGB", "L"):
@@ -341,26 +399,134 @@ def _open_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
         yield fp
 
 
-def _identify(fp: IO[bytes]) -> ImageFile.ImageFile:
+def _identify(fp: IO[bytes], formats: tuple[str, ...] = SUPPORTED_FORMATS) -> ImageFile.ImageFile:
     """Parse the header; refuse unknown formats and oversized images before any decode."""
     _install_warning_filters()
+    jxl = _jxl_header(fp) if "JXL" in formats else None
+    if jxl is not None and jxl[0] * jxl[1] > MAX_PIXELS:
+        # The JPEG XL plugin decodes the whole picture inside Image.open, before
+        # any size check of ours or Pillow's could run: check its header first.
+        raise ImageError(_too_large_reason((jxl[0], jxl[1])))
     try:
-        img = Image.open(fp, formats=SUPPORTED_FORMATS)
+        img = Image.open(fp, formats=formats)
     except UnidentifiedImageError as e:
         raise ImageError(_unrecognised_reason(fp)) from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(_too_large_reason(_header_size(fp))) from e
+    except RuntimeError as e:
+        if jxl is None and _sniff_file(fp) != "JPEG XL":
+            raise
+        # libjxl's only message is "Generic Error. Please build libjxl from source...".
+        raise ImageError("damaged JPEG XL file (its data cannot be decoded)") from e
     width, height = img.size
     if width * height > MAX_PIXELS:
         raise ImageError(_too_large_reason((width, height)))
+    if jxl is not None and jxl[2] != 1 and not getattr(img, "jpeg", False):
+        # libjxl has turned the pixels by the codestream's orientation, which the
+        # JPEG XL format says overrides an Exif one: no second turn. (A JPEG that
+        # the plugin rebuilt losslessly is the original JPEG, EXIF turn and all.)
+        _read_exif(img).pop(_ORIENTATION, None)
     return img
+
+
+# JPEG XL SizeHeader aspect ratios (ISO/IEC 18181-1 D.2): code -> (num, den).
+_JXL_RATIOS: Final = {
+    1: (1, 1),
+    2: (12, 10),
+    3: (4, 3),
+    4: (3, 2),
+    5: (16, 9),
+    6: (5, 4),
+    7: (2, 1),
+}
+_JXL_CONTAINER: Final = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+
+
+def _jxl_header(fp: IO[bytes]) -> tuple[int, int, int] | None:
+    """(width, height, orientation) from a JPEG XL file's codestream header, else None.
+
+    Reads a few bytes (and the box headers of a container); the file position is
+    left at 0. None for anything that is not a readable JPEG XL header.
+    """
+    try:
+        fp.seek(0)
+        head = fp.read(16)
+        if head.startswith(b"\xff\x0a"):
+            code = head + fp.read(48)
+        elif head.startswith(_JXL_CONTAINER):
+            found = _jxl_codestream(fp)
+            if found is None:
+                return None
+            code = found
+        else:
+            return None
+        return _jxl_size_and_orientation(code)
+    except (OSError, struct.error, IndexError):
+        return None
+    finally:
+        fp.seek(0)
+
+
+def _jxl_codestream(fp: IO[bytes]) -> bytes | None:
+    """The first bytes of the codestream in a JPEG XL container (box "jxlc", or "jxlp" parts)."""
+    pos = 0
+    for _ in range(64):  # the codestream comes after a handful of metadata boxes
+        fp.seek(pos)
+        header = fp.read(16)
+        if len(header) < 8:
+            return None
+        size, kind = struct.unpack(">I4s", header[:8])
+        start = 8
+        if size == 1:
+            (size,) = struct.unpack(">Q", header[8:16])
+            start = 16
+        if kind in (b"jxlc", b"jxlp"):
+            fp.seek(pos + start + (4 if kind == b"jxlp" else 0))  # jxlp: a part index first
+            return fp.read(64)
+        if size < start:  # 0: the box runs to the end, and it is not the codestream
+            return None
+        pos += size
+    return None
+
+
+def _jxl_size_and_orientation(code: bytes) -> tuple[int, int, int] | None:
+    """Parse SizeHeader and the start of ImageMetadata (ISO/IEC 18181-1 D.2, A.6)."""
+    if not code.startswith(b"\xff\x0a") or len(code) < 4:
+        return None
+    bits = int.from_bytes(code[2:], "little")  # fields are packed from the low bit up
+    limit = 8 * (len(code) - 2)
+    pos = 0
+
+    def read(n: int) -> int:
+        nonlocal pos
+        if pos + n > limit:
+            raise IndexError("JPEG XL header cut short")
+        value = (bits >> pos) & ((1 << n) - 1)
+        pos += n
+        return value
+
+    def u32_size() -> int:  # U32(Bits(9), Bits(13), Bits(18), Bits(30)) + 1
+        return read((9, 13, 18, 30)[read(2)]) + 1
+
+    small = read(1)
+    height = (read(5) + 1) * 8 if small else u32_size()
+    ratio = read(3)
+    if ratio:
+        num, den = _JXL_RATIOS[ratio]
+        width = height * num // den
+    else:
+        width = (read(5) + 1) * 8 if small else u32_size()
+    orientation = 1
+    if not read(1) and read(1):  # not all_default, and extra_fields
+        orientation = read(3) + 1
+    return width, height, orientation
 
 
 _BOMB_FILTER: Final = ("error", None, Image.DecompressionBombWarning, None, 0)
 
 
 def _install_warning_filters() -> None:
-    """Keep two process-wide warning filters at the front of the filter list.
+    """Keep our process-wide warning filters at the front of the filter list.
 
     * Pillow *warns* (instead of raising) for images between 1x and 2x its pixel
       limit, inside Image.open. Changing the filters temporarily with
@@ -371,7 +537,8 @@ def _install_warning_filters() -> None:
     * Damaged EXIF is common and harmless here (`_read_exif` then reads no
       metadata), but Pillow warns once per such photo, which floods the
       terminal during a CLI scan of a large library. Only Pillow's
-      corrupt-EXIF warnings are muted.
+      corrupt-EXIF warnings are muted, and pillow-jxl-plugin's note that it
+      reads a 16-bit float JPEG XL as 32-bit floats (which `to_rgb` handles).
 
     Checked on every open because filters added later, or catch_warnings blocks
     elsewhere (pytest wraps collection and every test in one), can shadow or
@@ -380,6 +547,9 @@ def _install_warning_filters() -> None:
     if not warnings.filters or warnings.filters[0] != _BOMB_FILTER:
         warnings.filterwarnings(
             "ignore", message=r"(possibly )?corrupt EXIF", category=UserWarning, module=r"PIL\."
+        )
+        warnings.filterwarnings(
+            "ignore", message="Pillow doesn't support 16 bit floats", category=UserWarning
         )
         warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
@@ -425,7 +595,7 @@ def _unrecognised_reason(fp: IO[bytes]) -> str:
     """Why Pillow could not identify a file: a damaged image, no HEIF support, or no image."""
     try:
         fp.seek(0)
-        head = fp.read(16)
+        head = fp.read(_SNIFF_BYTES)
     except OSError as e:
         return _os_reason(e)
     if not head:
@@ -435,7 +605,19 @@ def _unrecognised_reason(fp: IO[bytes]) -> str:
         return "not an image file (format not recognised)"
     if kind == "HEIF" and not HEIF_SUPPORTED:
         return "HEIF image, but HEIF support (pillow-heif) is not installed"
+    if kind == "AVIF" and not AVIF_SUPPORTED:
+        return "AVIF image, but this Pillow was built without AVIF support"
+    if kind == "JPEG XL" and not JXL_SUPPORTED:
+        return "JPEG XL image, but JPEG XL support (pillow-jxl-plugin) is not installed"
     return f"damaged {kind} file (its header cannot be read)"
+
+
+def _sniff_file(fp: IO[bytes]) -> str | None:
+    try:
+        fp.seek(0)
+        return _sniff(fp.read(_SNIFF_BYTES))
+    except OSError:
+        return None
 
 
 def _sniff(head: bytes) -> str | None:
@@ -444,8 +626,17 @@ def _sniff(head: bytes) -> str | None:
             return kind
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WebP"
-    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
-        return "HEIF"
+    if head[4:8] == b"ftyp":
+        major = head[8:12]
+        if major in _AVIF_BRANDS:
+            return "AVIF"
+        if major in _HEIF_BRANDS:
+            # "mif1"/"msf1" are generic image brands: the compatible brands
+            # after the minor version say whether the pictures are AV1 or HEVC.
+            size = int.from_bytes(head[:4], "big")
+            brands = head[16 : min(size, len(head))]
+            compatible = {brands[i : i + 4] for i in range(0, len(brands) - 3, 4)}
+            return "AVIF" if compatible & _AVIF_BRANDS else "HEIF"
     return None
 
 
@@ -456,6 +647,8 @@ def _errors() -> Iterator[None]:
         yield
     except ImageError:
         raise
+    except _raw.RawError as e:  # already a reason for the user
+        raise ImageError(str(e)) from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(_too_large_reason(None)) from e
     except OSError as e:
@@ -505,6 +698,10 @@ def _decode_first_frame(img: ImageFile.ImageFile, min_side: int | None) -> Image
     if min_side is not None:
         out = _reduce(out, min_side)  # a no-op when already reduced above
     return out
+
+
+def _phash(img: Image.Image) -> str:
+    return str(imagehash.phash(img))
 
 
 def _reduce(img: Image.Image, min_side: int) -> Image.Image:
@@ -580,8 +777,13 @@ def _taken_at(exif: Image.Exif) -> datetime | None:
         exif_ifd = exif.get_ifd(_EXIF_IFD)
     except Exception:
         exif_ifd = {}
+    return _taken_at_in(exif, exif_ifd)
+
+
+def _taken_at_in(ifd0: Mapping[int, object], exif_ifd: Mapping[int, object]) -> datetime | None:
+    """The date taken from IFD0's and the Exif IFD's tags (a RAW's are read apart)."""
     for date_tag, subsec_tag, in_exif_ifd in _DATE_TAGS:
-        tags: Mapping[int, object] = exif_ifd if in_exif_ifd else exif
+        tags = exif_ifd if in_exif_ifd else ifd0
         taken = _parse_datetime(tags.get(date_tag), tags.get(subsec_tag))
         if taken is not None:
             return taken
@@ -604,7 +806,7 @@ def _parse_datetime(value: object, subsec: object = None) -> datetime | None:
         return None
 
 
-def _camera(exif: Image.Exif) -> str | None:
+def _camera(exif: Mapping[int, object]) -> str | None:
     make = _clean_text(exif.get(_MAKE))
     model = _clean_text(exif.get(_MODEL))
     if make and model:
