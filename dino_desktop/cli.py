@@ -284,6 +284,9 @@ def _cmd_scan(lib: Library, args: argparse.Namespace) -> int:
                 "embedded": result.embedded,
                 "pending": result.pending,
                 "failed": failed,
+                "companions": result.companions,
+                "videos": result.videos,
+                "orphan_sidecars": result.orphan_sidecars,
             }
         )
     else:
@@ -292,6 +295,14 @@ def _cmd_scan(lib: Library, args: argparse.Namespace) -> int:
             f"{result.unchanged} unchanged; {result.embedded} embedded, "
             f"{result.pending} pending; {len(failed)} could not be read"
         )
+        if result.companions:
+            print(f"{result.companions} companion file(s) (RAW, Live Photo video, sidecars)")
+        if result.videos:
+            print(f"{len(result.videos)} video(s) not indexed")
+        if result.orphan_sidecars:
+            print(f"{len(result.orphan_sidecars)} sidecar(s) without a photo:")
+            for path in result.orphan_sidecars:
+                print(f"  {path}")
         for item in failed:
             print(f"  {item['path']}: {item['error']}")
     return EXIT_OK
@@ -313,6 +324,9 @@ def _cmd_status(lib: Library, args: argparse.Namespace) -> int:
                 "folders": folders,
                 "model": st.model,
                 "weights": st.weights,
+                "companions": st.companions,
+                "videos_not_indexed": st.videos,
+                "orphan_sidecars": st.orphan_sidecars,
             }
         )
     else:
@@ -321,6 +335,11 @@ def _cmd_status(lib: Library, args: argparse.Namespace) -> int:
             f"Photos: {st.images} ({st.embedded} embedded, {st.pending} pending), "
             f"{st.failed} could not be read"
         )
+        if st.companions or st.videos or st.orphan_sidecars:
+            print(
+                f"Companion files: {st.companions}; videos not indexed: {st.videos}; "
+                f"sidecars without a photo: {st.orphan_sidecars}"
+            )
         print(f"Model: {st.model}; weights: {st.weights or 'not installed'}")
         for f in folders:
             mark = " [reference]" if f["reference"] else ""
@@ -337,6 +356,7 @@ def _cmd_list(lib: Library, args: argparse.Namespace) -> int:
             "height": r.height,
             "taken_at": r.taken_at.isoformat() if r.taken_at else None,
             "error": r.error,
+            "companions": list(r.companions),
         }
         for r in lib.images()
     ]
@@ -430,6 +450,7 @@ def _cmd_duplicates(lib: Library, args: argparse.Namespace) -> int:
                             "score": round(m.score, 6),
                             "relation": m.relation,
                             "reference": m.is_reference,
+                            "companions": list(m.companions),
                         }
                         for m in g.members
                     ],
@@ -537,19 +558,28 @@ def _cmd_export_clusters(lib: Library, args: argparse.Namespace) -> int:
     from dino_desktop.core.progress import drive
 
     if args.dry_run:
-        plan = lib.export_plan(args.dest)
+        plan = lib.plan_with_companions(lib.export_plan(args.dest))
         if args.json:
             _print_json(
                 {
                     "dry_run": True,
-                    "written": [d for _, d in plan],
+                    "written": [d for _, d, _ in plan],
                     "journal": None,
-                    "plan": [{"source": s, "destination": d} for s, d in plan],
+                    "plan": [
+                        {
+                            "source": s,
+                            "destination": d,
+                            "companions": [{"source": cs, "destination": cd} for cs, cd in c],
+                        }
+                        for s, d, c in plan
+                    ],
                 }
             )
         else:
-            for src, dst in plan:
+            for src, dst, comps in plan:
                 print(f"{src} -> {dst}")
+                for csrc, cdst in comps:
+                    print(f"  with {csrc} -> {cdst}")
         return EXIT_OK
     update, close = _progress_bar()
     try:
@@ -561,6 +591,7 @@ def _cmd_export_clusters(lib: Library, args: argparse.Namespace) -> int:
         _print_json(
             {
                 "written": written,
+                "companions_written": [d for _, d in result.companions_moved],
                 "journal": result.journal_id,
                 "failed": [{"path": p, "error": e} for p, e in result.failed],
             }
@@ -630,6 +661,7 @@ def _cmd_sort_by_example(lib: Library, args: argparse.Namespace) -> int:
         }
         if exported is not None:
             out["written"] = [d for _, d in exported.moved]
+            out["companions_written"] = [d for _, d in exported.companions_moved]
             out["journal"] = exported.journal_id
             out["failed"] = [{"path": p, "error": e} for p, e in exported.failed]
         _print_json(out)
@@ -659,15 +691,19 @@ def _cmd_trash(lib: Library, args: argparse.Namespace) -> int:
         _print_json(
             {
                 "trashed": result.done,
+                "companions": result.companions,
                 "journal": result.journal_id,
                 "failed": [{"path": p, "error": e} for p, e in result.failed],
             }
         )
     else:
+        with_them = f" with {len(result.companions)} companion file(s)" if result.companions else ""
         print(
-            f"Moved {len(result.done)} file(s) to the trash (undo: dino-desktop undo "
-            f"{result.journal_id})"
+            f"Moved {len(result.done)} photo(s){with_them} to the trash (undo: dino-desktop "
+            f"undo {result.journal_id})"
         )
+        for note in result.notes:
+            print(f"  {note}")
         for path, error in result.failed:
             print(f"  not moved: {path}: {error}")
     return EXIT_ERROR if result.failed else EXIT_OK
@@ -679,12 +715,14 @@ def _cmd_undo(lib: Library, args: argparse.Namespace) -> int:
         _print_json(
             {
                 "undone": result.done,
+                "companions": result.companions,
                 "journal": result.journal_id,
                 "failed": [{"path": p, "error": e} for p, e in result.failed],
             }
         )
     else:
-        print(f"Restored {len(result.done)} file(s)")
+        with_them = f" and {len(result.companions)} companion file(s)" if result.companions else ""
+        print(f"Restored {len(result.done)} file(s){with_them}")
         for note in result.notes:
             print(f"  {note}")
         for path, error in result.failed:

@@ -25,8 +25,16 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dino_desktop.core.db import Folder, ImageRow
-from dino_desktop.core.records import FolderInfo, ImageRecord, LibraryError, PhotoRow, Status
+from dino_desktop.core.db import CompanionRow, Folder, ImageRow
+from dino_desktop.core.images import is_raw_format
+from dino_desktop.core.records import (
+    Companion,
+    FolderInfo,
+    ImageRecord,
+    LibraryError,
+    PhotoRow,
+    Status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +191,13 @@ def status(
     """The library's counts and folders, with the model's `pending` count and weights file."""
     found = folders(sessions)
     images = sum(f.images for f in found)
+    with sessions() as session:
+        kinds: dict[str, int] = {
+            str(kind): int(n)
+            for kind, n in session.execute(
+                select(CompanionRow.kind, func.count()).group_by(CompanionRow.kind)
+            )
+        }
     return Status(
         images=images,
         embedded=images - pending,
@@ -191,7 +206,65 @@ def status(
         folders=found,
         model=model,
         weights=None if weights is None else os.fspath(weights),
+        companions=sum(n for k, n in kinds.items() if k in ("raw", "live", "sidecar")),
+        videos=kinds.get("video", 0),
+        orphan_sidecars=kinds.get("orphan", 0),
     )
+
+
+# ---- companion files -------------------------------------------------------------
+
+
+def companions(sessions: Sessions, ids: Iterable[int] | None = None) -> dict[int, list[Companion]]:
+    """The companion files (RAW, Live Photo video, sidecars) of the given photos (None:
+    of every photo), by image id, in path order; photos without any are left out."""
+    query = select(
+        CompanionRow.image_id,
+        CompanionRow.folder_id,
+        CompanionRow.relpath,
+        CompanionRow.kind,
+        CompanionRow.size,
+    ).where(CompanionRow.image_id.is_not(None))
+    out: dict[int, list[Companion]] = {}
+    with sessions() as session:
+        roots = dict(folder_paths(session))
+        wanted = None if ids is None else sorted({int(i) for i in ids})
+        chunks = [query] if wanted is None else [
+            query.where(CompanionRow.image_id.in_(wanted[i : i + _IN_CHUNK]))
+            for i in range(0, len(wanted), _IN_CHUNK)
+        ]  # fmt: skip
+        for q in chunks:
+            for image_id, fid, rel, kind, size in session.execute(q):
+                out.setdefault(int(image_id or 0), []).append(
+                    Companion(os.path.join(roots[fid], rel), kind, int(size))
+                )
+    for found in out.values():
+        found.sort(key=lambda c: c.path)
+    return out
+
+
+def loose_files(sessions: Sessions, kind: str) -> list[str]:
+    """Paths of the videos of no photo (`kind` "video") or orphan sidecars ("orphan")."""
+    with sessions() as session:
+        roots = dict(folder_paths(session))
+        rows = session.execute(
+            select(CompanionRow.folder_id, CompanionRow.relpath).where(CompanionRow.kind == kind)
+        )
+        return sorted(os.path.join(roots[fid], rel) for fid, rel in rows)
+
+
+def badge(fmt: str | None, kinds: Iterable[str]) -> str:
+    """What the grid marks a photo with: "RAW+JPEG" (a RAW original beside it), "Live"
+    (a Live Photo video), "RAW" (the photo is a RAW), joined by " · "."""
+    found = set(kinds)
+    marks = []
+    if fmt is not None and is_raw_format(fmt):
+        marks.append("RAW")
+    elif "raw" in found:
+        marks.append(f"RAW+{'HEIC' if (fmt or '').upper() == 'HEIF' else (fmt or 'JPEG')}")
+    if "live" in found:
+        marks.append("Live")
+    return " \N{MIDDLE DOT} ".join(marks)
 
 
 def images(sessions: Sessions, *, failed_only: bool = False) -> Iterator[ImageRecord]:
@@ -199,6 +272,7 @@ def images(sessions: Sessions, *, failed_only: bool = False) -> Iterator[ImageRe
     query = select(ImageRow, Folder.path).join(Folder)
     if failed_only:
         query = query.where(ImageRow.status == "failed")
+    paths = {i: tuple(c.path for c in found) for i, found in companions(sessions).items()}
     with sessions() as session:
         rows = session.execute(
             query.order_by(Folder.path, ImageRow.relpath).execution_options(yield_per=2000)
@@ -214,6 +288,7 @@ def images(sessions: Sessions, *, failed_only: bool = False) -> Iterator[ImageRe
                 camera=row.camera,
                 size=row.size,
                 error=row.error,
+                companions=paths.get(row.id, ()),
             )
 
 
@@ -234,12 +309,28 @@ def photo_rows(sessions: Sessions, *conditions: Any) -> list[PhotoRow]:
                 ImageRow.size,
                 ImageRow.mtime_ns,
                 ImageRow.camera,
+                ImageRow.format,
             ).where(ImageRow.status == "ok", *conditions)
         )
+        kinds: dict[int, list[str]] = {}
+        for image_id, kind in session.execute(
+            select(CompanionRow.image_id, CompanionRow.kind).where(
+                CompanionRow.kind.in_(("raw", "live")),
+                CompanionRow.image_id.in_(
+                    select(ImageRow.id).where(ImageRow.status == "ok", *conditions)
+                ),
+            )
+        ):
+            if image_id is not None:
+                kinds.setdefault(image_id, []).append(kind)
         return [
-            PhotoRow(i, prefixes[fid] + rel, fid, taken, w or 0, h or 0, size, mt, cam)
-            for i, fid, rel, taken, w, h, size, mt, cam in result
-        ]
+            PhotoRow(
+                i, prefixes[fid] + rel, fid, taken, w or 0, h or 0, size, mt, cam,
+                badge(fmt, kinds.get(i, ())) if i in kinds or (fmt and is_raw_format(fmt))
+                else "",
+            )
+            for i, fid, rel, taken, w, h, size, mt, cam, fmt in result
+        ]  # fmt: skip
 
 
 def photos(

@@ -206,6 +206,27 @@ class SortExample(Base):
     positive: Mapped[bool] = mapped_column(Boolean)
 
 
+class CompanionRow(Base):
+    """A file that goes with a photo item (schema 7; core/companions.py), or a loose one.
+
+    `image_id` is the photo item (its RAW original, Live Photo video or a
+    sidecar); NULL for a video of no photo ("video") and a sidecar of none
+    ("orphan"), which are counted and listed but not indexed.
+    """
+
+    __tablename__ = "companions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
+    image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), nullable=True
+    )
+    relpath: Mapped[str] = mapped_column(FsPath)
+    kind: Mapped[str] = mapped_column(String(8))
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+
+
 class EmbeddingGeneration(Base):
     """Bumped by triggers on every change to a model's embeddings (see `_v6`)."""
 
@@ -361,7 +382,25 @@ def _v6(conn: Connection) -> None:
         conn.exec_driver_sql(ddl)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+def _v7(conn: Connection) -> None:
+    """Companion files of photo items (RAW originals, Live Photo videos, sidecars) and
+    the loose videos and orphan sidecars beside them (core/companions.py)."""
+    for ddl in (
+        """CREATE TABLE companions (
+            id INTEGER PRIMARY KEY,
+            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            image_id INTEGER REFERENCES images(id) ON DELETE CASCADE,
+            relpath VARCHAR NOT NULL,
+            kind VARCHAR(8) NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            UNIQUE (folder_id, relpath))""",
+        "CREATE INDEX ix_companions_image ON companions (image_id)",
+    ):
+        conn.exec_driver_sql(ddl)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

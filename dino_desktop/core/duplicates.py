@@ -71,6 +71,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dino_desktop.core.catalog import companions as stored_companions
 from dino_desktop.core.db import Folder, ImageRow
 from dino_desktop.core.dupe_pairs import (
     PHASE,
@@ -80,6 +81,7 @@ from dino_desktop.core.dupe_pairs import (
     phash_links,
     vectors_of,
 )
+from dino_desktop.core.images import is_raw_format
 from dino_desktop.core.progress import CancelToken, Job, Progress
 
 METHODS = ("exact", "phash", "dino")
@@ -115,6 +117,8 @@ class Member:
     phash: 1 - bits/64 (best over turns/mirrors with rotations); dino: cosine."""
     relation: str
     """"keeper" for the keeper, else one of RELATIONS."""
+    companions: tuple[str, ...] = ()
+    """Its companion files (RAW, Live Photo video, sidecars): removed with it."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,8 @@ class KeeperPolicy:
     1. ``prefer_reference``: a member in a reference folder (it can never be removed).
     2. Most pixels; members within ``pixel_tolerance`` of the largest count as tied,
        so a PNG is not beaten by a JPEG a few pixels larger.
+       Then the copy with more companion files (its RAW original, Live Photo
+       video, XMP edits): removing it would take them along.
     3. Original over re-encode: the best ``format_tiers`` rank (HEIF/PNG/TIFF
        before JPEG/WEBP before GIF), then the larger file (a recompression shrinks).
     4. More metadata: date taken and camera present.
@@ -168,6 +174,8 @@ class KeeperPolicy:
 
     def format_rank(self, fmt: str | None) -> int:
         name = (fmt or "").upper()
+        if is_raw_format(name):
+            return 0  # a camera RAW is the original of everything made from it
         for rank, tier in enumerate(self.format_tiers):
             if name in tier:
                 return rank
@@ -183,6 +191,7 @@ class KeeperPolicy:
                 self.prefer_reference and not c.is_reference,
                 c.pixels < tied,  # the tied largest first, then by pixels
                 0 if c.pixels >= tied else -c.pixels,
+                -len(c.companions),  # the copy with its RAW and sidecars
                 self.format_rank(c.format),
                 -c.size,
                 -((c.taken_at is not None) + (c.camera is not None)),
@@ -213,6 +222,7 @@ class _Cand:
     is_reference: bool
     dev: int | None
     inode: int | None
+    companions: tuple[str, ...] = ()
 
     @property
     def pixels(self) -> int:
@@ -362,6 +372,7 @@ def _find(
 
 
 def _load_candidates(sessions: sessionmaker[Session]) -> list[_Cand]:
+    paths = {i: tuple(c.path for c in f) for i, f in stored_companions(sessions).items()}
     with sessions() as session:
         result = session.execute(
             select(
@@ -403,6 +414,7 @@ def _load_candidates(sessions: sessionmaker[Session]) -> list[_Cand]:
                 is_reference=bool(is_ref),
                 dev=dev,
                 inode=inode,
+                companions=paths.get(image_id, ()),
             )
             for (
                 image_id,
@@ -566,4 +578,5 @@ def _member(c: _Cand, score: float, relation: str) -> Member:
         is_reference=c.is_reference,
         score=score,
         relation=relation,
+        companions=c.companions,
     )

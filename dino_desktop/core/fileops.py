@@ -46,6 +46,7 @@ from sqlalchemy.exc import SQLAlchemyError
 # that a test replacing them there (to simulate failures) reaches every caller.
 from dino_desktop.core import placing, trash
 from dino_desktop.core.db import Folder, JournalRow
+from dino_desktop.core.export_plan import group_items, plan_items
 from dino_desktop.core.journal import (
     PAYLOAD_VERSION,
     REGISTRY_LOCK,
@@ -119,10 +120,9 @@ class FileOps(Recovery):
         folder. Files that cannot be trashed (missing, permission denied, a
         folder) are listed in `failed`; the others are trashed.
         """
-        sources = self._sources(paths)
-        self._refuse_reference(sources, "trash")
+        items = group_items(self._sources(paths))
+        self._refuse_reference([it["src"] for it in items], "trash")
         self.recover()
-        items = [{"src": s, "dest": None, "status": "pending", "reason": None} for s in sources]
         return self._run("trash", {}, items, self._trash_one)
 
     def move(self, paths: Sequence[str], dest_dir: str) -> OpResult:
@@ -135,19 +135,13 @@ class FileOps(Recovery):
         dest = os.path.abspath(os.fspath(dest_dir))
         if not os.path.isdir(dest):
             raise FileOpError(f"not a folder: {dest}")
-        sources = self._sources(paths)
-        self._refuse_reference(sources, "move")
+        try:
+            items = group_items(self._sources(paths), dest)
+        except ValueError as exc:
+            raise FileOpError(str(exc)) from exc
+        self._refuse_reference([it["src"] for it in items], "move")
         self._refuse_reference([dest], "move files into", containing=False)
         self.recover()
-        items = [
-            {
-                "src": s,
-                "dest": os.path.join(dest, os.path.basename(s)),  # planned; may get a suffix
-                "status": "pending",
-                "reason": None,
-            }
-            for s in sources
-        ]
         return self._run("move", {"dest_dir": dest}, items, self._move_one)
 
     def export(self, plan: Sequence[tuple[str, str]], mode: str) -> OpResult:
@@ -185,10 +179,14 @@ class FileOps(Recovery):
         if isinstance(plan, str) or not plan:
             raise FileOpError("nothing to export")
         pairs = [(os.path.abspath(os.fspath(s)), os.path.abspath(os.fspath(d))) for s, d in plan]
-        dirs = sorted({os.path.dirname(d) for _, d in pairs})
+        try:
+            items = plan_items(pairs)
+        except ValueError as exc:
+            raise FileOpError(str(exc)) from exc
+        dirs = sorted({os.path.dirname(it["dest"]) for it in items})
         self._refuse_reference(dirs, "export into", containing=False)
         if mode == "move":
-            self._refuse_reference([s for s, _ in pairs], "move")
+            self._refuse_reference([it["src"] for it in items], "move")
         self.recover()
         # Journal first: the folders this export will create, so undo can remove them.
         new_dirs: set[str] = set()
@@ -196,7 +194,6 @@ class FileOps(Recovery):
             while d and not os.path.lexists(d) and d not in new_dirs:
                 new_dirs.add(d)
                 d = os.path.dirname(d)
-        items = [{"src": s, "dest": d, "status": "pending", "reason": None} for s, d in pairs]
         extra: dict[str, Any] = {"mode": mode}
         if mode == "move" and library_folder is not None:
             root = os.path.abspath(os.fspath(library_folder))
@@ -294,6 +291,8 @@ class FileOps(Recovery):
         self._save(entry_id, payload, [])  # journal first, as for any change
         done: list[str] = []
         moved: list[tuple[str, str]] = []
+        companions: list[str] = []
+        companions_moved: list[tuple[str, str]] = []
         notes: list[str] = []
         failed = [(it["src"], str(it.get("reason") or "interrupted")) for it in unsettled]
         retry = bool(unsettled)
@@ -315,8 +314,12 @@ class FileOps(Recovery):
                     retry = retry or exc.retry
                 else:
                     it["undo"] = {"status": "done", "path": restored}
-                    done.append(restored)
-                    moved.append((current, restored))
+                    if "group" in it:
+                        companions.append(restored)
+                        companions_moved.append((current, restored))
+                    else:
+                        done.append(restored)
+                        moved.append((current, restored))
                     gone.append((current, restored))
                     if restored != it["src"]:
                         notes.append(
@@ -340,7 +343,10 @@ class FileOps(Recovery):
         if closed and payload.get("registered_folder"):
             self._unregister_if_empty(payload["registered_folder"])
         _remove_empty_dirs(payload.get("new_dirs", []))
-        return OpResult(entry_id, done, failed, moved, notes)
+        return OpResult(
+            entry_id, done, failed, moved, notes, companions=companions,
+            companions_moved=companions_moved,
+        )  # fmt: skip
 
     # ---- the journaled loop --------------------------------------------------
 
@@ -371,9 +377,15 @@ class FileOps(Recovery):
         cancel: CancelToken | None = None,
     ) -> Job[OpResult]:
         """Journal, then act on each item, yielding Progress; `forget`: sources left
-        their paths (trash, move). A cancel stops between items: those not reached
-        are marked "skipped" (nothing happened to them) and the entry is saved.
+        their paths (trash, move). A cancel stops between photo items: those not
+        reached are marked "skipped" (nothing happened to them) and the entry is saved.
         `act(item, tag)`: `tag` names the item's temporary files (`item_tag`).
+
+        A photo item's files (`_group_items`) are never split: when the photo
+        fails, its companions are skipped; when a companion fails, what was done
+        to the group's other files is undone (`_rollback_member`), and the
+        whole group is reported as failed. A companion gone since it was listed
+        is skipped with a note. The journal is saved between groups only.
         """
         for it in items:
             # The source as it is before we act, journaled: after a crash recovery
@@ -407,44 +419,98 @@ class FileOps(Recovery):
         log.info("%s #%d started: %d item(s)", action, entry_id, len(items))
 
         done: list[str] = []
+        companions: list[str] = []
         failed: list[tuple[str, str]] = []
         moved: list[tuple[str, str]] = []
+        companions_moved: list[tuple[str, str]] = []
         notes: list[str] = []
         gone: list[tuple[str, str | None]] = []
         flight = Flight()
         pending_batch = 0
         cancelled = False
+
+        def undo_group(first: int, n: int, why: str) -> None:
+            """Put back what was done to items[first:n] (one group): `items[n]` failed."""
+            for k in range(n - 1, first - 1, -1):
+                member = items[k]
+                if member["status"] != "done":
+                    continue
+                try:
+                    self._rollback_member(
+                        action, str(extra.get("mode", action)), member, item_tag(entry_id, f"r{k}")
+                    )
+                except (ItemError, OSError) as exc:
+                    log.error(
+                        "%s #%d: %s could not be put back (%s); its group is split",
+                        action,
+                        entry_id,
+                        member["src"],
+                        short_reason(exc),
+                    )
+                    notes.append(
+                        f"{member['src']} could not be put back ({short_reason(exc)}): "
+                        f"it is apart from {os.path.basename(items[n]['src'])}"
+                    )
+                    continue
+                member["status"], member["reason"] = "failed", why
+                member.pop("info", None)
+                for bucket in (done, companions):
+                    if member["src"] in bucket:
+                        bucket.remove(member["src"])
+                for pairs in (moved, companions_moved):
+                    pairs[:] = [p for p in pairs if p[0] != member["src"]]
+                gone[:] = [g for g in gone if g[0] != member["src"]]
+                failed.append((member["src"], why))
+
         try:
             for n, it in enumerate(items):
                 yield Progress(action, n, len(items), it["src"])
-                if cancel is not None and cancel.cancelled:
+                first = it.get("group", n)
+                if first == n and cancel is not None and cancel.cancelled:
                     cancelled = True
                     for rest in items[n:]:
                         rest["status"], rest["reason"] = "skipped", "cancelled"
                     break
-                if forget:
-                    flight.add(it["src"])  # before the file moves: see `in_flight`
-                try:
-                    note = act(it, item_tag(entry_id, n))
-                except ItemError as exc:
-                    it["status"], it["reason"] = "failed", str(exc)
-                    failed.append((it["src"], str(exc)))
-                except OSError as exc:
-                    it["status"], it["reason"] = "failed", short_reason(exc)
-                    failed.append((it["src"], short_reason(exc)))
+                photo = items[first]
+                if first != n and photo["status"] != "done":
+                    # Never split a group: the photo did not go, so its companions stay.
+                    it["status"] = "skipped"
+                    it["reason"] = f"stays with {os.path.basename(photo['src'])}"
+                elif first != n and not os.path.lexists(it["src"]):
+                    it["status"], it["reason"] = "skipped", "no longer there"
+                    notes.append(f"{it['src']} was gone; {photo['src']} went without it")
                 else:
-                    it["status"] = "done"
-                    done.append(it["src"])
                     if forget:
-                        gone.append((it["src"], it.get("dest")))
-                    if it.get("dest"):
-                        moved.append((it["src"], it["dest"]))
-                    if note:
-                        notes.append(note)
+                        flight.add(it["src"])  # before the file moves: see `in_flight`
+                    try:
+                        note = act(it, item_tag(entry_id, n))
+                    except (ItemError, OSError) as exc:
+                        reason = str(exc) if isinstance(exc, ItemError) else short_reason(exc)
+                        it["status"], it["reason"] = "failed", reason
+                        failed.append((it["src"], reason))
+                        if first != n:
+                            undo_group(
+                                first,
+                                n,
+                                f"put back: {os.path.basename(it['src'])}, which goes with "
+                                f"it, could not be done ({reason})",
+                            )
+                    else:
+                        it["status"] = "done"
+                        (companions if first != n else done).append(it["src"])
+                        if forget:
+                            gone.append((it["src"], it.get("dest")))
+                        if it.get("dest"):
+                            (companions_moved if first != n else moved).append(
+                                (it["src"], it["dest"])
+                            )
+                        if note:
+                            notes.append(note)
                 if it["status"] == "failed":
                     log.warning("%s #%d: %s: %s", action, entry_id, it["src"], it["reason"])
                 pending_batch += 1
-                if pending_batch >= self._batch_size(len(items)):
+                group_ends = n + 1 == len(items) or items[n + 1].get("group") != first
+                if group_ends and pending_batch >= self._batch_size(len(items)):
                     self._save(entry_id, payload, gone)
                     flight.clear()
                     gone, pending_batch = [], 0
@@ -466,8 +532,19 @@ class FileOps(Recovery):
             len(done),
             len(failed),
         )
-        yield Progress(action, len(done) + len(failed), len(items))
-        return OpResult(entry_id, done, failed, moved, notes, cancelled)
+        yield Progress(action, len(items), len(items))
+        return OpResult(
+            entry_id, done, failed, moved, notes, cancelled, companions, companions_moved
+        )
+
+    def _rollback_member(self, action: str, mode: str, it: dict[str, Any], tag: str) -> None:
+        """Undo one done item of a group that could not go whole (see `_run_job`)."""
+        if action == "trash":
+            self._undo_one("trash", it, tag)
+        elif action == "move" or mode == "move":
+            self._undo_one("move", it, tag)
+        else:
+            self._remove_created(it, mode)
 
     def _trash_one(self, it: dict[str, Any], tag: str) -> str | None:
         src: str = it["src"]
@@ -505,7 +582,7 @@ class FileOps(Recovery):
             raise ItemError("no such file")
         if os.path.samefile(os.path.dirname(src), dest_dir):
             raise ItemError("already in that folder")
-        final = placing.place(src, dest_dir, os.path.basename(src), tag)
+        final = placing.place(src, dest_dir, os.path.basename(it["dest"]), tag)
         st = os.lstat(final)
         # What undo checks before moving it back: the same file, unchanged.
         it["dest"], it["ident"] = final, [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
@@ -609,6 +686,7 @@ class FileOps(Recovery):
         payload["undo"] = {"status": "pending", "started_at": now().isoformat()}
         self._save(entry_id, payload, [])
         done: list[str] = []
+        companions: list[str] = []
         failed: list[tuple[str, str]] = []
         notes: list[str] = []
         retry = False
@@ -633,7 +711,7 @@ class FileOps(Recovery):
                     retry = True
                 else:
                     it["undo"] = {"status": "done"}
-                    done.append(it["dest"])
+                    (companions if "group" in it else done).append(it["dest"])
                     if note:
                         notes.append(note)
             finished = True
@@ -642,7 +720,7 @@ class FileOps(Recovery):
             payload["undo"]["status"] = "done" if closed else "partial"
             self._save(entry_id, payload, [], undone=closed)
         _remove_empty_dirs(payload.get("new_dirs", []))
-        return OpResult(entry_id, done, failed, [], notes)
+        return OpResult(entry_id, done, failed, [], notes, companions=companions)
 
     @staticmethod
     def _remove_created(it: dict[str, Any], mode: str, *, resumed: bool = False) -> str | None:

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from dino_desktop.core.db import Folder, ImageRow, JournalRow
+from dino_desktop.core.db import CompanionRow, Folder, ImageRow, JournalRow
 from dino_desktop.core.placing import collision_names
 
 # The layout of a journal entry's payload (JSON).
@@ -171,6 +171,24 @@ class JournalStore:
         for src, dest in pairs:
             found = locate(dest) if dest else []
             target = found[-1] if found else None
+            # A companion file's row (its photo's RAW, Live Photo video, sidecar) follows
+            # it too, and stays its photo's: the photo's row keeps its id.
+            for folder_id, rel in locate(src):
+                where_c = (CompanionRow.folder_id == folder_id, CompanionRow.relpath == rel)
+                if target is None:
+                    session.execute(delete(CompanionRow).where(*where_c))
+                else:
+                    session.execute(
+                        delete(CompanionRow).where(
+                            CompanionRow.folder_id == target[0], CompanionRow.relpath == target[1]
+                        )
+                    )
+                    session.execute(
+                        update(CompanionRow)
+                        .where(*where_c)
+                        .values(folder_id=target[0], relpath=target[1])
+                        .execution_options(synchronize_session=False)
+                    )
             if target is not None:
                 # A stale row for the destination (a file deleted there outside the
                 # app) would collide with the one moving in.

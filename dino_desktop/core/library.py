@@ -28,8 +28,10 @@ from dino_desktop.core import catalog, clusters, duplicates, scanner, sorting, s
 from dino_desktop.core import thumbnails as thumbs
 from dino_desktop.core import weights as emb
 from dino_desktop.core.clusters import ClusterRun, NewPhoto
+from dino_desktop.core.companions import DiskGroups
 from dino_desktop.core.db import open_engine, session_factory
 from dino_desktop.core.duplicates import Group
+from dino_desktop.core.export_plan import plan_items
 from dino_desktop.core.fileops import FileOps
 from dino_desktop.core.images import crop_box, open_image
 from dino_desktop.core.index import IndexCache, VectorIndex, search_hits
@@ -38,6 +40,7 @@ from dino_desktop.core.model import ModelState
 from dino_desktop.core.progress import CancelToken, Job
 from dino_desktop.core.records import (
     EXPORT_MODES,
+    Companion,
     FolderInfo,
     ImageRecord,
     LibraryError,
@@ -234,6 +237,42 @@ class Library:
     def images(self, *, failed_only: bool = False) -> Iterator[ImageRecord]:
         """Every indexed file (or only the unreadable ones), in folder and path order."""
         return catalog.images(self.sessions, failed_only=failed_only)
+
+    def companions(self, ids: Iterable[int] | None = None) -> dict[int, list[Companion]]:
+        """The companion files (RAW, Live Photo video, sidecars) of photos, by image id,
+        as the last scan found them (None: of every photo)."""
+        return catalog.companions(self.sessions, ids)
+
+    def goes_with(self, paths: Iterable[str | os.PathLike[str]]) -> dict[str, list[str]]:
+        """The files a file operation on each path would move along with it, as the
+        disk has them now (its photo item's other files); paths with none left out.
+        What review dialogs show before anything happens."""
+        groups = DiskGroups()
+        out: dict[str, list[str]] = {}
+        for p in paths:
+            path = os.path.abspath(os.fspath(p))
+            others = [m for m, _ in groups.members(path) if m != path]
+            if others:
+                out[path] = others
+        return out
+
+    def loose_files(self, kind: str) -> list[str]:
+        """Videos that are no photo's companion (`kind` "video", not indexed) or
+        sidecars of no photo ("orphan"), as the last scans found them."""
+        return catalog.loose_files(self.sessions, kind)
+
+    def plan_with_companions(
+        self, plan: list[tuple[str, str]]
+    ) -> list[tuple[str, str, list[tuple[str, str]]]]:
+        """An export plan as it will be written: each photo's (source, destination)
+        with its companions' (source, destination)."""
+        out: list[tuple[str, str, list[tuple[str, str]]]] = []
+        for it in plan_items(plan):
+            if "group" in it and out:
+                out[-1][2].append((it["src"], it["dest"]))
+            else:
+                out.append((it["src"], it["dest"], []))
+        return out
 
     def photos_by_id(self, ids: Iterable[int]) -> dict[int, PhotoRow]:
         """PhotoRows for the given image ids (readable photos only)."""

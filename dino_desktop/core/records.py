@@ -41,6 +41,17 @@ class ImageRecord:
     camera: str | None
     size: int
     error: str | None
+    companions: tuple[str, ...] = ()
+    """Paths of the files that go with this photo (its RAW, Live Photo video, sidecars)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Companion:
+    """A file that goes with a photo item: `kind` is "raw", "live" or "sidecar"."""
+
+    path: str
+    kind: str
+    size: int
 
 
 class PhotoRow(NamedTuple):
@@ -59,6 +70,8 @@ class PhotoRow(NamedTuple):
     size: int
     mtime_ns: int
     camera: str | None
+    badge: str = ""
+    """What the grid marks the photo with: "RAW+JPEG", "Live", "RAW" (joined by " · "), or ""."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +85,12 @@ class Status:
     folders: list[FolderInfo]
     model: str
     weights: str | None
+    companions: int = 0
+    """Files that go with a photo item (RAW originals, Live Photo videos, sidecars)."""
+    videos: int = 0
+    """Videos that are no photo's companion: not indexed."""
+    orphan_sidecars: int = 0
+    """Sidecars (.xmp, .aae, .thm) next to no photo."""
 
 
 @dataclass(slots=True)
@@ -85,6 +104,12 @@ class ScanReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     cancelled: bool = False
+    companions: int = 0
+    """Companion files in the scanned folders (RAW originals, Live Photo videos, sidecars)."""
+    videos: list[str] = field(default_factory=list)
+    """Every video in the scanned folders that is no photo's companion (not indexed)."""
+    orphan_sidecars: list[str] = field(default_factory=list)
+    """Every sidecar in the scanned folders that belongs to no photo."""
 
 
 @dataclass(slots=True)
@@ -154,6 +179,11 @@ class OpResult:
     notes: list[str] = field(default_factory=list)
     # Stopped by a cancel before the end: the items not reached were left as they were.
     cancelled: bool = False
+    companions: list[str] = field(default_factory=list)
+    """The companion files (RAW, Live Photo video, sidecars) that went with the photos in
+    `done`: their sources (for undo: where they are now). Not listed in `done`."""
+    companions_moved: list[tuple[str, str]] = field(default_factory=list)
+    """As `moved`, for the companion files (`moved` pairs the photos only)."""
 
 
 EXPORT_MODES = ("copy", "hardlink", "symlink", "move")

@@ -173,6 +173,7 @@ class Recovery(JournalStore):
             for p in paths:
                 with contextlib.suppress(OSError):
                     os.unlink(p)  # our own unfinished temporary copy
+        self._rejoin_groups(entry_id, action, mode, items, gone)
         self._save(entry_id, payload, gone)
         log.warning(
             "recovered interrupted %s #%d: %s; %d temporary file(s) removed",
@@ -181,6 +182,53 @@ class Recovery(JournalStore):
             ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "its undo",
             sum(len(p) for p in partials.values()),
         )
+
+    def _rejoin_groups(
+        self,
+        entry_id: int,
+        action: str,
+        mode: str,
+        items: list[dict[str, Any]],
+        gone: list[tuple[str, str | None]],
+    ) -> None:
+        """Put back the done files of each photo item that the interruption split
+        (some files done, others not begun), so a group is never left apart."""
+        groups: dict[int, list[int]] = {}
+        for n, it in enumerate(items):
+            groups.setdefault(it.get("group", n), []).append(n)
+        for members in groups.values():
+            states = [items[k] for k in members]
+            split = any(it["status"] == "done" for it in states) and any(
+                it["status"] == "skipped" and str(it.get("reason", "")).startswith("interrupted")
+                for it in states
+            )
+            if not split:
+                continue
+            for k in members:
+                it = items[k]
+                if it["status"] != "done":
+                    continue
+                current = it.get("dest")
+                try:
+                    self._rollback_member(action, mode, it, item_tag(entry_id, f"r{k}"))
+                except (ItemError, OSError) as exc:
+                    log.error(
+                        "recovery of #%d: %s could not be put back with its group (%s)",
+                        entry_id,
+                        it["src"],
+                        short_reason(exc),
+                    )
+                    continue
+                it["status"], it["reason"] = "skipped", "interrupted; put back with its group"
+                it.pop("recovered", None)
+                if any(g[0] == it["src"] for g in gone):
+                    gone[:] = [g for g in gone if g[0] != it["src"]]
+                elif current and (action == "move" or mode == "move"):
+                    gone.append((current, it["src"]))  # its row followed it: it comes back
+
+    def _rollback_member(self, action: str, mode: str, it: dict[str, Any], tag: str) -> None:
+        """Undo one done item (FileOps implements it)."""
+        raise NotImplementedError
 
     @staticmethod
     def _not_begun(it: dict[str, Any], unexplained: list[str]) -> None:

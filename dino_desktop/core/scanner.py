@@ -22,6 +22,7 @@ next scan reconciles.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import logging
@@ -38,8 +39,9 @@ from sqlalchemy import Table, bindparam, delete, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from dino_desktop.core.db import Embedding, Folder, ImageRow
-from dino_desktop.core.images import IMAGE_EXTENSIONS, ImageError, read_info
+from dino_desktop.core.companions import COMPANION_EXTENSIONS, group_names
+from dino_desktop.core.db import CompanionRow, Embedding, Folder, ImageRow
+from dino_desktop.core.images import IMAGE_EXTENSIONS, RAW_EXTENSIONS, ImageError, read_info
 from dino_desktop.core.journal import in_flight
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import ScanReport
@@ -63,12 +65,21 @@ class _Found(NamedTuple):
     error: str | None = None  # set when the entry itself is broken (dangling link)
 
 
+# One file as the walk sees it: (relpath, path, size, mtime_ns, dev, inode, error).
+# A plain tuple: on a rescan of an unchanged library nothing else is made per file.
+_Entry = tuple[str, str, int, int, int, int, str | None]
+
+
 @dataclass(slots=True)
 class _Walk:
     files: list[_Found] = field(default_factory=list)
     # Relative dirs (with trailing separator) that could not be listed: rows under
     # them are kept, since we could not see whether their files still exist.
     unreadable: list[str] = field(default_factory=list)
+    # Files that go with a photo item: (the photo's relpath, the file, kind); and
+    # videos of no photo and orphan sidecars: (the file, kind). See core/companions.py.
+    companions: list[tuple[str, _Entry, str]] = field(default_factory=list)
+    loose: list[tuple[_Entry, str]] = field(default_factory=list)
 
 
 def sha256_file(path: str) -> str:
@@ -102,11 +113,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-# One file as the walk sees it: (relpath, path, size, mtime_ns, dev, inode, error).
-# A plain tuple: on a rescan of an unchanged library nothing else is made per file.
-_Entry = tuple[str, str, int, int, int, int, str | None]
 
 
 def walk_folder(
@@ -152,6 +158,10 @@ def _list_dir(
     """The image files directly in `current`; sub-directories not seen yet go on `stack`."""
     is_reg = stat.S_ISREG
     extensions = IMAGE_EXTENSIONS
+    extras_ext = COMPANION_EXTENSIONS
+    raws = RAW_EXTENSIONS
+    extras: list[_Entry] = []  # videos and sidecars: grouped with the photos below
+    has_raw = False
     try:
         with os.scandir(current) as entries:
             listing = list(entries)
@@ -180,8 +190,22 @@ def _list_dir(
                 stack.append(entry.path)
             continue
         dot = name.rfind(".")  # _is_image_name, inlined: this runs for every entry
-        if dot <= 0 or name[dot:].lower() not in extensions:
+        if dot <= 0:
             continue
+        ext = name[dot:].lower()
+        if ext not in extensions:
+            if ext in extras_ext:
+                with contextlib.suppress(OSError):
+                    est = entry.stat()
+                    if is_reg(est.st_mode):
+                        path = entry.path
+                        extras.append(
+                            (path[cut:], path, est.st_size, est.st_mtime_ns, est.st_dev,
+                             est.st_ino, None)
+                        )  # fmt: skip
+            continue
+        if ext in raws:
+            has_raw = True
         path = entry.path
         try:
             fst = entry.stat()
@@ -197,7 +221,21 @@ def _list_dir(
             found.append(
                 (path[cut:], path, fst.st_size, fst.st_mtime_ns, fst.st_dev, fst.st_ino, None)
             )
+    if extras or has_raw:
+        return _group(found, extras, walk)
     return found
+
+
+def _group(found: list[_Entry], extras: list[_Entry], walk: _Walk) -> list[_Entry]:
+    """One directory's photo items (returned) and their companion files (kept on `walk`)."""
+    named = {os.path.basename(e[1]): e for e in (*found, *extras)}
+    groups = group_names(named)
+    for primary, members in groups.photos.items():
+        for name, kind in members:
+            walk.companions.append((named[primary][0], named[name], kind))
+    for name, kind in groups.loose:
+        walk.loose.append((named[name], kind))
+    return [e for e in found if os.path.basename(e[1]) not in groups.owner]
 
 
 _Row = tuple[int, int, int, str, str | None]  # id, size, mtime_ns, status, error
@@ -411,6 +449,7 @@ def scan(
     # Rows of vanished files as read: (id, folder id, relpath, size, mtime_ns, path).
     gone_rows: dict[int, list[tuple[int, int, str, int, int, str]]] = {}
     complete: list[int] = []
+    walks: dict[int, _Walk] = {}
     walked = 0
 
     # One thread reads each folder's rows while the walk runs (see below).
@@ -467,6 +506,7 @@ def scan(
                 if rel in full
             ]
             complete.append(folder_id)
+            walks[folder_id] = walk
 
     finally:
         reader.shutdown(wait=True)
@@ -506,12 +546,102 @@ def scan(
 
     gone_all = [row for folder_id in complete for row in gone_rows[folder_id]]
     if gone_all:
-        report.removed += _remove_vanished(sessions, gone_all)
+        # A photo's file that is now another's companion (a RAW that got its JPEG)
+        # still exists, but its row goes: the photo item is the JPEG's now.
+        demoted = {c[1][1] for folder_id in complete for c in walks[folder_id].companions}
+        report.removed += _remove_vanished(sessions, gone_all, demoted)
+    for folder_id in complete:
+        _sync_companions(sessions, folder_id, walks[folder_id], report)
     return report
 
 
+def _sync_companions(
+    sessions: sessionmaker[Session], folder_id: int, walk: _Walk, report: ScanReport
+) -> None:
+    """Bring the folder's companion rows in line with what the walk grouped.
+
+    Rows under sub-folders that could not be listed are kept, as image rows are.
+    A companion whose photo has no row (a file operation moved it meanwhile) is
+    left to the next scan.
+    """
+    report.companions += len(walk.companions)
+    for entry, kind in walk.loose:
+        (report.videos if kind == "video" else report.orphan_sidecars).append(entry[1])
+    desired: dict[str, tuple[str | None, str, int, int]] = {
+        entry[0]: (owner, kind, entry[2], entry[3]) for owner, entry, kind in walk.companions
+    }
+    desired.update({entry[0]: (None, kind, entry[2], entry[3]) for entry, kind in walk.loose})
+    t = cast(Table, CompanionRow.__table__)
+    i = cast(Table, ImageRow.__table__)
+    unreadable = tuple(walk.unreadable)
+    with sessions() as session, session.begin():
+        existing = {
+            rel: (row_id, image_id, kind, size, mtime)
+            for row_id, rel, image_id, kind, size, mtime in session.execute(
+                select(t.c.id, t.c.relpath, t.c.image_id, t.c.kind, t.c.size, t.c.mtime_ns).where(
+                    t.c.folder_id == folder_id
+                )
+            )
+        }
+        if not desired and not existing:
+            return
+        owners = sorted({d[0] for d in desired.values() if d[0] is not None})
+        ids: dict[str, int] = {}
+        if len(owners) > 5_000:
+            wanted = set(owners)
+            ids = {
+                rel: int(image_id)
+                for rel, image_id in session.execute(
+                    select(i.c.relpath, i.c.id).where(i.c.folder_id == folder_id)
+                )
+                if rel in wanted
+            }
+        else:
+            for start in range(0, len(owners), 500):
+                chunk = owners[start : start + 500]
+                ids.update(
+                    (rel, int(image_id))
+                    for rel, image_id in session.execute(
+                        select(i.c.relpath, i.c.id).where(
+                            i.c.folder_id == folder_id, i.c.relpath.in_(chunk)
+                        )
+                    )
+                )
+        stale = [
+            row[0]
+            for rel, row in existing.items()
+            if rel not in desired and not (unreadable and rel.startswith(unreadable))
+        ]
+        inserts: list[dict[str, Any]] = []
+        for rel, (owner, kind, size, mtime) in desired.items():
+            image_id = ids.get(owner) if owner is not None else None
+            if owner is not None and image_id is None:
+                continue
+            old = existing.get(rel)
+            if old is not None:
+                if old[1:] == (image_id, kind, size, mtime):
+                    continue
+                stale.append(old[0])
+            inserts.append(
+                {
+                    "folder_id": folder_id,
+                    "image_id": image_id,
+                    "relpath": rel,
+                    "kind": kind,
+                    "size": size,
+                    "mtime_ns": mtime,
+                }
+            )
+        for start in range(0, len(stale), 500):
+            session.execute(delete(t).where(t.c.id.in_(stale[start : start + 500])))
+        if inserts:
+            session.execute(t.insert(), inserts)
+
+
 def _remove_vanished(
-    sessions: sessionmaker[Session], rows: list[tuple[int, int, str, int, int, str]]
+    sessions: sessionmaker[Session],
+    rows: list[tuple[int, int, str, int, int, str]],
+    demoted: set[str] | frozenset[str] = frozenset(),
 ) -> int:
     """Delete the rows of files gone from disk; return how many were deleted.
 
@@ -534,7 +664,7 @@ def _remove_vanished(
             params = []
             for row_id, folder_id, rel, size, mtime_ns, root in rows[start : start + 500]:
                 path = os.path.join(root, rel)
-                if in_flight(path) or os.path.lexists(path):
+                if in_flight(path) or (os.path.lexists(path) and path not in demoted):
                     kept += 1  # moved by a file operation now, or back again
                     continue
                 params.append(

@@ -101,7 +101,7 @@ def test_scan_search_status_list_with_real_vits_architecture(
     assert len(rows) == N_GOOD + len(bad)
     assert {r["status"] for r in rows} == {"ok", "failed"}
     assert all(r["error"] for r in rows if r["status"] == "failed")
-    assert set(rows[0]) == {"path", "status", "width", "height", "taken_at", "error"}
+    assert set(rows[0]) == {"path", "status", "width", "height", "taken_at", "error", "companions"}
 
 
 def test_offline_without_weights(

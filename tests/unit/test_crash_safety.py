@@ -329,7 +329,8 @@ CLI_KILLS = 6 if LONG else 2  # per export mode
 
 
 def _tree(root: Path) -> tuple[list[tuple[str, str]], dict[str, bytes], dict[str, str], Path]:
-    """Sources with name collisions, a hard-linked pair and a symlink; a plan into DEST."""
+    """Sources with name collisions, a hard-linked pair, a symlink and companion files;
+    a plan of the photos into DEST (their companions go with them)."""
     from dino_desktop.core.export_plan import plan_export
 
     src = root / "src"
@@ -347,10 +348,16 @@ def _tree(root: Path) -> tuple[list[tuple[str, str]], dict[str, bytes], dict[str
     sym = src / "d1" / "sym.jpg"
     sym.symlink_to(src / "d1" / "IMG_1.jpg")
     links[str(sym)] = os.readlink(sym)
+    photos = sorted([*data, *links])
+    # Companion files (a RAW, an XMP, a Live Photo video): each group goes whole.
+    for name in ("IMG_0.CR3", "IMG_0.CR3.xmp", "IMG_2.MOV", "IMG_3.jpg.json"):
+        p = src / "d1" / name
+        p.write_bytes(os.urandom(1500))
+        data[str(p)] = p.read_bytes()
     dest = root / "dest"
     (dest / "Beach").mkdir(parents=True)
     (dest / "Beach" / "IMG_0.jpg").write_bytes(b"already there")  # a collision on disk
-    paths = sorted([*data, *links])
+    paths = photos
     clusters = [("Beach", paths[::2]), ("Mountains/../..", paths[1::2])]
     return plan_export(clusters, str(dest)), data, links, dest
 
