@@ -1,16 +1,25 @@
 """Small helpers shared by the GUI modules: words, rich text, sizes, PIL → QImage,
-progress lines with the time left."""
+progress lines with the time left, and the wording for companion files (what
+moves together with a photo: its RAW, its Live Photo video, its sidecars)."""
 
 from __future__ import annotations
 
 import html
 import os
+from collections.abc import Iterable
 
 from PIL import Image
 from PySide6.QtCore import QLocale
 from PySide6.QtGui import QImage
 
 from dino_desktop.core.progress import Progress
+from dino_desktop.gui.models import display_path
+
+# Companion.kind in words (the details panel, the review dialogs).
+COMPANION_KINDS = {"raw": "RAW original", "live": "Live Photo video", "sidecar": "sidecar"}
+# Names a review dialog spells out before "and N more": enough to recognise the
+# files, short enough that a 500-photo trash still fits in a message box.
+NAMES_SHOWN = 4
 
 
 def plural(n: int, word: str) -> str:
@@ -67,3 +76,22 @@ def progress_text(phase: str, step: Progress, elapsed: float, first: int) -> str
     if step.current:
         text += f" · {os.path.basename(step.current)}"
     return text
+
+
+def file_names(paths: Iterable[str], limit: int = NAMES_SHOWN) -> str:
+    """ "IMG_1.MOV, IMG_1.CR3.xmp and 3 more": file names (never whole paths), capped."""
+    names = [display_path(os.path.basename(p)) for p in paths]
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit:,} more"
+
+
+def also_moves(paths: Iterable[str], verb: str = "moves") -> str:
+    """ "Also moves IMG_1.MOV, IMG_1.CR3.xmp" for the companions going along ("" when none)."""
+    names = file_names(paths)
+    return f"Also {verb} {names}" if names else ""
+
+
+def companions_note(n: int) -> str:
+    """ " (and 3 companion files)" after "Moved 2 photos" ("" when none went along)."""
+    return f" (and {plural(n, 'companion file')})" if n else ""

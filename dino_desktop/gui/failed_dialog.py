@@ -1,4 +1,6 @@
-"""The list of files that could not be read, with the reason for each."""
+"""The files the library does not index: those that could not be read, with the
+reason for each (`FailedFilesDialog`), and the videos and sidecars that go with no
+photo (`LooseFilesDialog`)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from PySide6.QtWidgets import (
 )
 
 from dino_desktop.core.records import ImageRecord
+from dino_desktop.gui.common import plural
+from dino_desktop.gui.models import display_path
 
 
 class FailedFilesDialog(QDialog):
@@ -30,6 +34,39 @@ class FailedFilesDialog(QDialog):
         note = QLabel(
             f"{len(records)} files were skipped. They stay where they are; fix or replace "
             "them and rescan (F5) to index them."
+        )
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(note)
+        layout.addWidget(self.tree)
+        layout.addWidget(buttons)
+
+
+class LooseFilesDialog(QDialog):
+    """Videos that are no photo's companion and sidecars of no photo, as the last scans
+    found them (`Library.loose_files`, read in a worker by the main window)."""
+
+    def __init__(
+        self, videos: list[str], orphans: list[str], parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Files that are not indexed")
+        self.resize(820, 420)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["File", "What it is"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.addTopLevelItems(
+            [QTreeWidgetItem([display_path(p), "video of no photo"]) for p in videos]
+            + [QTreeWidgetItem([display_path(p), "sidecar of no photo"]) for p in orphans]
+        )
+        note = QLabel(
+            f"{plural(len(videos), 'video')} and {plural(len(orphans), 'sidecar')} belong to "
+            "no photo, so they are not indexed. They stay where they are. A video next to a "
+            "photo of the same name (a Live Photo) goes with that photo instead."
         )
         note.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)

@@ -10,6 +10,9 @@ back near the top). A grid that fills while a scan runs inserts rows every
 second, so neither was acceptable. Here a layout costs O(1), the row under the
 top of the viewport stays put across insertions, removals, resets, resizes and
 zooming, and painting touches only the visible rows.
+
+The delegate marks photo items that are more than one file (`PhotoRow.badge`:
+"RAW+JPEG", "Live", ...) with a small label on the thumbnail's bottom-left corner.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import (
     QColor,
     QContextMenuEvent,
+    QFont,
+    QFontMetrics,
     QKeyEvent,
     QMouseEvent,
     QPainter,
@@ -64,6 +69,7 @@ from dino_desktop.core.records import PhotoRow
 from dino_desktop.gui.models import (
     DEFAULT_THUMBNAIL_SIZE,
     PhotoListModel,
+    PhotoRole,
 )
 
 __all__ = ["MAX_ZOOM", "MIN_ZOOM", "PhotoDelegate", "PhotoGrid"]
@@ -78,17 +84,75 @@ _RADIUS: Final = 8.0
 # After scrolling stops, repaint once: rows whose thumbnail requests were dropped
 # from the loader's queue while flying past get asked for again.
 _SETTLE_MS: Final = 150
+# The badge is white on a dark, mostly opaque label: that reads on light and dark
+# thumbnails alike, where a palette colour would vanish on a photo of its colour.
+_BADGE_FILL: Final = QColor(0, 0, 0, 176)
+_BADGE_TEXT: Final = QColor(255, 255, 255)
+_BADGE_INSET: Final = 4  # from the thumbnail's bottom-left corner
+_BADGE_PAD: Final = 5  # between the text and the label's left and right edges
+_BADGE_RADIUS: Final = 4.0
+_BADGE_SCALE: Final = 0.8  # of the grid's font
 
 Index = QModelIndex | QPersistentModelIndex
 
 
 class PhotoDelegate(QStyledItemDelegate):
-    """Paints one cell: a rounded highlight, the thumbnail centred in its square, the name
-    (elided in the middle, so the extension shows) and, for search results, the score."""
+    """Paints one cell: a rounded highlight, the thumbnail centred in its square, its
+    badge (RAW+JPEG, Live, ...), the name (elided in the middle, so the extension
+    shows) and, for search results, the score."""
 
     def __init__(self, grid: PhotoGrid) -> None:
         super().__init__(grid)
         self._grid = grid
+        # The badge font and text widths, made once per grid font: painting 100s of
+        # cells a frame allocates no font or metrics of its own.
+        self._font_of = QFont()
+        self._badge_font = QFont()
+        self._badge_metrics = QFontMetrics(self._badge_font)
+        self._badge_widths: dict[str, int] = {}
+        self._set_badge_font(grid.font())
+
+    def _set_badge_font(self, font: QFont) -> None:
+        self._font_of = QFont(font)
+        small = QFont(font)
+        small.setPointSizeF(max(6.0, font.pointSizeF() * _BADGE_SCALE))
+        small.setWeight(QFont.Weight.DemiBold)
+        self._badge_font = small
+        self._badge_metrics = QFontMetrics(small)
+        self._badge_widths.clear()
+
+    def badge_rect(self, image: QRectF, text: str, font: QFont | None = None) -> QRectF:
+        """Where `text` goes on a thumbnail drawn at `image`: its bottom-left corner,
+        no wider than the thumbnail (the text is elided then)."""
+        if font is not None and font != self._font_of:
+            self._set_badge_font(font)
+        width = self._badge_widths.get(text)
+        if width is None:  # a handful of distinct texts in any library
+            width = self._badge_widths[text] = self._badge_metrics.horizontalAdvance(text)
+        height = self._badge_metrics.height() + 2
+        room = max(0.0, image.width() - 2 * _BADGE_INSET)
+        return QRectF(
+            image.left() + _BADGE_INSET,
+            image.bottom() - _BADGE_INSET - height,
+            min(room, width + 2 * _BADGE_PAD),
+            height,
+        )
+
+    def _paint_badge(self, painter: QPainter, image: QRectF, text: str, font: QFont) -> None:
+        box = self.badge_rect(image, text, font)
+        if box.width() <= 2 * _BADGE_PAD or box.height() > image.height():
+            return  # a sliver of a thumbnail: no room for a label
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(_BADGE_FILL)
+        painter.drawRoundedRect(box, _BADGE_RADIUS, _BADGE_RADIUS)
+        painter.setFont(self._badge_font)
+        painter.setPen(_BADGE_TEXT)
+        inner = box.adjusted(_BADGE_PAD, 0, -_BADGE_PAD, 0)
+        if self._badge_widths[text] > inner.width():  # rare: a narrow panorama, small zoom
+            text = self._badge_metrics.elidedText(
+                text, Qt.TextElideMode.ElideRight, int(inner.width())
+            )
+        painter.drawText(inner, Qt.AlignmentFlag.AlignCenter, text)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         return self._grid.cell_size()
@@ -124,12 +188,17 @@ class PhotoDelegate(QStyledItemDelegate):
         side = self._grid.thumbnail_size()
         square = QRectF(rect.x() + (rect.width() - side) / 2, rect.y() + _PAD, side, side)
         pixmap = index.data(Qt.ItemDataRole.DecorationRole)
+        image = square
         if isinstance(pixmap, QPixmap) and not pixmap.isNull():
             size = pixmap.deviceIndependentSize()
             corner = QPointF(
                 square.x() + (side - size.width()) / 2, square.y() + (side - size.height()) / 2
             )
             painter.drawPixmap(corner, pixmap)
+            image = QRectF(corner, size)
+        photo = index.data(PhotoRole)
+        if isinstance(photo, PhotoRow) and photo.badge:
+            self._paint_badge(painter, image, photo.badge, option.font)
 
         name, _, score = str(index.data(Qt.ItemDataRole.DisplayRole) or "").partition("\n")
         metrics = option.fontMetrics

@@ -1,8 +1,11 @@
 """The main window: sidebar (views, folders), the views, the details panel, the status bar.
 
 Every Library call runs in a `JobWorker` (scans, searches, trash and undo, and
-the small reads too: counts, folder lists); the GUI thread only paints what the
-workers deliver (DESIGN.md §2).
+the small reads too: counts, folder lists, what a trash would take along); the
+GUI thread only paints what the workers deliver (DESIGN.md §2).
+
+Trash and undo live in gui/file_actions.py (a trash names the companion files
+that go along), the status bar's widgets in gui/statusbar.py.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -43,7 +45,6 @@ from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import (
     FolderInfo,
     LibraryError,
-    OpResult,
     PhotoRow,
     ScanResult,
     SearchHit,
@@ -56,9 +57,11 @@ from dino_desktop.gui.common import format_eta, progress_text
 from dino_desktop.gui.compare import CompareDialog
 from dino_desktop.gui.details import DetailsPanel
 from dino_desktop.gui.dialogs import SettingsDialog, WeightsDialog
-from dino_desktop.gui.failed_dialog import FailedFilesDialog
+from dino_desktop.gui.failed_dialog import FailedFilesDialog, LooseFilesDialog
+from dino_desktop.gui.file_actions import FileActions
 from dino_desktop.gui.menus import build_menus
 from dino_desktop.gui.pasted import PastedImages
+from dino_desktop.gui.statusbar import StatusWidgets
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.viewer import ImageViewer
 from dino_desktop.gui.views.browse import PhotosView
@@ -92,7 +95,7 @@ class MainWindow(QMainWindow):
         self.prompt_for_weights = prompt_for_weights
         self.worker: JobWorker | None = None  # the scan (one at a time)
         self.search_worker: JobWorker | None = None
-        self.file_worker: JobWorker | None = None  # trash / undo
+        self.file_actions = FileActions(self)  # trash / undo, one at a time
         self.prune_worker: JobWorker | None = None  # thumbnail cache clean-up
         self._pruned = False  # once a session, after the first scan
         self.viewer: ImageViewer | None = None
@@ -106,6 +109,7 @@ class MainWindow(QMainWindow):
         self._scan_on_start = scan_on_start
         self._adding = False  # the running scan adds folders (its failure says so)
         self.failed_dialog: FailedFilesDialog | None = None
+        self.loose_dialog: LooseFilesDialog | None = None
         self.pasted = PastedImages(library.paths.cache_dir)
         self.setWindowTitle("DINO Desktop")
         self.setAcceptDrops(True)
@@ -120,7 +124,7 @@ class MainWindow(QMainWindow):
         self.duplicates_view.status_message.connect(
             lambda text: self.statusBar().showMessage(text, 15000)
         )
-        self.details = DetailsPanel()
+        self.details = DetailsPanel(library)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.photos_view)
         self.stack.addWidget(self.similar_view)
@@ -203,24 +207,17 @@ class MainWindow(QMainWindow):
         self.view_list.setCurrentRow(0)
 
     def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.counts_label = QLabel()
-        self.failed_button = QPushButton()
-        self.failed_button.setFlat(True)
-        self.failed_button.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.failed_button.clicked.connect(self.show_failed_files)
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
-        self.progress_label = QLabel()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel_job)
-        # Permanent widgets: temporary messages ("Moved to the trash — Undo…")
-        # show on the left without hiding or overlapping the counts.
-        bar.addPermanentWidget(self.counts_label)
-        bar.addPermanentWidget(self.failed_button)
-        bar.addPermanentWidget(self.progress_label)
-        bar.addPermanentWidget(self.progress)
-        bar.addPermanentWidget(self.cancel_button)
+        parts = StatusWidgets(
+            self.statusBar(),
+            show_failed=self.show_failed_files,
+            show_loose=self.show_loose_files,
+            cancel=self.cancel_job,
+        )
+        self.status_widgets = parts
+        self.counts_label, self.failed_button = parts.counts_label, parts.failed_button
+        self.loose_button = parts.loose_button
+        self.progress, self.progress_label = parts.progress, parts.progress_label
+        self.cancel_button = parts.cancel_button
         self._show_busy(False)
 
     # ---- state -----------------------------------------------------------------
@@ -276,16 +273,7 @@ class MainWindow(QMainWindow):
             if folder.id == current:
                 self.folder_list.setCurrentItem(item)
         self.folder_list.blockSignals(False)
-        counts = (
-            f"{status.images:,} indexed · {status.pending:,} pending · {status.failed:,} failed"
-        )
-        if status.pending and status.weights is None:
-            counts += " (model weights not installed)"
-        self.counts_label.setText(counts)
-        self.failed_button.setText(
-            f"{status.failed:,} files could not be read" if status.failed else ""
-        )
-        self.failed_button.setVisible(bool(status.failed))
+        self.status_widgets.show_counts(status)
         self._update_actions()
 
     def _current_folder_id(self) -> int | None:
@@ -412,6 +400,22 @@ class MainWindow(QMainWindow):
 
         return call(lambda: list(library.images(failed_only=True)), show, self._show_failure)
 
+    def show_loose_files(self) -> JobWorker:
+        """The videos and sidecars that go with no photo (read in a worker, then shown)."""
+        library = self.library
+
+        def show(loose: tuple[list[str], list[str]]) -> None:
+            dialog = LooseFilesDialog(*loose, parent=self)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.open()
+            self.loose_dialog = dialog
+
+        return call(
+            lambda: (library.loose_files("video"), library.loose_files("orphan")),
+            show,
+            self._show_failure,
+        )
+
     # ---- scanning ----------------------------------------------------------------
 
     def start_scan(self, paths: list[str]) -> JobWorker | None:
@@ -528,11 +532,7 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Scan stopped", describe(exc))
 
     def _show_busy(self, busy: bool) -> None:
-        for widget in (self.progress, self.progress_label, self.cancel_button):
-            widget.setVisible(busy)
-        if not busy:
-            self.progress.reset()
-            self.progress_label.clear()
+        self.status_widgets.show_busy(busy)
         if hasattr(self, "rescan_action"):
             self._update_actions()
 
@@ -775,56 +775,17 @@ class MainWindow(QMainWindow):
         for photo in photos[:10]:
             QDesktopServices.openUrl(QUrl.fromLocalFile(photo.path))
 
+    @property
+    def file_worker(self) -> JobWorker | None:
+        """The trash or undo running (or a trash's listing of its companions)."""
+        return self.file_actions.worker
+
     def trash(self, photos: list[PhotoRow]) -> JobWorker | None:
-        """Move photos to the system trash (journaled; Ctrl+Z restores them)."""
-        if not photos or self.file_worker is not None:
-            return None
-        paths = [p.path for p in photos]
-        library = self.library
-        return self._file_job(
-            "Moving to trash…", lambda: library.trash(paths), "Moved {n} to the trash", undo=False
-        )
+        """Move photos and their companion files to the system trash (see FileActions)."""
+        return self.file_actions.trash(photos)
 
     def undo(self) -> JobWorker | None:
-        if self.file_worker is not None:
-            return None
-        return self._file_job("Undoing…", self.library.undo, "Restored {n}", undo=True)
-
-    def _file_job(
-        self, text: str, work: Callable[[], OpResult], done: str, *, undo: bool
-    ) -> JobWorker:
-        worker = JobWorker(lambda _token: _one(text, work))
-        self.file_worker = worker
-        self.statusBar().showMessage(text)
-
-        def finished(result: OpResult) -> None:
-            self.file_worker = None
-            n = len(result.done)
-            note = done.format(n=f"{n} photo" + ("" if n == 1 else "s"))
-            if not undo:
-                note += " — Undo with Ctrl+Z"
-            for path, reason in result.failed:
-                note += f" · not done: {os.path.basename(path)}: {reason}"
-            self.statusBar().showMessage(note, 15000)
-            self.refresh()
-            self.photos_view.refresh()
-            if result.done and undo:
-                self.start_scan([])  # restored files: index them again (incremental)
-            if result.failed:
-                QMessageBox.warning(
-                    self,
-                    "Some files were not changed",
-                    "\n".join(f"{path}: {reason}" for path, reason in result.failed[:20]),
-                )
-
-        def failed(exc: Exception) -> None:
-            self.file_worker = None
-            self.refresh()  # e.g. LibraryBusy, or a reference folder refused: nothing changed
-            QMessageBox.warning(self, "DINO Desktop", describe(exc))
-
-        worker.signals.finished.connect(finished)
-        worker.signals.failed.connect(failed)
-        return start(worker)
+        return self.file_actions.undo()
 
     # ---- window --------------------------------------------------------------------
 

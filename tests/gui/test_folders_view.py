@@ -253,6 +253,38 @@ def test_export_copy_writes_identical_files_and_undo_removes_them(
     assert len(list(photos.iterdir())) == PHOTOS  # the originals stay
 
 
+def test_the_export_preview_and_the_export_take_companion_files_along(
+    qtbot: QtBot,
+    view: FoldersView,
+    photos: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _sorted(qtbot, view, 2)
+    # A sidecar written since the scan (by darktable, say) still goes with its photo:
+    # the plan is read from the disk, in the preview's worker.
+    (photos / "p0.xmp").write_text("<x:xmpmeta/>")
+    shown: list[ExportPreviewDialog] = []
+
+    def accept(dialog: ExportPreviewDialog) -> int:
+        shown.append(dialog)
+        return int(QDialog.DialogCode.Accepted.value)
+
+    monkeypatch.setattr(ExportPreviewDialog, "exec", accept)
+    dest = tmp_path / "dest"
+    with qtbot.waitSignal(view.status_message, timeout=60000) as blocker:
+        view.export(str(dest), "copy", confirm=True)
+    qtbot.waitUntil(lambda: not view._busy() and not view.loading(), timeout=60000)
+    (dialog,) = shown
+    assert "and 1 companion file with them" in dialog.summary.text()
+    assert "Also copies p0.xmp" in dialog.summary.text()
+    assert dialog.table.rowCount() == PHOTOS  # one row a photo, its companions beside it
+    assert blocker.args == [f"Wrote {PHOTOS} files (and 1 companion file) — Undo with Ctrl+Z"]
+    (copied,) = dest.rglob("*.xmp")
+    assert copied.read_text() == "<x:xmpmeta/>"
+    assert (copied.parent / "p0.jpg").is_file()
+
+
 def test_a_cancelled_preview_writes_nothing(
     view: FoldersView, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -104,7 +104,7 @@ def test_a_scan_fills_the_grid_and_the_status_bar(
     text = empty.counts_label.text()
     assert "6 indexed" in text and "6 pending" in text and "1 failed" in text
     assert "weights not installed" in text
-    assert empty.failed_button.text() == "1 files could not be read"
+    assert empty.failed_button.text() == "1 file could not be read"
     assert empty.folder_list.count() == 2
 
 
@@ -189,7 +189,9 @@ def test_weights_dialog_appears_when_search_needs_them(qtbot: QtBot, tmp_path: P
 def test_trash_and_undo_from_the_window(qtbot: QtBot, scanned: MainWindow, tmp_path: Path) -> None:
     photo = scanned.photos_view.photos()[0]
     data = Path(photo.path).read_bytes()
+    # The trash starts once what goes with the photo was listed (nothing: no question).
     _wait_for(qtbot, scanned.trash([photo]))
+    qtbot.waitUntil(lambda: scanned.file_worker is None, timeout=60000)
     assert not Path(photo.path).exists()
     qtbot.waitUntil(lambda: len(scanned.photos_view.photos()) == 11, timeout=10000)
     assert "Undo" in scanned.statusBar().currentMessage()

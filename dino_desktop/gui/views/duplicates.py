@@ -4,7 +4,9 @@ The search runs `Library.duplicates` in a `JobWorker`; the view shows the groups
 on the left and the current group on the right as cards (thumbnail, relation to
 the keeper, a mark box) above a table of the metadata that differs. Marked
 files go to the trash or to a folder through `Library.trash` / `Library.move`
-(journaled, undoable with Ctrl+Z), also in a worker.
+(journaled, undoable with Ctrl+Z), also in a worker. A member's companion files
+(its RAW, Live Photo video, sidecars: `Member.companions`) go with it, and the
+question before a trash or move names them.
 
 Safety is enforced here as well as in `fileops`: a photo in a reference folder
 can never be marked, and the last unmarked member of a group cannot be marked,
@@ -58,7 +60,7 @@ from dino_desktop.core.library import Library
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import OpResult, PhotoRow
 from dino_desktop.core.weights import WeightsUnavailable
-from dino_desktop.gui.common import code_html, data_size, plural
+from dino_desktop.gui.common import also_moves, code_html, companions_note, data_size, plural
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.duplicate_cards import (
     CARD_EDGE,
@@ -780,10 +782,12 @@ class DuplicatesView(QWidget):
             return None
         freed = data_size(sum(m.size for m in marked))
         if confirm:
+            others = [c for m in marked for c in m.companions]
+            along = f"{also_moves(others)}: they go with their photos.\n\n" if others else ""
             answer = QMessageBox.question(
                 self,
                 "Move to trash",
-                f"Move {plural(len(marked), 'photo')} ({freed}) to the trash?\n\n"
+                f"Move {plural(len(marked), 'photo')} ({freed}) to the trash?\n\n{along}"
                 "Every group keeps its unmarked photos. You can undo this with Ctrl+Z.",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
                 QMessageBox.StandardButton.Cancel,
@@ -795,16 +799,30 @@ class DuplicatesView(QWidget):
         return self._file_job(
             "Moving to the trash…",
             lambda: library.trash(paths),
-            lambda n: f"Moved {plural(n, 'photo')} to the trash — Undo with Ctrl+Z",
+            lambda what: f"Moved {what} to the trash — Undo with Ctrl+Z",
         )
 
-    def move_marked(self, dest: str | None = None) -> JobWorker | None:
-        """Move the marked files into `dest` (asked for when None); journaled, undoable."""
+    def move_marked(self, dest: str | None = None, confirm: bool = True) -> JobWorker | None:
+        """Move the marked files into `dest` (asked for when None); journaled, undoable.
+        With `confirm`, a move that takes companion files along asks first, naming them."""
         if not self._marked or self._busy():
             return None
         if dest is None:
             dest = QFileDialog.getExistingDirectory(self, "Move marked photos to")
             if not dest:
+                return None
+        others = [c for m in self._marked_members() for c in m.companions]
+        if confirm and others:
+            answer = QMessageBox.question(
+                self,
+                "Move to folder",
+                f"Move {plural(len(self._marked), 'photo')} to {dest}?\n\n"
+                f"{also_moves(others)}: they go with their photos. "
+                "You can undo this with Ctrl+Z.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Yes,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
                 return None
         paths = self.marked_paths()
         library = self.library
@@ -812,12 +830,13 @@ class DuplicatesView(QWidget):
         return self._file_job(
             "Moving…",
             lambda: library.move(paths, target),
-            lambda n: f"Moved {plural(n, 'photo')} to {target} — Undo with Ctrl+Z",
+            lambda what: f"Moved {what} to {target} — Undo with Ctrl+Z",
         )
 
     def _file_job(
-        self, text: str, work: Callable[[], OpResult], done: Callable[[int], str]
+        self, text: str, work: Callable[[], OpResult], done: Callable[[str], str]
     ) -> JobWorker:
+        """Run a trash or move; `done("2 photos (and 3 companion files)")` is its line."""
         worker = JobWorker(lambda _token: _one(text, work))
         self._file_worker = worker
 
@@ -825,7 +844,7 @@ class DuplicatesView(QWidget):
             self._file_worker = None
             self._set_idle()
             self._files_removed(result.done)
-            note = done(len(result.done))
+            note = done(plural(len(result.done), "photo") + companions_note(len(result.companions)))
             if result.failed:
                 note += f" · {plural(len(result.failed), 'file')} not moved"
                 details = "\n".join(

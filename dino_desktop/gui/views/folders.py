@@ -16,8 +16,10 @@ the strip rows when the view is first shown and after every change (~0.5 s at
 one still running; `loading()` says whether one is.
 
 "Export…" previews exactly what `Library.export_plan` will write (source →
-destination) and then runs `Library.export_clusters` in a worker; the export is
-journaled, so Ctrl+Z in the main window undoes it.
+destination, with each photo's companion files: `plan_with_companions`, in the
+same worker; the dialog is in export_preview.py) and then runs
+`Library.export_clusters` in a worker; the export is journaled, so Ctrl+Z in the
+main window undoes it.
 
 Moving photos is offered through a context menu and a button, not by drag and
 drop: `PhotoListModel` has no drag support yet.
@@ -26,7 +28,7 @@ drop: `PhotoListModel` has no drag support yet.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -48,9 +50,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -61,8 +61,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -72,11 +70,16 @@ from PySide6.QtWidgets import (
 from dino_desktop.core.clusters import REPRESENTATIVES, Cluster, ClusterRun, NewPhoto
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import CancelToken, Job, Progress
-from dino_desktop.core.records import EXPORT_MODES, PhotoRow
+from dino_desktop.core.records import PhotoRow
 from dino_desktop.gui.common import escape_html, plural
 from dino_desktop.gui.grid import PhotoGrid
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
+from dino_desktop.gui.views.export_preview import (
+    ExportPreviewDialog,
+    PreviewPlan,
+    export_mode_combo,
+)
 from dino_desktop.gui.views.jobstrip import JobStrip, export_worker
 from dino_desktop.gui.workers import JobWorker, alive, call, describe, reader, start
 
@@ -90,58 +93,10 @@ STRIP_GAP = 4
 DEFAULT_K = 8
 MAX_K = 200
 ID_ROLE = Qt.ItemDataRole.UserRole
-MODE_LABELS: dict[str, str] = {
-    "copy": "Copy",
-    "hardlink": "Hard link",
-    "symlink": "Symbolic link",
-    "move": "Move",
-}
 HINT = (
     "No auto-folders yet. Choose how many folders (or Automatic) and press "
     "<b>Sort into folders</b>."
 )
-
-
-def export_mode_combo() -> QComboBox:
-    """The "Export as" choice of both export views: copy, hard link, symbolic link, move."""
-    combo = QComboBox()
-    for mode in EXPORT_MODES:
-        combo.addItem(MODE_LABELS.get(mode, mode), mode)
-    return combo
-
-
-class ExportPreviewDialog(QDialog):
-    """Lists every file the export will write (source → destination); OK starts it."""
-
-    def __init__(
-        self, plan: Sequence[tuple[str, str]], mode: str, parent: QWidget | None = None
-    ) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Export auto-folders")
-        verb = MODE_LABELS.get(mode, mode).lower()
-        self.summary = QLabel(
-            f"{plural(len(plan), 'file')} will be written ({verb}). "
-            "Nothing is overwritten; you can undo with Ctrl+Z."
-        )
-        self.table = QTableWidget(len(plan), 2)
-        self.table.setHorizontalHeaderLabels(["Source", "Destination"])
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        for row, (src, dst) in enumerate(plan):
-            self.table.setItem(row, 0, QTableWidgetItem(src))
-            self.table.setItem(row, 1, QTableWidgetItem(dst))
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(buttons)
-        self.resize(900, 500)
 
 
 class FoldersView(QWidget):
@@ -842,7 +797,7 @@ class FoldersView(QWidget):
         library = self.library
         if confirm:  # the exact plan is read in a worker, then previewed
 
-            def preview(plan: list[tuple[str, str]]) -> None:
+            def preview(plan: PreviewPlan) -> None:
                 dialog = ExportPreviewDialog(plan, mode, self)
                 self.preview_dialog = dialog
                 if dialog.exec() == QDialog.DialogCode.Accepted and not self._busy():
@@ -851,7 +806,9 @@ class FoldersView(QWidget):
             def failed(exc: Exception) -> None:
                 QMessageBox.warning(self, "Export", describe(exc))
 
-            return call(lambda: library.export_plan(dest), preview, failed)
+            return call(
+                lambda: library.plan_with_companions(library.export_plan(dest)), preview, failed
+            )
         self._export_worker = export_worker(
             lambda token: library.export_clusters_job(dest, mode, token),
             progressed=self._progressed,

@@ -2,7 +2,7 @@
 
 Auto-folders and Sort by example run the same kinds of jobs (sort, export) and
 show them the same way; this holds that once, with the status line an export
-leaves behind.
+leaves behind (files written, and the companion files written with them).
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QW
 
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import OpResult
-from dino_desktop.gui.common import plural
+from dino_desktop.gui.common import companions_note, plural
 from dino_desktop.gui.workers import JobWorker, describe
 
 
 def export_message(result: OpResult) -> str:
-    """The status line after an export: how many files, stopped or not, what failed."""
-    note = f"Wrote {plural(len(result.moved), 'file')} — Undo with Ctrl+Z"
+    """The status line after an export: how many files (and companion files written
+    with them), stopped or not, what failed."""
+    with_them = companions_note(len(result.companions))
+    note = f"Wrote {plural(len(result.moved), 'file')}{with_them} — Undo with Ctrl+Z"
     if result.cancelled:
         note = "Export stopped: " + note
     if result.failed:

@@ -47,7 +47,11 @@ from dino_desktop.gui.common import plural
 from dino_desktop.gui.grid import PhotoGrid
 from dino_desktop.gui.models import PhotoListModel, dragged_photo_ids
 from dino_desktop.gui.thumbnails import ThumbnailLoader
-from dino_desktop.gui.views.folders import ExportPreviewDialog, export_mode_combo
+from dino_desktop.gui.views.export_preview import (
+    ExportPreviewDialog,
+    PreviewPlan,
+    export_mode_combo,
+)
 from dino_desktop.gui.views.jobstrip import JobStrip, export_worker
 from dino_desktop.gui.workers import JobWorker, alive, call, describe, reader, start
 
@@ -833,7 +837,7 @@ class SortView(QWidget):
         library = self.library
         if confirm:  # the exact plan is read in a worker, then previewed
 
-            def preview(plan: list[tuple[str, str]]) -> None:
+            def preview(plan: PreviewPlan) -> None:
                 dialog = ExportPreviewDialog(plan, mode, self)
                 dialog.setWindowTitle("Export the sorted photos")
                 self.preview_dialog = dialog
@@ -843,7 +847,11 @@ class SortView(QWidget):
             def failed(exc: Exception) -> None:
                 QMessageBox.warning(self, "Export", describe(exc))
 
-            return call(lambda: library.sorted_export_plan(result, dest), preview, failed)
+            return call(
+                lambda: library.plan_with_companions(library.sorted_export_plan(result, dest)),
+                preview,
+                failed,
+            )
         self._export_worker = export_worker(
             lambda token: library.export_sorted_job(result, dest, mode, token),
             progressed=self._progressed,
