@@ -122,12 +122,15 @@ def group_plan(
     return out
 
 
-def _member(items: list[dict[str, Any]], first: int, kind: str) -> dict[str, Any]:
-    """A journal item's marks as a member of the photo item starting at `first`:
-    none for the photo (so a lone photo's item is as it always was)."""
-    if len(items) == first:
-        return {}
-    return {"group": first, "kind": kind}
+def _append_group(
+    items: list[dict[str, Any]], members: Iterable[tuple[str, str | None, str]]
+) -> None:
+    """Append one photo item's journal items: the photo's as a lone photo's always
+    was, each companion's marked with its group (the photo's index) and kind."""
+    first = len(items)
+    for path, dest, kind in members:
+        marks = {} if len(items) == first else {"group": first, "kind": kind}
+        items.append({"src": path, "dest": dest, "status": "pending", "reason": None, **marks})
 
 
 def group_items(sources: list[str], dest_dir: str | None = None) -> list[dict[str, Any]]:
@@ -142,26 +145,15 @@ def group_items(sources: list[str], dest_dir: str | None = None) -> list[dict[st
         members = group_plan(groups, src, None, seen)
         if not members:
             continue
-        names: dict[str, str | None] = {m: None for m, _, _ in members}
         if dest_dir is not None:
             primary = os.path.basename(members[0][0])
             others = [os.path.basename(m) for m, _, _ in members[1:]]
             name = free_name(dest_dir, primary, others, taken)
-            names = {
-                m: os.path.join(dest_dir, member_name(primary, name, os.path.basename(m)))
-                for m, _, _ in members
-            }
-        first = len(items)
-        for path, _dest, kind in members:
-            items.append(
-                {
-                    "src": path,
-                    "dest": names[path],
-                    "status": "pending",
-                    "reason": None,
-                    **_member(items, first, kind),
-                }
-            )
+            members = [
+                (m, os.path.join(dest_dir, member_name(primary, name, os.path.basename(m))), k)
+                for m, _, k in members
+            ]
+        _append_group(items, members)
     return items
 
 
@@ -190,16 +182,6 @@ def plan_items(plan: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
             replanned = group_plan(groups, src, os.path.join(folder, name))
             members = [m for m in replanned if m[0] not in seen]
         used.update(os.path.basename(d).casefold() for _, d, _ in members if d)
-        first = len(items)
-        for path, member_dest, kind in members:
-            seen.add(path)
-            items.append(
-                {
-                    "src": path,
-                    "dest": member_dest,
-                    "status": "pending",
-                    "reason": None,
-                    **_member(items, first, kind),
-                }
-            )
+        seen.update(m for m, _, _ in members)
+        _append_group(items, members)
     return items

@@ -532,7 +532,8 @@ class FileOps(Recovery):
             len(done),
             len(failed),
         )
-        yield Progress(action, len(items), len(items))
+        reached = sum(1 for it in items if it.get("reason") != "cancelled")
+        yield Progress(action, reached, len(items))
         return OpResult(
             entry_id, done, failed, moved, notes, cancelled, companions, companions_moved
         )
