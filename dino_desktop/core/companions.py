@@ -69,12 +69,19 @@ _SUPPLEMENTAL: Final = "supplemental-metadata"
 _IOS_ORIGINAL = re.compile(r"^(IMG_)O(\d+)$")
 
 
+def _split(name: str) -> tuple[str, str]:
+    """(stem, lowercase extension) as os.path.splitext has them, for plain names (no
+    separator, no leading dot): the scanner splits every name of a grouped folder."""
+    dot = name.rfind(".")
+    return (name, "") if dot <= 0 else (name[:dot], name[dot:].lower())
+
+
 def _ext(name: str) -> str:
-    return os.path.splitext(name)[1].lower()
+    return _split(name)[1]
 
 
 def _stem(name: str) -> str:
-    return os.path.splitext(name)[0]
+    return _split(name)[0]
 
 
 @dataclass(slots=True)
@@ -105,13 +112,13 @@ def group_names(names: Iterable[str]) -> DirGroups:
     sidecars: list[str] = []
     present: set[str] = set()
     for name in names:
-        ext = _ext(name)
+        stem, ext = _split(name)
         if ext in RAW_EXTENSIONS:
-            raws.setdefault(_stem(name), []).append(name)
+            raws.setdefault(stem, []).append(name)
         elif ext in IMAGE_EXTENSIONS:
-            images.setdefault(_stem(name), []).append(name)
+            images.setdefault(stem, []).append(name)
         elif ext in VIDEO_EXTENSIONS:
-            videos.setdefault(_stem(name), []).append(name)
+            videos.setdefault(stem, []).append(name)
         elif ext in SIDECAR_EXTENSIONS:
             sidecars.append(name)
             continue

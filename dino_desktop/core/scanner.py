@@ -222,20 +222,22 @@ def _list_dir(
                 (path[cut:], path, fst.st_size, fst.st_mtime_ns, fst.st_dev, fst.st_ino, None)
             )
     if extras or has_raw:
-        return _group(found, extras, walk)
+        return _group(current, found, extras, walk)
     return found
 
 
-def _group(found: list[_Entry], extras: list[_Entry], walk: _Walk) -> list[_Entry]:
+def _group(directory: str, found: list[_Entry], extras: list[_Entry], walk: _Walk) -> list[_Entry]:
     """One directory's photo items (returned) and their companion files (kept on `walk`)."""
-    named = {os.path.basename(e[1]): e for e in (*found, *extras)}
+    cut = len(os.path.join(directory, ""))  # an entry's name is what follows this
+    named = {e[1][cut:]: e for e in (*found, *extras)}
     groups = group_names(named)
     for primary, members in groups.photos.items():
         for name, kind in members:
             walk.companions.append((named[primary][0], named[name], kind))
     for name, kind in groups.loose:
         walk.loose.append((named[name], kind))
-    return [e for e in found if os.path.basename(e[1]) not in groups.owner]
+    owned = groups.owner
+    return [e for e in found if e[1][cut:] not in owned]
 
 
 _Row = tuple[int, int, int, str, str | None]  # id, size, mtime_ns, status, error
@@ -575,65 +577,56 @@ def _sync_companions(
     i = cast(Table, ImageRow.__table__)
     unreadable = tuple(walk.unreadable)
     with sessions() as session, session.begin():
+        # Each row with its photo's relpath, so an unchanged row compares as the walk
+        # has it and the photo ids are looked up only for rows that are new or changed.
         existing = {
-            rel: (row_id, image_id, kind, size, mtime)
-            for row_id, rel, image_id, kind, size, mtime in session.execute(
-                select(t.c.id, t.c.relpath, t.c.image_id, t.c.kind, t.c.size, t.c.mtime_ns).where(
-                    t.c.folder_id == folder_id
-                )
+            rel: (row_id, (owner, kind, size, mtime))
+            for row_id, rel, owner, kind, size, mtime in session.execute(
+                select(t.c.id, t.c.relpath, i.c.relpath, t.c.kind, t.c.size, t.c.mtime_ns)
+                .select_from(t.outerjoin(i, t.c.image_id == i.c.id))
+                .where(t.c.folder_id == folder_id)
             )
         }
-        if not desired and not existing:
-            return
-        owners = sorted({d[0] for d in desired.values() if d[0] is not None})
-        ids: dict[str, int] = {}
-        if len(owners) > 5_000:
-            wanted = set(owners)
-            ids = {
-                rel: int(image_id)
-                for rel, image_id in session.execute(
-                    select(i.c.relpath, i.c.id).where(i.c.folder_id == folder_id)
-                )
-                if rel in wanted
-            }
-        else:
-            for start in range(0, len(owners), 500):
-                chunk = owners[start : start + 500]
-                ids.update(
-                    (rel, int(image_id))
-                    for rel, image_id in session.execute(
-                        select(i.c.relpath, i.c.id).where(
-                            i.c.folder_id == folder_id, i.c.relpath.in_(chunk)
-                        )
-                    )
-                )
         stale = [
-            row[0]
-            for rel, row in existing.items()
+            row_id
+            for rel, (row_id, _) in existing.items()
             if rel not in desired and not (unreadable and rel.startswith(unreadable))
         ]
-        inserts: list[dict[str, Any]] = []
-        for rel, (owner, kind, size, mtime) in desired.items():
-            image_id = ids.get(owner) if owner is not None else None
-            if owner is not None and image_id is None:
-                continue
+        todo: dict[str, tuple[str | None, str, int, int]] = {}
+        for rel, want in desired.items():
             old = existing.get(rel)
+            if old is not None and old[1] == want:
+                continue
             if old is not None:
-                if old[1:] == (image_id, kind, size, mtime):
-                    continue
                 stale.append(old[0])
-            inserts.append(
-                {
-                    "folder_id": folder_id,
-                    "image_id": image_id,
-                    "relpath": rel,
-                    "kind": kind,
-                    "size": size,
-                    "mtime_ns": mtime,
-                }
+            todo[rel] = want
+        owners = sorted({want[0] for want in todo.values() if want[0] is not None})
+        ids: dict[str, int] = {}
+        for chunk_start in range(0, len(owners), 500):
+            chunk = owners[chunk_start : chunk_start + 500]
+            ids.update(
+                (rel, int(image_id))
+                for rel, image_id in session.execute(
+                    select(i.c.relpath, i.c.id).where(
+                        i.c.folder_id == folder_id, i.c.relpath.in_(chunk)
+                    )
+                )
             )
-        for start in range(0, len(stale), 500):
-            session.execute(delete(t).where(t.c.id.in_(stale[start : start + 500])))
+        inserts = [
+            {
+                "folder_id": folder_id,
+                "image_id": ids.get(owner) if owner is not None else None,
+                "relpath": rel,
+                "kind": kind,
+                "size": size,
+                "mtime_ns": mtime,
+            }
+            for rel, (owner, kind, size, mtime) in todo.items()
+            # A photo with no row (a file operation moved it meanwhile): the next scan.
+            if owner is None or owner in ids
+        ]
+        for chunk_start in range(0, len(stale), 500):
+            session.execute(delete(t).where(t.c.id.in_(stale[chunk_start : chunk_start + 500])))
         if inserts:
             session.execute(t.insert(), inserts)
 
