@@ -248,6 +248,8 @@ class Recovery(JournalStore):
         dirs = trash_dirs(src) if freedesktop() else []
         if os.path.lexists(src):
             if dirs:
+                if ident:
+                    Recovery._drop_second_name(src, Identity(ident[0], ident[1], ident[2]), dirs)
                 drop_orphan_info(src, dirs)  # Send2Trash writes it before its rename
             it["status"], it["reason"] = "skipped", "interrupted before it"
             return
@@ -262,6 +264,20 @@ class Recovery(JournalStore):
         it["dest"], it["info"] = found
         it["status"], it["recovered"] = "done", True
         gone.append((src, None))
+
+    @staticmethod
+    def _drop_second_name(src: str, ident: Identity, dirs: list[trash.TrashDir]) -> None:
+        """Remove the trash's name of a file that is back at `src` as well: a putting
+        back (an undo, or `_rejoin_groups`) killed between linking the file back and
+        removing it from the trash. Send2Trash renames, so only that leaves one inode
+        under both names; the file's data stays at `src`."""
+        found = find_in_trash(src, ident, dirs)
+        if found is None:
+            return
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.lstat(src), os.lstat(found[0])):
+                os.unlink(found[0])  # a second name of the file at src: no data lost
+                os.unlink(found[1])  # its .trashinfo
 
     @staticmethod
     def _find_created(

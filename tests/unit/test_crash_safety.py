@@ -350,7 +350,7 @@ def _tree(root: Path) -> tuple[list[tuple[str, str]], dict[str, bytes], dict[str
     links[str(sym)] = os.readlink(sym)
     photos = sorted([*data, *links])
     # Companion files (a RAW, an XMP, a Live Photo video): each group goes whole.
-    for name in ("IMG_0.CR3", "IMG_0.CR3.xmp", "IMG_2.MOV", "IMG_3.jpg.json"):
+    for name in (c for group in GROUPS for c in group[1:]):
         p = src / "d1" / name
         p.write_bytes(os.urandom(1500))
         data[str(p)] = p.read_bytes()
@@ -360,6 +360,22 @@ def _tree(root: Path) -> tuple[list[tuple[str, str]], dict[str, bytes], dict[str
     paths = photos
     clusters = [("Beach", paths[::2]), ("Mountains/../..", paths[1::2])]
     return plan_export(clusters, str(dest)), data, links, dest
+
+
+# Photo items of the tree in src/d1: each photo with its companion files.
+GROUPS = (
+    ("IMG_0.jpg", "IMG_0.CR3", "IMG_0.CR3.xmp"),
+    ("IMG_2.jpg", "IMG_2.MOV"),
+    ("IMG_3.jpg", "IMG_3.jpg.json"),
+)
+
+
+def _check_groups_whole(root: Path) -> None:
+    """After a trash or move was interrupted and settled, each photo item is whole at
+    its source or gone from it whole: no companion left behind, none gone alone."""
+    for group in GROUPS:
+        here = [os.path.lexists(root / "src" / "d1" / name) for name in group]
+        assert all(here) or not any(here), f"split: {dict(zip(group, here, strict=True))}"
 
 
 def _all_bytes(root: Path) -> list[bytes]:
@@ -492,6 +508,8 @@ def test_a_file_operation_killed_anywhere_then_undone_leaves_nothing_behind(
             killed, report = zygote.run(op="export", db=str(db_path), plan=plan, mode="copy")
             assert not killed and report is not None
             _check_settled(db_path, root)
+            if op in ("trash", "move"):
+                _check_groups_whole(root)
         if rng.random() < 0.5:
             killed, _ = zygote.run(
                 op="undo", db=str(db_path), exdev=exdev, where="fs", at=rng.randint(1, 60)
