@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dino_desktop.core import volumes
 from dino_desktop.core.db import CompanionRow, Folder, ImageRow
 from dino_desktop.core.images import is_raw_format
 from dino_desktop.core.records import (
@@ -125,6 +126,8 @@ def add_folder(sessions: Sessions, path: str | os.PathLike[str], *, reference: b
         folder = session.scalar(select(Folder).where(Folder.path == real))
         if folder is None:
             folder = Folder(path=real, is_reference=reference, added_at=datetime.now())
+            if os.path.isdir(real):
+                _set_volume(folder, volumes.volume_of(real))
             session.add(folder)
             log.info("folder added: %s%s", real, " (reference)" if reference else "")
         elif reference and not folder.is_reference:
@@ -150,8 +153,44 @@ def set_reference(sessions: Sessions, folder_id: int, reference: bool) -> None:
         folder.is_reference = reference
 
 
+def _set_volume(folder: Folder, volume: volumes.Volume) -> None:
+    folder.volume, folder.volume_path, folder.mount = volume.id, volume.relpath, volume.mount
+
+
+def record_volume(sessions: Sessions, folder_id: int) -> None:
+    """Note the drive a folder (just scanned, so online) is on, if that changed."""
+    with sessions() as session, session.begin():
+        folder = session.get(Folder, folder_id)
+        if folder is None or not os.path.isdir(folder.path):
+            return
+        volume = volumes.volume_of(folder.path)
+        if (folder.volume, folder.volume_path, folder.mount) != (
+            volume.id,
+            volume.relpath,
+            volume.mount,
+        ):
+            _set_volume(folder, volume)
+
+
+def offline_reason(folder: Folder, has_photos: bool) -> str | None:
+    """Why `folder` cannot be scanned now (core/volumes.py), or None."""
+    return volumes.unavailable(folder.path, folder.mount, has_photos)
+
+
+def same_drive_at(folder: Folder) -> str | None:
+    """The folder's path on its drive's new mount point, when that drive is mounted
+    elsewhere now (same filesystem identity) and the folder is there."""
+    if not folder.volume or folder.volume_path is None:
+        return None
+    for point in volumes.find_volume(folder.volume):
+        candidate = os.path.join(point, folder.volume_path) if folder.volume_path else point
+        if candidate != folder.path and os.path.isdir(candidate):
+            return candidate
+    return None
+
+
 def folders(sessions: Sessions) -> list[FolderInfo]:
-    """Every registered folder with its photo counts, by path."""
+    """Every registered folder with its photo counts and whether it is online, by path."""
     with sessions() as session:
         counts: dict[int, int] = {}
         failed: dict[int, int] = {}
@@ -161,10 +200,17 @@ def folders(sessions: Sessions) -> list[FolderInfo]:
             )
         ):
             (counts if status == "ok" else failed)[folder_id] = n
-        return [
-            FolderInfo(f.id, f.path, f.is_reference, counts.get(f.id, 0), failed.get(f.id, 0))
-            for f in session.scalars(select(Folder).order_by(Folder.path))
-        ]
+        out = []
+        for f in session.scalars(select(Folder).order_by(Folder.path)):
+            n, bad = counts.get(f.id, 0), failed.get(f.id, 0)
+            reason = offline_reason(f, n + bad > 0)
+            out.append(
+                FolderInfo(
+                    f.id, f.path, f.is_reference, n, bad, reason,
+                    same_drive_at(f) if reason else None,
+                )
+            )  # fmt: skip
+        return out
 
 
 def folder_ids(sessions: Sessions) -> list[int]:

@@ -70,6 +70,11 @@ class Folder(Base):
     path: Mapped[str] = mapped_column(FsPath, unique=True)
     is_reference: Mapped[bool] = mapped_column(Boolean, default=False)
     added_at: Mapped[datetime] = mapped_column(DateTime)
+    # Schema 8: the drive the folder was last seen on (core/volumes.py), so an
+    # unmounted drive is told apart from deleted photos and found at a new mount point.
+    volume: Mapped[str | None] = mapped_column(Text)
+    volume_path: Mapped[str | None] = mapped_column(FsPath)
+    mount: Mapped[str | None] = mapped_column(FsPath)
 
     images: Mapped[list[ImageRow]] = relationship(
         back_populates="folder", cascade="all, delete-orphan", passive_deletes=True
@@ -400,7 +405,18 @@ def _v7(conn: Connection) -> None:
         conn.exec_driver_sql(ddl)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+def _v8(conn: Connection) -> None:
+    """The drive each folder was last seen on: filesystem identity, path under its
+    mount point, the mount point (core/volumes.py). Filled in by the next scan."""
+    for ddl in (
+        "ALTER TABLE folders ADD COLUMN volume TEXT",
+        "ALTER TABLE folders ADD COLUMN volume_path VARCHAR",
+        "ALTER TABLE folders ADD COLUMN mount VARCHAR",
+    ):
+        conn.exec_driver_sql(ddl)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -33,6 +33,7 @@ from dino_desktop.core.db import open_engine, session_factory
 from dino_desktop.core.duplicates import Group
 from dino_desktop.core.export_plan import plan_items
 from dino_desktop.core.fileops import FileOps
+from dino_desktop.core.identity import Move
 from dino_desktop.core.images import crop_box, open_image
 from dino_desktop.core.index import IndexCache, VectorIndex, search_hits
 from dino_desktop.core.lock import LibraryLock, write_job, write_op
@@ -143,7 +144,9 @@ class Library:
         self.fileops.recover()
         added = [self.add_folder(p, reference=reference) for p in paths]
         folder_ids = [f.id for f in added] if added else catalog.folder_ids(self.sessions)
-        report = yield from scanner.scan(self.sessions, folder_ids, cancel)
+        report = yield from scanner.scan(
+            self.sessions, folder_ids, cancel, on_moves=self._carry_thumbnails
+        )
         result = ScanResult(**{f.name: getattr(report, f.name) for f in fields(report)})
         if embed and not report.cancelled:
             try:
@@ -156,6 +159,16 @@ class Library:
         counts = (result.added, result.updated, result.removed, len(result.failed), result.pending)
         log.info("scan: %d added, %d updated, %d removed, %d unreadable, %d pending", *counts)
         return result
+
+    def _carry_thumbnails(self, moves: list[Move]) -> None:
+        """Photos recognised at a new path keep their cached thumbnails."""
+        thumbs.carry(
+            self.paths.cache_dir,
+            (
+                ((m.row[5], m.row[4], m.row[3]), (m.to.path, m.to.mtime_ns, m.to.size))
+                for m in moves
+            ),
+        )
 
     @write_job("embedding")
     def embed_pending(

@@ -26,6 +26,12 @@ class FolderInfo:
     is_reference: bool
     images: int
     failed: int
+    offline: str | None = None
+    """Why the folder cannot be scanned now (its drive is not mounted), or None when online.
+    Its photos stay in the library, browsable and searchable, marked offline."""
+    same_drive_at: str | None = None
+    """Where the folder is now when its drive is mounted at another place (same filesystem
+    identity): `Library.relocate(path, same_drive_at)` re-points it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +116,14 @@ class ScanReport:
     """Every video in the scanned folders that is no photo's companion (not indexed)."""
     orphan_sidecars: list[str] = field(default_factory=list)
     """Every sidecar in the scanned folders that belongs to no photo."""
+    moved: int = 0
+    """Photos recognised by content at a new path: their rows (vectors, labels, auto-folders)
+    moved with them; not counted in `added` or `removed`."""
+    offline: list[str] = field(default_factory=list)
+    """Folders not scanned because they are not available (a drive not mounted): kept whole."""
+    changes: list[tuple[str, str, str | None]] = field(default_factory=list)
+    """(what, path, old path): "added", "updated", "moved" (old path set) or "removed", when
+    the scan was asked to record them (the watcher)."""
 
 
 @dataclass(slots=True)

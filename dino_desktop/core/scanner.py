@@ -28,19 +28,21 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from dino_desktop.core import catalog, identity, volumes
 from dino_desktop.core.companions import COMPANION_EXTENSIONS, group_names
 from dino_desktop.core.db import CompanionRow, Embedding, Folder, ImageRow
+from dino_desktop.core.identity import Found
 from dino_desktop.core.images import IMAGE_EXTENSIONS, RAW_EXTENSIONS, ImageError, read_info
 from dino_desktop.core.journal import in_flight
 from dino_desktop.core.progress import CancelToken, Job, Progress
@@ -52,17 +54,7 @@ COMMIT_EVERY = 200
 _CHUNK = 1 << 20
 
 
-class _Found(NamedTuple):
-    # A NamedTuple, not a dataclass: one is made per file on every rescan (a
-    # million on a big library), and a tuple is several times cheaper to build.
-    folder_id: int
-    relpath: str
-    path: str
-    size: int
-    mtime_ns: int
-    dev: int
-    inode: int
-    error: str | None = None  # set when the entry itself is broken (dangling link)
+_Found = Found  # one file as the walk found it (core/identity.py)
 
 
 # One file as the walk sees it: (relpath, path, size, mtime_ns, dev, inode, error).
@@ -238,6 +230,14 @@ def _group(directory: str, found: list[_Entry], extras: list[_Entry], walk: _Wal
         walk.loose.append((named[name], kind))
     owned = groups.owner
     return [e for e in found if e[1][cut:] not in owned]
+
+
+def _has_rows(sessions: sessionmaker[Session], folder_id: int) -> bool:
+    with sessions() as session:
+        return (
+            session.scalar(select(ImageRow.id).where(ImageRow.folder_id == folder_id).limit(1))
+            is not None
+        )
 
 
 _Row = tuple[int, int, int, str, str | None]  # id, size, mtime_ns, status, error
@@ -438,9 +438,18 @@ def scan(
     folder_ids: list[int],
     cancel: CancelToken | None = None,
     workers: int | None = None,
+    *,
+    on_moves: Callable[[list[identity.Move]], None] | None = None,
+    record_changes: bool = False,
 ) -> Job[ScanReport]:
-    """Scan the given folders; yields Progress, returns a ScanReport."""
+    """Scan the given folders; yields Progress, returns a ScanReport.
+
+    `on_moves` is told of the photos recognised at a new path (core/identity.py),
+    after their rows moved. `record_changes` fills `report.changes` with every
+    added, updated, moved and removed path (the watcher prints them).
+    """
     report = ScanReport()
+    changes = report.changes if record_changes else None
     cancel = cancel or CancelToken()
     with sessions() as session:
         all_folders = list(session.scalars(select(Folder)))
@@ -459,6 +468,12 @@ def scan(
     try:
         for folder_id in folder_ids:
             folder = by_id[folder_id]
+            reason = volumes.unavailable(folder.path, folder.mount, _has_rows(sessions, folder_id))
+            if reason is not None:
+                # An unmounted drive is never emptied: its rows wait for it (core/volumes.py).
+                report.offline.append(folder.path)
+                report.warnings.append(reason)
+                continue
             skip = {f.path for f in all_folders if f.id != folder_id}
             walk = _Walk()
             next_report = walked + 500
@@ -483,6 +498,7 @@ def scan(
                         yield Progress("walk", walked, None, batch[-1][1], "looking for photos")
             except FileNotFoundError as exc:
                 reading.result()
+                report.offline.append(folder.path)
                 report.warnings.append(str(exc))
                 continue
             if known_rows is None:
@@ -509,9 +525,30 @@ def scan(
             ]
             complete.append(folder_id)
             walks[folder_id] = walk
+            catalog.record_volume(sessions, folder_id)
 
     finally:
         reader.shutdown(wait=True)
+
+    nworkers = workers or os.cpu_count() or 2
+    released = [
+        (row_id, fid, rel, size, mtime, os.path.join(root, rel))
+        for fid in complete
+        for row_id, fid, rel, size, mtime, root in gone_rows[fid]
+    ] + [
+        (row[0], fid, rel, row[1], row[2], os.path.join(by_id[fid].path, rel))
+        for (fid, rel), row in known.items()
+        if row[3] == "ok"
+    ]
+    moves = yield from identity.find_moves(sessions, todo, released, sha256_file, cancel, nworkers)
+    if cancel.cancelled:
+        report.cancelled = True
+        return report
+    if moves:
+        applied = identity.apply_moves(sessions, moves, known)
+        todo = _after_moves(applied, todo, known, gone_rows, report, changes)
+        if on_moves is not None and applied.moves:
+            on_moves([m for m in applied.moves if not m.touched])
 
     total = len(todo)
     yield Progress("index", 0, total, None, "reading new and changed photos")
@@ -534,13 +571,13 @@ def scan(
             pending.append(probe)
             done += 1
             if len(pending) >= COMMIT_EVERY or not futures:
-                _commit(sessions, pending, known, report)
+                _commit(sessions, pending, known, report, changes)
                 pending = []
             yield Progress("index", done, total, probe.found.path)
             if cancel.cancelled:
                 for future in futures:
                     future.cancel()
-                _commit(sessions, pending, known, report)
+                _commit(sessions, pending, known, report, changes)
                 report.cancelled = True
                 return report
     finally:
@@ -551,10 +588,39 @@ def scan(
         # A photo's file that is now another's companion (a RAW that got its JPEG)
         # still exists, but its row goes: the photo item is the JPEG's now.
         demoted = {c[1][1] for folder_id in complete for c in walks[folder_id].companions}
-        report.removed += _remove_vanished(sessions, gone_all, demoted)
+        report.removed += _remove_vanished(sessions, gone_all, demoted, changes)
     for folder_id in complete:
         _sync_companions(sessions, folder_id, walks[folder_id], report)
     return report
+
+
+def _after_moves(
+    applied: identity.Applied,
+    todo: list[_Found],
+    known: dict[tuple[int, str], tuple[int, int, int, str, str | None]],
+    gone_rows: dict[int, list[tuple[int, int, str, int, int, str]]],
+    report: ScanReport,
+    changes: list[tuple[str, str, str | None]] | None,
+) -> list[_Found]:
+    """The scan's bookkeeping after rows moved: what is left to probe, update or remove."""
+    targets = {(m.to.folder_id, m.to.relpath) for m in applied.moves}
+    moved_ids = {m.row[0] for m in applied.moves}
+    for fid, rows in gone_rows.items():
+        gone_rows[fid] = [r for r in rows if r[0] not in moved_ids]
+    for m in applied.moves:
+        known.pop((m.to.folder_id, m.to.relpath), None)
+        if m.touched:
+            report.unchanged += 1
+            continue
+        source = (m.row[1], m.row[2])
+        if source in known and known[source][0] == m.row[0]:
+            # The row left a path that now holds other bytes: those are a new photo.
+            del known[source]
+        report.moved += 1
+        if changes is not None:
+            changes.append(("moved", m.to.path, m.row[5]))
+    report.removed += len(applied.replaced)
+    return [f for f in todo if (f.folder_id, f.relpath) not in targets]
 
 
 def _sync_companions(
@@ -635,6 +701,7 @@ def _remove_vanished(
     sessions: sessionmaker[Session],
     rows: list[tuple[int, int, str, int, int, str]],
     demoted: set[str] | frozenset[str] = frozenset(),
+    changes: list[tuple[str, str, str | None]] | None = None,
 ) -> int:
     """Delete the rows of files gone from disk; return how many were deleted.
 
@@ -669,6 +736,8 @@ def _remove_vanished(
                         "b_mtime": mtime_ns,
                     }
                 )
+                if changes is not None:
+                    changes.append(("removed", path, None))
             if params:
                 result: Any = session.execute(stmt, params)
                 removed += max(result.rowcount, 0)
@@ -686,6 +755,7 @@ def _commit(
     probes: list[_Probe],
     known: dict[tuple[int, str], tuple[int, int, int, str, str | None]],
     report: ScanReport,
+    changes: list[tuple[str, str, str | None]] | None = None,
 ) -> None:
     """Write one batch in one transaction, with bulk statements (no ORM objects:
     a scan of a million files must not feed the garbage collector)."""
@@ -702,6 +772,8 @@ def _commit(
             inserts.append(values)
         else:
             updates.append({"id": old[0], **values})
+        if changes is not None:
+            changes.append(("added" if old is None else "updated", found.path, None))
         if probe.error is not None:
             report.failed.append((found.path, probe.error))
     t = cast(Table, ImageRow.__table__)

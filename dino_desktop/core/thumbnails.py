@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_EDGE",
     "THUMBS_DIRNAME",
     "PruneResult",
+    "carry",
     "prune",
     "thumbnail_file",
     "thumbnail_name",
@@ -104,6 +105,32 @@ def thumbnail_file(
     target.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(image, target)
     return target
+
+
+def carry(
+    cache_dir: Path,
+    moves: Iterable[tuple[tuple[str, int, int], tuple[str, int, int]]],
+    edges: Iterable[int] = (DEFAULT_EDGE,),
+) -> int:
+    """Give moved photos their old thumbnails: each ((old path, mtime, size), (new ...)).
+
+    The key holds the path, so a photo recognised at a new path (core/identity.py)
+    would otherwise be decoded again for the grid. Returns how many files moved;
+    a missing old thumbnail is simply made again when asked for.
+    """
+    carried = 0
+    edge_list = list(edges)
+    for old, new in moves:
+        for edge in edge_list:
+            source = thumbnail_path(cache_dir, *old, edge=edge)
+            target = thumbnail_path(cache_dir, *new, edge=edge)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+            except OSError:
+                continue
+            carried += 1
+    return carried
 
 
 def _write_atomically(image: Image.Image, target: Path) -> None:

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
+from dino_desktop.core.volumes import mount_point
+
 
 def freedesktop() -> bool:
     """Whether the system trash follows the freedesktop.org spec (Linux, BSD)."""
@@ -72,13 +74,7 @@ class Identity:
 
 
 def _mount_point(path: str) -> str:
-    path = os.path.realpath(path)
-    while not os.path.ismount(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path
+    return mount_point(os.path.realpath(path))
 
 
 def trash_dirs(src: str) -> list[TrashDir]:
