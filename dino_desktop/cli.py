@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dino_desktop import __version__
+from dino_desktop import __version__, cli_live
 from dino_desktop.config import HOME_ENV, WEIGHTS_ENV
 from dino_desktop.logs import log_file, setup_logging
 
@@ -188,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p = sub.add_parser("undo", parents=[common], help="undo the last (or given) file operation")
     p.add_argument("journal", nargs="?", type=int, metavar="JOURNAL")
+    cli_live.add_parsers(sub, common)
     sub.add_parser(
         "prune-thumbnails",
         parents=[common],
@@ -287,11 +288,14 @@ def _cmd_scan(lib: Library, args: argparse.Namespace) -> int:
                 "companions": result.companions,
                 "videos": result.videos,
                 "orphan_sidecars": result.orphan_sidecars,
+                "moved": result.moved,
+                "offline": result.offline,
             }
         )
     else:
+        moved = f"{result.moved} moved (kept their data), " if result.moved else ""
         print(
-            f"{result.added} added, {result.updated} updated, {result.removed} removed, "
+            f"{result.added} added, {result.updated} updated, {moved}{result.removed} removed, "
             f"{result.unchanged} unchanged; {result.embedded} embedded, "
             f"{result.pending} pending; {len(failed)} could not be read"
         )
@@ -311,7 +315,14 @@ def _cmd_scan(lib: Library, args: argparse.Namespace) -> int:
 def _cmd_status(lib: Library, args: argparse.Namespace) -> int:
     st = lib.status()
     folders = [
-        {"path": f.path, "reference": f.is_reference, "images": f.images, "failed": f.failed}
+        {
+            "path": f.path,
+            "reference": f.is_reference,
+            "images": f.images,
+            "failed": f.failed,
+            "offline": f.offline,
+            "same_drive_at": f.same_drive_at,
+        }
         for f in st.folders
     ]
     if args.json:
@@ -344,6 +355,13 @@ def _cmd_status(lib: Library, args: argparse.Namespace) -> int:
         for f in folders:
             mark = " [reference]" if f["reference"] else ""
             print(f"  {f['path']}{mark}: {f['images']} photos, {f['failed']} unreadable")
+            if f["offline"]:
+                print(f"    offline: {f['offline']}")
+            if f["same_drive_at"]:
+                print(
+                    f"    its drive is mounted at another place now: dino-desktop relocate "
+                    f"'{f['path']}' '{f['same_drive_at']}'"
+                )
     return EXIT_OK
 
 
@@ -375,10 +393,12 @@ def _cmd_search(lib: Library, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     hits = lib.search(args.image, top=args.top)
     if args.json:
-        _print_json([{"path": h.path, "score": round(h.score, 6)} for h in hits])
+        _print_json(
+            [{"path": h.path, "score": round(h.score, 6), "offline": h.offline} for h in hits]
+        )
     else:
         for h in hits:
-            print(f"{h.score:.4f}  {h.path}")
+            print(f"{h.score:.4f}  {h.path}{'  (offline)' if h.offline else ''}")
     return EXIT_OK
 
 
@@ -764,6 +784,8 @@ COMMANDS: dict[str, Callable[[Library, argparse.Namespace], int]] = {
     "trash": _cmd_trash,
     "undo": _cmd_undo,
     "prune-thumbnails": _cmd_prune_thumbnails,
+    "watch": cli_live.cmd_watch,
+    "relocate": cli_live.cmd_relocate,
 }
 
 

@@ -128,3 +128,11 @@ def write_safetensors_checkpoint(path: Path, name: str = TINY, seed: int = 0) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(path))
     return path
+
+
+def tiny_library(tmp_path: Path, weights: Path | None = None) -> Any:
+    """A Library in `tmp_path / "lib"` on the tiny test model (weights optional)."""
+    from dino_desktop.core.library import Library
+
+    register_tiny_model()
+    return Library(tmp_path / "lib", model=TINY, weights=weights, device="cpu")

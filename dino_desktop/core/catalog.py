@@ -189,6 +189,12 @@ def same_drive_at(folder: Folder) -> str | None:
     return None
 
 
+def offline_roots(sessions: Sessions) -> list[str]:
+    """The paths of the folders that cannot be scanned now (drive not mounted)."""
+    with sessions() as session:
+        return [f.path for f in session.scalars(select(Folder)) if offline_reason(f, True)]
+
+
 def folders(sessions: Sessions) -> list[FolderInfo]:
     """Every registered folder with its photo counts and whether it is online, by path."""
     with sessions() as session:

@@ -37,6 +37,7 @@ from dino_desktop.core import catalog
 from dino_desktop.core.lock import waiting_lock
 from dino_desktop.core.records import SearchHit
 from dino_desktop.core.vectors import load_vectors
+from dino_desktop.core.volumes import is_below
 
 __all__ = [
     "APPROX_THRESHOLD",
@@ -259,7 +260,13 @@ def search_hits(
     (a hit whose photo is no longer in the library is left out)."""
     hits = index.search(vector, top)
     paths = catalog.paths_of(sessions, (i for i, _ in hits))
-    return [SearchHit(paths[i], s, i) for i, s in hits if i in paths]
+    # Photos on a drive that is not mounted still answer, marked (core/volumes.py).
+    offline = catalog.offline_roots(sessions)
+    return [
+        SearchHit(paths[i], s, i, any(is_below(paths[i], root) for root in offline))
+        for i, s in hits
+        if i in paths
+    ]
 
 
 def open_index(

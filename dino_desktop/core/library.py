@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
@@ -24,7 +24,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dino_desktop.config import LibraryPaths, Settings, library_home
-from dino_desktop.core import catalog, clusters, duplicates, scanner, sorting, sortstore, vectors
+from dino_desktop.core import (
+    catalog,
+    clusters,
+    duplicates,
+    live,
+    scanner,
+    sorting,
+    sortstore,
+    vectors,
+)
 from dino_desktop.core import thumbnails as thumbs
 from dino_desktop.core import weights as emb
 from dino_desktop.core.clusters import ClusterRun, NewPhoto
@@ -51,7 +60,9 @@ from dino_desktop.core.records import (
     SearchHit,
     SortLabelInfo,
     Status,
+    WatchEvent,
 )
+from dino_desktop.core.relocate import Relocated, relocate_folder
 from dino_desktop.core.sorting import SortResult
 
 if TYPE_CHECKING:
@@ -124,7 +135,17 @@ class Library:
         catalog.set_reference(self.sessions, folder_id, reference)
 
     def folders(self) -> list[FolderInfo]:
+        """Every folder with its counts; `offline` says why one cannot be scanned now."""
         return catalog.folders(self.sessions)
+
+    @write_op("relocate")
+    def relocate(self, old: str | os.PathLike[str], new: str | os.PathLike[str]) -> Relocated:
+        """Re-point a folder that moved on disk (or whose drive is mounted elsewhere now):
+        every photo keeps its row, vectors, labels and auto-folders; nothing is rescanned."""
+        with _user_errors():
+            done = relocate_folder(self.sessions, os.fspath(old), os.fspath(new))
+        thumbs.carry(self.paths.cache_dir, (((a, m, s), (b, m, s)) for a, b, m, s in done.files))
+        return done
 
     # ---- scanning and embedding ---------------------------------------------
 
@@ -136,16 +157,29 @@ class Library:
         reference: bool = False,
         embed: bool = True,
         cancel: CancelToken | None = None,
+        folder_ids: Iterable[int] | None = None,
+        hold: scanner.Hold | None = None,
+        record_changes: bool = False,
     ) -> Job[ScanResult]:
-        """Add `paths` as folders (none: every registered folder), scan them, embed what waits."""
+        """Add `paths` as folders (none: every registered folder, or `folder_ids`), scan
+        them, embed what waits. `hold` and `record_changes`: see `scanner.scan` (the
+        watcher uses them)."""
         cancel = cancel or CancelToken()
         # A file operation killed mid-way is settled first, so its moved files'
         # rows follow them instead of looking vanished and new to the walk.
         self.fileops.recover()
         added = [self.add_folder(p, reference=reference) for p in paths]
-        folder_ids = [f.id for f in added] if added else catalog.folder_ids(self.sessions)
+        if added:
+            ids = [f.id for f in added]
+        else:
+            ids = list(folder_ids) if folder_ids is not None else catalog.folder_ids(self.sessions)
         report = yield from scanner.scan(
-            self.sessions, folder_ids, cancel, on_moves=self._carry_thumbnails
+            self.sessions,
+            ids,
+            cancel,
+            on_moves=self._carry_thumbnails,
+            record_changes=record_changes,
+            hold=hold,
         )
         result = ScanResult(**{f.name: getattr(report, f.name) for f in fields(report)})
         if embed and not report.cancelled:
@@ -156,9 +190,22 @@ class Library:
                 result.weights_missing = str(exc)
             result.cancelled = cancel.cancelled
         result.pending = self.pending_count()
-        counts = (result.added, result.updated, result.removed, len(result.failed), result.pending)
-        log.info("scan: %d added, %d updated, %d removed, %d unreadable, %d pending", *counts)
+        counts = (result.added, result.updated, result.moved, result.removed, len(result.failed))
+        log.info("scan: %d added, %d updated, %d moved, %d removed, %d unreadable", *counts)
         return result
+
+    def watch(
+        self,
+        folder_ids: Iterable[int] | None = None,
+        *,
+        on_event: Callable[[WatchEvent], None],
+        cancel: CancelToken | None = None,
+        **options: Any,
+    ) -> Job[None]:
+        """Keep folders (default: all) indexed as they change, until `cancel`: see
+        core/live.py. `on_event` hears of every change; `options` tune the watcher."""
+        ids = list(folder_ids) if folder_ids is not None else catalog.folder_ids(self.sessions)
+        yield from live.watch(self, ids, on_event, cancel or CancelToken(), **options)
 
     def _carry_thumbnails(self, moves: list[Move]) -> None:
         """Photos recognised at a new path keep their cached thumbnails."""

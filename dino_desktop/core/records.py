@@ -121,6 +121,8 @@ class ScanReport:
     moved with them; not counted in `added` or `removed`."""
     offline: list[str] = field(default_factory=list)
     """Folders not scanned because they are not available (a drive not mounted): kept whole."""
+    held: int = 0
+    """Files left for a later scan because they may still be being written (the watcher)."""
     changes: list[tuple[str, str, str | None]] = field(default_factory=list)
     """(what, path, old path): "added", "updated", "moved" (old path set) or "removed", when
     the scan was asked to record them (the watcher)."""
@@ -136,12 +138,32 @@ class ScanResult(ScanReport):
 
 
 @dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One thing the live-folder watcher did or saw (`dino-desktop watch --json` prints it).
+
+    `event` is one of: "watching" (`count` folders), "added", "updated", "removed",
+    "failed" (`detail`: why), "moved" (`source`: the old path), "offline" (`path`: the
+    folder, `detail`: why), "embedded" (`count` photos), "filed" (`detail`: the
+    auto-folder the new photo is filed into), "busy" (another process writes the
+    library: retried), "stopped".
+    """
+
+    event: str
+    path: str | None = None
+    source: str | None = None
+    detail: str | None = None
+    count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SearchHit:
     """A search result: a library photo and its cosine to the query."""
 
     path: str
     score: float
     image_id: int
+    offline: bool = False
+    """The photo's folder is on a drive that is not mounted now (its thumbnail may still show)."""
 
 
 @dataclass(frozen=True, slots=True)

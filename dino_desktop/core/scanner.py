@@ -357,6 +357,23 @@ def _diff(
     report.unchanged += unchanged
 
 
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Files a scan leaves as they are, neither indexed nor dropped: the watcher's files
+    still being written (`paths`), and any file modified after `newer_than_ns`."""
+
+    paths: frozenset[str] = frozenset()
+    newer_than_ns: int | None = None
+    sizes: frozenset[int] = frozenset()
+    """Sizes of the held files now: a vanished row of such a size is kept for a later scan,
+    as the held file may be that photo moved (it then keeps its row, core/identity.py)."""
+
+    def holds(self, path: str, mtime_ns: int) -> bool:
+        return path in self.paths or (
+            self.newer_than_ns is not None and mtime_ns > self.newer_than_ns
+        )
+
+
 def _diff_batches(
     folder_id: int,
     batches: list[list[_Entry]],
@@ -364,12 +381,27 @@ def _diff_batches(
     changed: list[str],
     todo: list[_Found],
     report: ScanReport,
+    hold: Hold | None = None,
 ) -> None:
     """`_diff` each walked batch, then empty the list."""
     with _gc_paused():
         for batch in batches:
+            if hold is not None:
+                batch = _drop_held(batch, known, hold, report)
             _diff(folder_id, batch, known, changed, todo, report)
     batches.clear()
+
+
+def _drop_held(batch: list[_Entry], known: _Known, hold: Hold, report: ScanReport) -> list[_Entry]:
+    """The entries not held; a held file's row (if any) is kept as it is."""
+    keep = []
+    for entry in batch:
+        if hold.holds(entry[1], entry[3]):
+            known.sigs.pop(entry[0], None)  # seen: not vanished
+            report.held += 1
+        else:
+            keep.append(entry)
+    return keep
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,12 +473,14 @@ def scan(
     *,
     on_moves: Callable[[list[identity.Move]], None] | None = None,
     record_changes: bool = False,
+    hold: Hold | None = None,
 ) -> Job[ScanReport]:
     """Scan the given folders; yields Progress, returns a ScanReport.
 
     `on_moves` is told of the photos recognised at a new path (core/identity.py),
     after their rows moved. `record_changes` fills `report.changes` with every
-    added, updated, moved and removed path (the watcher prints them).
+    added, updated, moved and removed path (the watcher prints them). `hold`: files
+    to leave for a later scan (see `Hold`).
     """
     report = ScanReport()
     changes = report.changes if record_changes else None
@@ -491,7 +525,7 @@ def scan(
                     if known_rows is None and reading.done():
                         known_rows = reading.result()
                     if known_rows is not None:
-                        _diff_batches(folder_id, backlog, known_rows, changed, todo, report)
+                        _diff_batches(folder_id, backlog, known_rows, changed, todo, report, hold)
                     walked += len(batch)
                     if walked >= next_report and batch:
                         next_report = walked + 500
@@ -503,7 +537,7 @@ def scan(
                 continue
             if known_rows is None:
                 known_rows = reading.result()
-            _diff_batches(folder_id, backlog, known_rows, changed, todo, report)
+            _diff_batches(folder_id, backlog, known_rows, changed, todo, report, hold)
             if cancel.cancelled:
                 report.cancelled = True
                 return report
@@ -584,6 +618,8 @@ def scan(
         pool.shutdown(wait=True, cancel_futures=True)
 
     gone_all = [row for folder_id in complete for row in gone_rows[folder_id]]
+    if hold is not None and hold.sizes:
+        gone_all = [row for row in gone_all if row[3] not in hold.sizes]
     if gone_all:
         # A photo's file that is now another's companion (a RAW that got its JPEG)
         # still exists, but its row goes: the photo item is the JPEG's now.

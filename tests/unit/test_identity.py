@@ -18,17 +18,9 @@ from dino_desktop.core.library import Library
 from dino_desktop.core.progress import drive
 
 
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    weightsgen.register_tiny_model()
-    return weightsgen.write_meta_checkpoint(
-        tmp_path_factory.mktemp("weights") / "tiny.pth", weightsgen.TINY
-    )
-
-
-def _lib(tmp_path: Path, weights: Path | None) -> Library:
-    weightsgen.register_tiny_model()
-    return Library(tmp_path / "lib", model=weightsgen.TINY, weights=weights, device="cpu")
+def _lib(tmp_path: Path, weights: Path | None = None) -> Library:
+    lib: Library = weightsgen.tiny_library(tmp_path, weights)
+    return lib
 
 
 def _vectors(lib: Library) -> dict[int, bytes]:

@@ -1,0 +1,132 @@
+"""The live-folder loop: watch library folders and keep them indexed until cancelled.
+
+`watch` is what `dino-desktop watch` runs (and what a headless machine keeps
+running): a catch-up scan of the folders, then, for each settled `Batch` from
+core/watcher.py, an incremental scan of its folders that holds back files still
+being written, embeds the new photos and files them into the current
+auto-folders. Each change is told to `on_event` as a `WatchEvent`.
+
+The library's write lock is taken per batch, not for the whole watch, so the
+desktop app or another command can still write between batches; a batch that
+finds the lock taken waits and is retried ("busy"). The GUI does not run this
+loop: it takes batches from a `FolderWatcher` itself and runs each scan as a
+normal background job with the progress strip (gui/live.py), which is the
+same scan call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.records import LibraryBusy, ScanResult, WatchEvent
+from dino_desktop.core.scanner import Hold
+from dino_desktop.core.watcher import DEBOUNCE_S, POLL_INTERVAL_S, Batch, FolderWatcher
+
+if TYPE_CHECKING:
+    from dino_desktop.core.library import Library
+
+log = logging.getLogger(__name__)
+
+BUSY_RETRY_S = 2.0
+
+
+def hold_for(batch: Batch, debounce: float) -> Hold:
+    """What a batch's scan must leave alone: the files still settling, and any file
+    modified too recently to be known complete (its own events will bring it)."""
+    sizes = set()
+    for path in batch.held:
+        with contextlib.suppress(OSError):
+            sizes.add(os.stat(path).st_size)
+    return Hold(batch.held, time.time_ns() - int(2 * debounce * 1e9), frozenset(sizes))
+
+
+def events_of(result: ScanResult, filed: dict[str, str]) -> list[WatchEvent]:
+    """The scan's changes as watch events (`filed`: new photo path -> auto-folder)."""
+    failed = dict(result.failed)
+    out: list[WatchEvent] = []
+    for what, path, old in result.changes:
+        if what in ("added", "updated") and path in failed:
+            out.append(WatchEvent("failed", path, detail=failed[path]))
+        else:
+            out.append(WatchEvent(what, path, old))
+    out.extend(WatchEvent("offline", path) for path in result.offline)
+    if result.embedded:
+        out.append(WatchEvent("embedded", count=result.embedded))
+    out.extend(WatchEvent("filed", path, detail=name) for path, name in filed.items())
+    return out
+
+
+def _filed(lib: Library, result: ScanResult) -> dict[str, str]:
+    """The auto-folder each just-added photo is filed into (when there are auto-folders)."""
+    added = {path for what, path, _ in result.changes if what == "added"}
+    if not added or not result.embedded:
+        return {}
+    try:
+        return {p.path: p.cluster_name for p in lib.new_photos() if p.path in added}
+    except Exception:  # no model or no run: nothing to file into
+        log.debug("watch: no auto-folders to file new photos into", exc_info=True)
+        return {}
+
+
+def watch(
+    lib: Library,
+    folder_ids: list[int],
+    on_event: Callable[[WatchEvent], None],
+    cancel: CancelToken,
+    *,
+    debounce: float = DEBOUNCE_S,
+    poll_interval: float = POLL_INTERVAL_S,
+    embed: bool = True,
+    force_polling: bool = False,
+) -> Job[None]:
+    """Index `folder_ids` as they change until `cancel`; see the module docstring."""
+    folders = {f.id: f.path for f in lib.folders() if f.id in set(folder_ids)}
+    watcher = FolderWatcher(
+        folders.items(),
+        exclude=[str(lib.paths.home)],
+        debounce=debounce,
+        poll_interval=poll_interval,
+        force_polling=force_polling,
+    )
+    watcher.start()
+    try:
+        batch: Batch | None = Batch(frozenset(folders), frozenset(), frozenset())
+        first = True
+        while not cancel.cancelled:
+            if batch is None:
+                batch = watcher.wait(0.25)
+                yield Progress("watch", 0, None, None, "watching")
+                continue
+            try:
+                result = yield from lib.scan(
+                    folder_ids=sorted(batch.folder_ids),
+                    hold=None if first else hold_for(batch, debounce),
+                    record_changes=True,
+                    embed=embed,
+                    cancel=cancel,
+                )
+            except LibraryBusy as exc:
+                on_event(WatchEvent("busy", detail=str(exc)))
+                deadline = time.monotonic() + BUSY_RETRY_S
+                while time.monotonic() < deadline and not cancel.cancelled:
+                    time.sleep(0.1)
+                continue  # the same batch again
+            if result.held:
+                watcher.rescan_later(batch.folder_ids, 2 * debounce + 0.1)
+            batch = None
+            for event in events_of(result, _filed(lib, result)):
+                on_event(event)
+            if first:  # caught up: from here on, changes come as they happen
+                first = False
+                on_event(WatchEvent("watching", count=len(folders)))
+            if result.weights_missing:
+                log.info("watch: embedding waits for weights: %s", result.weights_missing)
+    finally:
+        watcher.stop()
+        on_event(WatchEvent("stopped"))
