@@ -99,6 +99,7 @@ _CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "device": (_check_device, "auto, cpu, cuda, cuda:N or mps"),
     "batch_size": (_check_batch_size, f"a whole number from 1 to {MAX_BATCH_SIZE}"),
     "precision": (_check_precision, ", ".join(_PRECISIONS)),
+    "watch_folders": (lambda value: type(value) is bool, "true or false"),
 }
 
 
@@ -119,6 +120,8 @@ class Settings:
     # the CPU/GPU computes it natively and its embeddings stay within cosine 0.999 of
     # fp32, else fp32; int8 = quantised linear layers on the CPU (opt-in).
     precision: str = "auto"
+    # Live folders: library folders watched for changes while the app runs (core/watcher.py).
+    watch_folders: bool = True
     problem: str | None = field(default=None, compare=False, repr=False)
     # Keys this release does not know (a newer one wrote them): written back
     # unchanged by `save`, so using an older app does not lose them.

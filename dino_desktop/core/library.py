@@ -64,6 +64,7 @@ from dino_desktop.core.records import (
 )
 from dino_desktop.core.relocate import Relocated, relocate_folder
 from dino_desktop.core.sorting import SortResult
+from dino_desktop.core.watcher import Batch, FolderWatcher
 
 if TYPE_CHECKING:
     from dino_desktop.core.embedder import Embedder
@@ -193,6 +194,35 @@ class Library:
         counts = (result.added, result.updated, result.moved, result.removed, len(result.failed))
         log.info("scan: %d added, %d updated, %d moved, %d removed, %d unreadable", *counts)
         return result
+
+    def folder_watcher(
+        self, folder_ids: Iterable[int] | None = None, **options: Any
+    ) -> FolderWatcher:
+        """A watcher (not started) of the folders (default: all) for the GUI's live folders:
+        take its batches and run `scan_batch` on each (core/watcher.py)."""
+        wanted = set(folder_ids) if folder_ids is not None else None
+        folders = [(f.id, f.path) for f in self.folders() if wanted is None or f.id in wanted]
+        return FolderWatcher(folders, exclude=[str(self.paths.home)], **options)
+
+    def scan_batch(
+        self,
+        batch: Batch,
+        *,
+        debounce: float,
+        embed: bool = True,
+        cancel: CancelToken | None = None,
+    ) -> Job[ScanResult]:
+        """Scan a watcher's batch: its folders, holding back files still being written,
+        with every change recorded (`ScanResult.changes`; `live.events_of` words them)."""
+        return (
+            yield from self.scan(
+                folder_ids=sorted(batch.folder_ids),
+                hold=live.hold_for(batch, debounce),
+                record_changes=True,
+                embed=embed,
+                cancel=cancel,
+            )
+        )
 
     def watch(
         self,

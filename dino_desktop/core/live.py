@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import LibraryBusy, ScanResult, WatchEvent
 from dino_desktop.core.scanner import Hold
-from dino_desktop.core.watcher import DEBOUNCE_S, POLL_INTERVAL_S, Batch, FolderWatcher
+from dino_desktop.core.watcher import DEBOUNCE_S, POLL_INTERVAL_S, Batch
 
 if TYPE_CHECKING:
     from dino_desktop.core.library import Library
@@ -86,17 +86,15 @@ def watch(
     force_polling: bool = False,
 ) -> Job[None]:
     """Index `folder_ids` as they change until `cancel`; see the module docstring."""
-    folders = {f.id: f.path for f in lib.folders() if f.id in set(folder_ids)}
-    watcher = FolderWatcher(
-        folders.items(),
-        exclude=[str(lib.paths.home)],
-        debounce=debounce,
-        poll_interval=poll_interval,
-        force_polling=force_polling,
+    watcher = lib.folder_watcher(
+        folder_ids, debounce=debounce, poll_interval=poll_interval, force_polling=force_polling
     )
     watcher.start()
     try:
-        batch: Batch | None = Batch(frozenset(folders), frozenset(), frozenset())
+        count = len(watcher.roots)
+        batch: Batch | None = Batch(
+            frozenset(r.folder_id for r in watcher.roots), frozenset(), frozenset()
+        )
         first = True
         while not cancel.cancelled:
             if batch is None:
@@ -104,13 +102,16 @@ def watch(
                 yield Progress("watch", 0, None, None, "watching")
                 continue
             try:
-                result = yield from lib.scan(
-                    folder_ids=sorted(batch.folder_ids),
-                    hold=None if first else hold_for(batch, debounce),
-                    record_changes=True,
-                    embed=embed,
-                    cancel=cancel,
-                )
+                if first:  # the catch-up scan: nothing is being written that it knows of
+                    job = lib.scan(
+                        folder_ids=sorted(batch.folder_ids),
+                        record_changes=True,
+                        embed=embed,
+                        cancel=cancel,
+                    )
+                else:
+                    job = lib.scan_batch(batch, debounce=debounce, embed=embed, cancel=cancel)
+                result = yield from job
             except LibraryBusy as exc:
                 on_event(WatchEvent("busy", detail=str(exc)))
                 deadline = time.monotonic() + BUSY_RETRY_S
@@ -124,7 +125,7 @@ def watch(
                 on_event(event)
             if first:  # caught up: from here on, changes come as they happen
                 first = False
-                on_event(WatchEvent("watching", count=len(folders)))
+                on_event(WatchEvent("watching", count=count))
             if result.weights_missing:
                 log.info("watch: embedding waits for weights: %s", result.weights_missing)
     finally:
