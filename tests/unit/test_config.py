@@ -13,13 +13,17 @@ from dino_desktop.config import Settings
 
 def test_settings_round_trip_through_tomli_w(tmp_path: Path) -> None:
     path = tmp_path / "settings.toml"
-    settings = Settings(model='odd "name" \\ é', device="cuda:1", batch_size=64, precision="bf16")
+    settings = Settings(
+        model='odd "name" \\ é', device="cuda:1", batch_size=64, precision="bf16",
+        watch_folders=False,
+    )  # fmt: skip
     settings.save(path)
     assert tomllib.loads(path.read_text(encoding="utf-8")) == {
         "model": 'odd "name" \\ é',
         "device": "cuda:1",
         "batch_size": 64,
         "precision": "bf16",
+        "watch_folders": False,
     }
     loaded = Settings.load(path)
     assert loaded == settings
