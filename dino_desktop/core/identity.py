@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from dino_desktop.core.db import ImageRow
+from dino_desktop.core.db import FsPath, ImageRow
 from dino_desktop.core.journal import in_flight
 from dino_desktop.core.progress import CancelToken, Job, Progress
 
@@ -81,7 +81,9 @@ def find_moves(
 ) -> Job[list[Move]]:
     """Which new or changed files are released rows' photos at a new path (or touched).
 
-    Only files whose size equals a released row's are hashed.
+    A file with the row's own (device, inode, size, mtime) was renamed or moved
+    within its filesystem: the same file, known without reading it. The others
+    are hashed, and only if their size equals a released row's.
     """
     sizes = {r[3] for r in released}
     todo = [f for f in candidates if f.error is None and f.size > 0 and f.size in sizes]
@@ -89,29 +91,43 @@ def find_moves(
         return []
     wanted = {f.size for f in todo}
     by_id = {r[0]: r for r in released if r[3] in wanted}
-    shas = _row_shas(sessions, list(by_id))
+    known = _row_identities(sessions, list(by_id))
+    by_inode: dict[tuple[int, int, int, int], Released] = {}
     by_sha: dict[str, list[Released]] = {}
-    for row_id, sha in shas.items():
-        by_sha.setdefault(sha, []).append(by_id[row_id])
-    sized = {by_id[i][3] for i in shas}
-    todo = [f for f in todo if f.size in sized]
-    if not todo:
-        return []
+    for row_id, (sha, dev, inode) in known.items():
+        row = by_id[row_id]
+        if dev and inode:
+            by_inode[(dev, inode, row[3], row[4])] = row
+        by_sha.setdefault(sha, []).append(row)
+    moves: list[Move] = []
+    taken: set[int] = set()
+    rest: list[Found] = []
+    for found in todo:
+        same = by_inode.get((found.dev, found.inode, found.size, found.mtime_ns))
+        if same is not None and same[0] not in taken:
+            taken.add(same[0])
+            moves.append(Move(same, found))
+        else:
+            rest.append(found)
+    sized = {by_id[i][3] for i in known if i not in taken}
+    rest = [f for f in rest if f.size in sized]
+    if not rest:
+        return moves
     digests: dict[int, str] = {}
-    yield Progress("identify", 0, len(todo), None, "recognising moved photos")
+    yield Progress("identify", 0, len(rest), None, "recognising moved photos")
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scan-identify") as pool:
-        futures = [pool.submit(_hash_or_none, hasher, f.path) for f in todo]
+        futures = [pool.submit(_hash_or_none, hasher, f.path) for f in rest]
         for n, future in enumerate(futures):
             digest = future.result()
             if digest is not None:
                 digests[n] = digest
             if n % 50 == 49:
-                yield Progress("identify", n + 1, len(todo), todo[n].path)
+                yield Progress("identify", n + 1, len(rest), rest[n].path)
             if cancel.cancelled:
-                for rest in futures[n + 1 :]:
-                    rest.cancel()
+                for pending in futures[n + 1 :]:
+                    pending.cancel()
                 return []
-    return _match(todo, digests, by_sha)
+    return moves + _match(rest, digests, by_sha, taken)
 
 
 def _hash_or_none(hasher: Callable[[str], str], path: str) -> str | None:
@@ -121,16 +137,19 @@ def _hash_or_none(hasher: Callable[[str], str], path: str) -> str | None:
         return None  # probed (and recorded as unreadable) with the new files
 
 
-def _row_shas(sessions: sessionmaker[Session], ids: list[int]) -> dict[int, str]:
+def _row_identities(
+    sessions: sessionmaker[Session], ids: list[int]
+) -> dict[int, tuple[str, int | None, int | None]]:
+    """(sha256, dev, inode) of the readable rows among `ids`."""
     t = cast(Table, ImageRow.__table__)
-    out: dict[int, str] = {}
+    out: dict[int, tuple[str, int | None, int | None]] = {}
     with sessions() as session:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             out.update(
-                (int(i), str(sha))
-                for i, sha in session.execute(
-                    select(t.c.id, t.c.sha256).where(
+                (int(i), (str(sha), dev, inode))
+                for i, sha, dev, inode in session.execute(
+                    select(t.c.id, t.c.sha256, t.c.dev, t.c.inode).where(
                         t.c.id.in_(chunk), t.c.status == "ok", t.c.sha256.is_not(None)
                     )
                 )
@@ -139,10 +158,13 @@ def _row_shas(sessions: sessionmaker[Session], ids: list[int]) -> dict[int, str]
 
 
 def _match(
-    files: list[Found], digests: dict[int, str], by_sha: dict[str, list[Released]]
+    files: list[Found],
+    digests: dict[int, str],
+    by_sha: dict[str, list[Released]],
+    taken: set[int],
 ) -> list[Move]:
-    """Pair files with rows of the same bytes: own path first, then same name, then any."""
-    taken: set[int] = set()
+    """Pair files with rows of the same bytes (not `taken`): own path first, then same
+    name, then any."""
     placed: set[int] = set()
     moves: list[Move] = []
     tests: tuple[Callable[[Found, Released], bool], ...] = (
@@ -180,55 +202,73 @@ def apply_moves(
 
     `changed` holds the rows of files that changed in place, by (folder, relpath),
     as the scan read them: a moved row may take such a path, and then the row
-    there (whose old content is gone) is replaced, unless it moved too.
+    there (whose old content is gone) is replaced, unless it moved too. Reads and
+    writes are in bulk: a renamed folder of 10,000 photos is 10,000 moves.
     """
     t = cast(Table, ImageRow.__table__)
-    now = datetime.now()
+    stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")  # as SQLAlchemy stores it
     with sessions() as session, session.begin():
-        live = [m for m in moves if _still_as_read(session, t, m)]
+        current = _rows_now(session, t, [m.row[0] for m in moves])
+        live = [
+            m
+            for m in moves
+            if current.get(m.row[0]) == m.row[1:5]
+            and not in_flight(m.row[5])
+            and not in_flight(m.to.path)
+        ]
+        occupants_at = _occupants(session, t, [m for m in live if not m.touched])
         while True:
             moving = {m.row[0] for m in live}
-            occupants: dict[int, int] = {}  # move index -> row id to replace
+            occupants: set[int] = set()
             bad: set[int] = set()
             for n, m in enumerate(live):
-                if m.touched:
-                    continue
-                here = session.execute(
-                    select(t.c.id, t.c.size, t.c.mtime_ns).where(
-                        t.c.folder_id == m.to.folder_id, t.c.relpath == m.to.relpath
-                    )
-                ).first()
+                here = None if m.touched else occupants_at.get((m.to.folder_id, m.to.relpath))
                 if here is None or here[0] in moving:
                     continue
                 expected = changed.get((m.to.folder_id, m.to.relpath))
-                if expected is not None and tuple(here) == expected[:3]:
-                    occupants[n] = int(here[0])
+                if expected is not None and here == expected[:3]:
+                    occupants.add(here[0])
                 else:
                     bad.add(n)  # a file operation put a row there meanwhile
             if not bad:
                 break
             live = [m for n, m in enumerate(live) if n not in bad]
-        replaced = sorted(set(occupants.values()))
+        replaced = sorted(occupants)
         for start in range(0, len(replaced), 500):
             session.execute(delete(t).where(t.c.id.in_(replaced[start : start + 500])))
-        for m in live:
-            if not m.touched:
-                session.execute(
-                    update(t).where(t.c.id == m.row[0]).values(relpath=f"\0moving\0{m.row[0]}")
-                )
-        for m in live:
-            session.execute(
-                update(t)
-                .where(t.c.id == m.row[0])
-                .values(
-                    folder_id=m.to.folder_id,
-                    relpath=m.to.relpath,
-                    size=m.to.size,
-                    mtime_ns=m.to.mtime_ns,
-                    dev=m.to.dev or None,
-                    inode=m.to.inode or None,
-                    scanned_at=now,
-                )
+        # A row goes to a placeholder relpath first only where its target is held by
+        # another moving row (a swap or a cycle); a plain rename needs no second pass.
+        blocked = {
+            here[0]
+            for m in live
+            if (here := occupants_at.get((m.to.folder_id, m.to.relpath))) is not None
+            and here[0] != m.row[0]
+        } & {m.row[0] for m in live}
+        by_id = t.c.id == bindparam("b_id")
+        parked = [{"b_id": i, "b_rel": f"\0moving\0{i}"} for i in sorted(blocked)]
+        if parked:
+            session.execute(update(t).where(by_id).values(relpath=bindparam("b_rel")), parked)
+        if live:
+            # The raw cursor: SQLAlchemy's per-row parameter handling is most of the
+            # cost of 10,000 updates. Relpaths that are not UTF-8 go through FsPath.
+            dbapi: Any = session.connection().connection.driver_connection
+            fs, dialect = FsPath(), session.get_bind().dialect
+            dbapi.executemany(
+                "UPDATE images SET folder_id = ?, relpath = ?, size = ?, mtime_ns = ?,"
+                " dev = ?, inode = ?, scanned_at = ? WHERE id = ?",
+                [
+                    (
+                        m.to.folder_id,
+                        fs.process_bind_param(m.to.relpath, dialect),
+                        m.to.size,
+                        m.to.mtime_ns,
+                        m.to.dev or None,
+                        m.to.inode or None,
+                        stamp,
+                        m.row[0],
+                    )
+                    for m in live
+                ],
             )
     skipped = len(moves) - len(live)
     if skipped:
@@ -236,10 +276,33 @@ def apply_moves(
     return Applied(live, replaced)
 
 
-def _still_as_read(session: Session, t: Table, m: Move) -> bool:
-    if in_flight(m.row[5]) or in_flight(m.to.path):
-        return False
-    row: Any = session.execute(
-        select(t.c.folder_id, t.c.relpath, t.c.size, t.c.mtime_ns).where(t.c.id == m.row[0])
-    ).first()
-    return row is not None and tuple(row) == m.row[1:5]
+def _rows_now(session: Session, t: Table, ids: list[int]) -> dict[int, tuple[Any, ...]]:
+    """(folder id, relpath, size, mtime_ns) of each row, as it is now."""
+    out: dict[int, tuple[Any, ...]] = {}
+    for start in range(0, len(ids), 500):
+        for row_id, *rest in session.execute(
+            select(t.c.id, t.c.folder_id, t.c.relpath, t.c.size, t.c.mtime_ns).where(
+                t.c.id.in_(ids[start : start + 500])
+            )
+        ):
+            out[int(row_id)] = tuple(rest)
+    return out
+
+
+def _occupants(
+    session: Session, t: Table, moves: list[Move]
+) -> dict[tuple[int, str], tuple[int, int, int]]:
+    """The rows at the moves' target paths now: (id, size, mtime_ns) by (folder, relpath)."""
+    by_folder: dict[int, list[str]] = {}
+    for m in moves:
+        by_folder.setdefault(m.to.folder_id, []).append(m.to.relpath)
+    out: dict[tuple[int, str], tuple[int, int, int]] = {}
+    for folder_id, rels in by_folder.items():
+        for start in range(0, len(rels), 500):
+            for row_id, rel, size, mtime in session.execute(
+                select(t.c.id, t.c.relpath, t.c.size, t.c.mtime_ns).where(
+                    t.c.folder_id == folder_id, t.c.relpath.in_(rels[start : start + 500])
+                )
+            ):
+                out[(folder_id, rel)] = (int(row_id), size, mtime)
+    return out

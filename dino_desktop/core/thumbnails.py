@@ -120,13 +120,21 @@ def carry(
     """
     carried = 0
     edge_list = list(edges)
+    base = os.path.join(cache_dir, THUMBS_DIRNAME)  # plain strings: 10,000s of these
     for old, new in moves:
         for edge in edge_list:
-            source = thumbnail_path(cache_dir, *old, edge=edge)
-            target = thumbnail_path(cache_dir, *new, edge=edge)
+            src_name = thumbnail_name(*old, edge=edge)
+            dst_name = thumbnail_name(*new, edge=edge)
+            source = os.path.join(base, src_name[:2], src_name)
+            target = os.path.join(base, dst_name[:2], dst_name)
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(source, target)
+                try:
+                    os.replace(source, target)
+                except FileNotFoundError:
+                    if not os.path.exists(source):
+                        continue  # never made: nothing to carry
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    os.replace(source, target)
             except OSError:
                 continue
             carried += 1

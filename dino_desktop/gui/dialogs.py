@@ -1,7 +1,7 @@
 """The settings dialog and the model-weights dialog.
 
 `SettingsDialog` edits the library's settings (model variant, device, precision,
-batch size) and shows whether the chosen model's weights are installed.
+batch size, whether library folders are watched for changes) and shows whether the chosen model's weights are installed.
 `WeightsDialog` is shown when similar-photo search needs the model and there
 are no weights: download them (with progress and a Cancel that really stops the
 transfer), import a file the user already has, or carry on without.
@@ -26,6 +26,7 @@ from typing import Literal
 from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -469,7 +470,8 @@ class SettingsDialog(QDialog):
     After `exec()` returns Accepted, `model_changed` says whether another model
     was chosen, and `runtime_changed` whether anything that shapes the embedder
     (model, device, precision, batch size) changed: the caller re-creates its
-    Library for those to apply.
+    Library for those to apply. `watch_changed`: watching the library folders was
+    turned on or off (the main window's live folders follow).
     """
 
     def __init__(
@@ -486,6 +488,7 @@ class SettingsDialog(QDialog):
         self.pool = pool
         self.model_changed = False
         self.runtime_changed = False
+        self.watch_changed = False
         self.weights_dialog: WeightsDialog | None = None
         self.setWindowTitle("Settings")
         settings = library.settings
@@ -543,6 +546,19 @@ class SettingsDialog(QDialog):
         run_form.addRow("&Precision:", self.precision_combo)
         run_form.addRow("&Batch size:", self.batch_spin)
 
+        self.watch_check = QCheckBox("&Watch library folders for changes")
+        self.watch_check.setChecked(settings.watch_folders)
+        watch_note = QLabel(
+            "While the app runs, photos added to, changed in or removed from the library "
+            "folders are indexed as it happens. Off: they are found by the next scan (F5)."
+        )
+        watch_note.setWordWrap(True)
+        _secondary(watch_note)
+        library_box = QGroupBox("Library folders")
+        library_layout = QVBoxLayout(library_box)
+        library_layout.addWidget(self.watch_check)
+        library_layout.addWidget(watch_note)
+
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -551,6 +567,7 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(model_box)
         layout.addWidget(run_box)
+        layout.addWidget(library_box)
         layout.addStretch(1)
         layout.addWidget(buttons)
         self.setMinimumWidth(560)
@@ -609,6 +626,7 @@ class SettingsDialog(QDialog):
         settings.device = str(self.device_combo.currentData())
         settings.precision = str(self.precision_combo.currentData())
         settings.batch_size = self.batch_spin.value()
+        settings.watch_folders = self.watch_check.isChecked()
         try:
             self.library.save_settings()
         except OSError as exc:
@@ -617,6 +635,7 @@ class SettingsDialog(QDialog):
             QMessageBox.warning(self, "Settings", f"The settings could not be saved: {exc}")
             return
         self.model_changed = model != self.library.model_name
+        self.watch_changed = before.watch_folders != settings.watch_folders
         if self.model_changed:
             self.library.use_model(model)
         self.runtime_changed = self.model_changed or (

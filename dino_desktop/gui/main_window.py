@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QPoint, QSettings, Qt, QThreadPool, QTimer, QUrl
@@ -59,9 +58,11 @@ from dino_desktop.gui.details import DetailsPanel
 from dino_desktop.gui.dialogs import SettingsDialog, WeightsDialog
 from dino_desktop.gui.failed_dialog import FailedFilesDialog, LooseFilesDialog
 from dino_desktop.gui.file_actions import FileActions
+from dino_desktop.gui.live import LiveFolders
 from dino_desktop.gui.menus import build_menus
+from dino_desktop.gui.offline import FOLDER_ROLE, Relocation, folder_item
 from dino_desktop.gui.pasted import PastedImages
-from dino_desktop.gui.statusbar import StatusWidgets
+from dino_desktop.gui.statusbar import StatusWidgets, scan_summary
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.viewer import ImageViewer
 from dino_desktop.gui.views.browse import PhotosView
@@ -75,7 +76,6 @@ __all__ = ["MainWindow", "format_eta"]
 
 REFRESH_S = 2.0
 _PHASES = {"walk": "Looking for photos", "index": "Reading", "embed": "Embedding"}
-_FOLDER_ROLE = Qt.ItemDataRole.UserRole
 
 
 def _one(step: str, work: Callable[[], Any]) -> Job[Any]:
@@ -159,6 +159,7 @@ class MainWindow(QMainWindow):
         self.splitter = splitter
         self.setCentralWidget(splitter)
         self._build_status_bar()
+        self.live = LiveFolders(self)  # watches the folders while settings.watch_folders
         self.rescan_action, self.undo_action = build_menus(self)
         self._restore_geometry()
         self.refresh()
@@ -194,7 +195,8 @@ class MainWindow(QMainWindow):
         buttons = QWidget()
         row = QVBoxLayout(buttons)
         row.setContentsMargins(0, 0, 0, 0)
-        for button in (add, self.reference_button, self.remove_button):
+        self.relocation = Relocation(self)  # offline folders: Relocate…, the same drive
+        for button in (add, *self.relocation.buttons(), self.reference_button, self.remove_button):
             row.addWidget(button)
         self.sidebar = QWidget()
         layout = QVBoxLayout(self.sidebar)
@@ -248,6 +250,7 @@ class MainWindow(QMainWindow):
         if self._refresh_again:
             self.refresh()
         self._show_status(status)
+        self.live.folders_known(status.folders)  # watched anew when they changed
         if first and self._scan_on_start and status.folders:
             # Start-up rescan: incremental, so unchanged libraries cost one stat per file.
             self.start_scan([])
@@ -259,16 +262,11 @@ class MainWindow(QMainWindow):
         self.folder_list.blockSignals(True)
         self.folder_list.clear()
         everything = QListWidgetItem(f"All photos\n{status.images:,} photos")
-        everything.setData(_FOLDER_ROLE, None)
+        everything.setData(FOLDER_ROLE, None)
         self.folder_list.addItem(everything)
         self.folder_list.setCurrentItem(everything)
-        for folder in status.folders:
-            mark = " 🔒" if folder.is_reference else ""
-            item = QListWidgetItem(
-                f"{Path(folder.path).name or folder.path}{mark}\n{folder.images:,} photos"
-            )
-            item.setToolTip(folder.path + ("\nReference folder: protected" if mark else ""))
-            item.setData(_FOLDER_ROLE, folder.id)
+        for folder in status.folders:  # an offline one greyed, with why (gui/offline.py)
+            item = folder_item(folder, self.folder_list.palette())
             self.folder_list.addItem(item)
             if folder.id == current:
                 self.folder_list.setCurrentItem(item)
@@ -280,12 +278,18 @@ class MainWindow(QMainWindow):
         item = self.folder_list.currentItem()
         if item is None:
             return None
-        value = item.data(_FOLDER_ROLE)
+        value = item.data(FOLDER_ROLE)
         return None if value is None else int(value)
+
+    def current_folder(self) -> FolderInfo | None:
+        """The folder chosen in the sidebar (as last read), None for "All photos"."""
+        folder_id = self._current_folder_id()
+        return next((f for f in self._folders if f.id == folder_id), None)
 
     def _update_actions(self) -> None:
         folder_id = self._current_folder_id()
         busy = self.worker is not None
+        self.relocation.update(self.current_folder(), busy=busy)
         self.remove_button.setEnabled(folder_id is not None and not busy)
         self.reference_button.setEnabled(folder_id is not None)
         reference = any(f.is_reference for f in self._folders if f.id == folder_id)
@@ -344,6 +348,7 @@ class MainWindow(QMainWindow):
         menu.addAction("Rescan", lambda: self.start_scan([]))
         menu.addAction("Toggle reference", self.toggle_reference)
         menu.addAction("Remove from library", self.remove_folder)
+        self.relocation.add_to_menu(menu, self.current_folder())
         menu.exec(self.folder_list.mapToGlobal(pos))
 
     def choose_folder(self) -> None:
@@ -427,16 +432,29 @@ class MainWindow(QMainWindow):
         def make(token: CancelToken) -> Job[ScanResult]:
             return library.scan(paths, cancel=token)  # adds `paths` first, in the worker
 
-        worker = JobWorker(make)
-        worker.signals.progressed.connect(self._on_progress)
-        worker.signals.finished.connect(self._scan_finished)
-        worker.signals.failed.connect(self._scan_failed)
-        self.worker = worker
-        self._phase_started = (None, time.monotonic(), 0)
+        self._adding = bool(paths)
         # New folders show in the sidebar with the first progress (they are added
         # in the worker); a rescan refreshes every REFRESH_S as before.
-        self._adding = bool(paths)
-        self._last_refresh = 0.0 if paths else time.monotonic()
+        return self.run_scan_job(make, self._scan_finished, self._scan_failed, soon=bool(paths))
+
+    def run_scan_job(
+        self,
+        make: Callable[[CancelToken], Job[ScanResult]],
+        finished: Callable[[ScanResult], object],
+        failed: Callable[[Exception], object],
+        *,
+        soon: bool = False,
+    ) -> JobWorker:
+        """Run a scan (a rescan, added folders, a live batch: gui/live.py) the one way:
+        progress and Cancel in the status bar, `self.worker` while it runs; the views
+        refresh as it goes (the first time at once when `soon`)."""
+        worker = JobWorker(make)
+        worker.signals.progressed.connect(self._on_progress)
+        worker.signals.finished.connect(finished)
+        worker.signals.failed.connect(failed)
+        self.worker = worker
+        self._phase_started = (None, time.monotonic(), 0)
+        self._last_refresh = 0.0 if soon else time.monotonic()
         self._show_busy(True)
         return start(worker)
 
@@ -464,23 +482,19 @@ class MainWindow(QMainWindow):
         phase_name = _PHASES.get(step.phase, step.message or step.phase)
         self.progress_label.setText(progress_text(phase_name, step, now - started, first))
 
-    def _scan_finished(self, result: ScanResult) -> None:
+    def scan_ended(self) -> None:
+        """A scan job is over (finished or failed): the strip goes, the counts follow."""
         self.worker = None
         self._show_busy(False)
         self.refresh()
+
+    def _scan_finished(self, result: ScanResult, note: str | None = None) -> None:
+        """After a scan: the views refresh, the summary (or `note`; "" for none) shows."""
+        self.scan_ended()
         self.photos_view.refresh()
-        changed = result.added or result.updated or result.removed or result.embedded
-        if not changed and not result.cancelled:
-            note = f"Library up to date: {result.unchanged:,} files checked, nothing changed"
-        else:
-            note = (
-                f"Scan {'stopped' if result.cancelled else 'finished'}: {result.added:,} new, "
-                f"{result.updated:,} changed, {result.removed:,} gone, "
-                f"{result.embedded:,} embedded"
-            )
-        if result.warnings:
-            note += " · " + "; ".join(result.warnings)
-        self.statusBar().showMessage(note, 15000)
+        note = scan_summary(result) if note is None else note
+        if note:
+            self.statusBar().showMessage(note, 15000)
         if self.stack.currentWidget() is self.duplicates_view and self.duplicates_view.groups():
             self.duplicates_view.find()  # files came back or changed (e.g. after undo)
         if result.weights_missing and result.pending and self.prompt_for_weights:
@@ -523,9 +537,7 @@ class MainWindow(QMainWindow):
         return start(worker)
 
     def _scan_failed(self, exc: Exception) -> None:
-        self.worker = None
-        self._show_busy(False)
-        self.refresh()
+        self.scan_ended()
         if isinstance(exc, OSError | LibraryError) and self._adding:
             QMessageBox.warning(self, "Cannot add folder", describe(exc))
         else:
@@ -564,8 +576,10 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.library, self)
-        if dialog.exec() and dialog.runtime_changed:
-            self._weights_arrived()
+        if dialog.exec():
+            self.live.setting_changed()  # watching folders turned on or off
+            if dialog.runtime_changed:
+                self._weights_arrived()
 
     # ---- similarity search ---------------------------------------------------------
 
@@ -608,25 +622,26 @@ class MainWindow(QMainWindow):
             self.search_worker.cancel()  # its result is ignored below
         library = self.library
 
-        def job() -> list[tuple[PhotoRow, float]]:
+        def job() -> list[tuple[PhotoRow, float, bool]]:
             hits = run()
             rows = library.photos_by_id(h.image_id for h in hits)
-            return [(rows[h.image_id], h.score) for h in hits if h.image_id in rows]
+            return [(rows[h.image_id], h.score, h.offline) for h in hits if h.image_id in rows]
 
         worker = JobWorker(lambda _token: _one("Searching…", job))
         self.search_worker = worker
         self.show_view(1)
         self.similar_view.show_busy(f"{title}: searching…", query)
 
-        def finished(results: list[tuple[PhotoRow, float]]) -> None:
+        def finished(results: list[tuple[PhotoRow, float, bool]]) -> None:
             if self.search_worker is not worker:
                 return  # a newer search replaced this one
             self.search_worker = None
             self.similar_view.show_results(
                 f"{title}: {len(results)} most similar",
-                [r for r, _ in results],
-                [s for _, s in results],
+                [r for r, _, _ in results],
+                [s for _, s, _ in results],
                 query,
+                offline={r.id for r, _, offline in results if offline},
             )
 
         def failed(exc: Exception) -> None:
@@ -805,6 +820,7 @@ class MainWindow(QMainWindow):
         settings = self._settings()
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/splitter", self.splitter.saveState())
+        self.live.shutdown()  # no more batches; the watcher's threads end now
         # Stop a running scan cleanly: what it indexed so far is committed.
         for worker in (self.worker, self.search_worker, self.file_worker, self.prune_worker):
             if worker is not None:

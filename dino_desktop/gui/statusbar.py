@@ -1,6 +1,7 @@
 """The main window's permanent status-bar widgets: the library's counts (indexed,
 pending, failed), the files it leaves out (videos that are no photo's companion,
-sidecars of no photo), and the running scan's progress with Cancel.
+sidecars of no photo), the running scan's progress with Cancel, and the line a
+finished scan leaves (`scan_summary`).
 
 The counts come from `Library.status`, which the main window reads in a worker;
 these widgets only show what arrives.
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar
 
-from dino_desktop.core.records import Status
+from dino_desktop.core.records import ScanResult, Status
 from dino_desktop.gui.common import plural
 
 LOOSE_TIP = (
@@ -38,6 +39,22 @@ def loose_text(status: Status) -> str:
     if status.orphan_sidecars:
         parts.append(f"{plural(status.orphan_sidecars, 'sidecar')} without a photo")
     return " · ".join(parts)
+
+
+def scan_summary(result: ScanResult) -> str:
+    """The status line after a scan: what changed (and the scan's warnings)."""
+    changed = result.added or result.updated or result.removed or result.embedded
+    if not changed and not result.cancelled:
+        note = f"Library up to date: {result.unchanged:,} files checked, nothing changed"
+    else:
+        note = (
+            f"Scan {'stopped' if result.cancelled else 'finished'}: {result.added:,} new, "
+            f"{result.updated:,} changed, {result.removed:,} gone, "
+            f"{result.embedded:,} embedded"
+        )
+    if result.warnings:
+        note += " · " + "; ".join(result.warnings)
+    return note
 
 
 def _link_button(clicked: Callable[[], object]) -> QPushButton:

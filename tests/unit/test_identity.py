@@ -105,6 +105,9 @@ def test_moves_and_renames_at_every_level_keep_rows_vectors_labels_and_folders(
 
     again = drive(lib.scan())
     assert (again.moved, again.added, again.removed, again.unchanged) == (0, 0, 0, 8)
+    with lib.sessions() as session:  # the moved rows' columns read back as written
+        moved_row = session.get(db.ImageRow, before_ids[str(a / "p5.jpg")])
+        assert moved_row is not None and moved_row.scanned_at.year >= 2024
 
 
 def test_identical_copies_moved_at_once_each_keep_their_own_row(tmp_path: Path) -> None:
@@ -183,9 +186,15 @@ def test_only_files_whose_size_matches_a_vanished_row_are_hashed(
     hashed: list[str] = []
     real = identity._hash_or_none
     monkeypatch.setattr(identity, "_hash_or_none", lambda h, p: hashed.append(p) or real(h, p))
-    (root / "old.jpg").rename(root / "new.jpg")
+    # Copied and deleted, as a move between drives is: a new inode, so it is hashed.
+    shutil.copy2(root / "old.jpg", root / "new.jpg")
+    (root / "old.jpg").unlink()
     for i in range(5):
         imagegen.save_jpeg(root / f"other{i}.jpg", seed=10 + i, size=(200, 150))
     result = drive(lib.scan())
     assert (result.moved, result.added) == (1, 5)
     assert hashed == [str(root / "new.jpg")]
+    # A rename keeps the inode: known to be the same file without reading it.
+    hashed.clear()
+    (root / "new.jpg").rename(root / "renamed.jpg")
+    assert drive(lib.scan()).moved == 1 and hashed == []

@@ -325,6 +325,10 @@ class FoldersView(QWidget):
         worker.signals.failed.connect(failed)
         start(worker)
 
+    def loaded(self) -> bool:
+        """Whether the view has read what it shows (it reads first when first shown)."""
+        return self._loaded_once
+
     def loading(self) -> bool:
         """True while what the view shows is still being read."""
         return self._read_worker is not None or self._open_worker is not None

@@ -2,15 +2,19 @@
 
 The view only shows things and asks for searches; the main window runs them in
 a worker through `Library` and hands the results back with `show_results`.
+Matches in folders that are offline now (their drive is not mounted: the photo
+is known, its file cannot be opened) are marked: faded, an "Offline" badge and
+a tooltip that says why.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from typing import Any
 
 from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -25,7 +29,7 @@ from PySide6.QtWidgets import (
 from dino_desktop.core.images import IMAGE_EXTENSIONS
 from dino_desktop.core.records import PhotoRow
 from dino_desktop.gui.grid import PhotoGrid
-from dino_desktop.gui.models import PhotoListModel
+from dino_desktop.gui.models import Index, PhotoListModel
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 
 QUERY_EDGE = 96
@@ -35,6 +39,60 @@ HINT = (
     "drop an image file here, paste one with <b>Ctrl+V</b>,<br>"
     "or draw a rectangle on a photo in the viewer to search by a region.</p>"
 )
+OFFLINE_BADGE = "Offline"
+OFFLINE_TIP = "Offline: its folder's drive is not connected (the thumbnail is from the cache)"
+OFFLINE_OPACITY = 0.4
+
+
+def faded(pixmap: QPixmap, opacity: float = OFFLINE_OPACITY) -> QPixmap:
+    """`pixmap` drawn at `opacity` on transparency (same size and pixel ratio)."""
+    out = QPixmap(pixmap.size())
+    out.setDevicePixelRatio(pixmap.devicePixelRatio())
+    out.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(out)
+    painter.setOpacity(opacity)
+    painter.drawPixmap(0, 0, pixmap)
+    painter.end()
+    return out
+
+
+class ResultsModel(PhotoListModel):
+    """Search results: photos in offline folders faded, badged and explained."""
+
+    def __init__(self, loader: ThumbnailLoader, parent: Any = None) -> None:
+        super().__init__(loader, parent=parent)
+        self._offline: frozenset[int] = frozenset()
+        self._faded: dict[int, tuple[int, QPixmap]] = {}  # id -> (source cacheKey, faded)
+
+    def set_results(
+        self, rows: Sequence[PhotoRow], scores: Sequence[float], offline: Collection[int] = ()
+    ) -> None:
+        self._offline = frozenset(offline)
+        self._faded.clear()
+        self.set_rows([_badged(r) if r.id in self._offline else r for r in rows], scores)
+
+    def is_offline(self, image_id: int) -> bool:
+        return image_id in self._offline
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        value = super().data(index, role)
+        photo = self.photo_at(index) if index.isValid() else None
+        if photo is None or photo.id not in self._offline:
+            return value
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{value}\n{OFFLINE_TIP}"
+        if role == Qt.ItemDataRole.DecorationRole and isinstance(value, QPixmap):
+            if value.cacheKey() in (self.placeholder().cacheKey(), self._broken.cacheKey()):
+                return value
+            hit = self._faded.get(photo.id)
+            if hit is None or hit[0] != value.cacheKey():
+                hit = self._faded[photo.id] = (value.cacheKey(), faded(value))
+            return hit[1]
+        return value
+
+
+def _badged(row: PhotoRow) -> PhotoRow:
+    return row._replace(badge=" · ".join(b for b in (row.badge, OFFLINE_BADGE) if b))
 
 
 def image_paths_of(event: QDragEnterEvent | QDropEvent) -> list[str]:
@@ -80,7 +138,7 @@ class SimilarView(QWidget):
         header.addWidget(self.top_spin)
         header.addWidget(choose)
 
-        self.model = PhotoListModel(loader, parent=self)
+        self.model = ResultsModel(loader, parent=self)
         self.grid = PhotoGrid()
         self.grid.setModel(self.model)
         self.grid.photo_activated.connect(self.photo_activated)
@@ -116,7 +174,7 @@ class SimilarView(QWidget):
 
     def show_message(self, text: str) -> None:
         self._set_query(text, None)
-        self.model.set_rows([])
+        self.model.set_results([], [])
         self.hint.setText(HINT)
         self.stack.setCurrentWidget(self.hint)
 
@@ -126,9 +184,12 @@ class SimilarView(QWidget):
         rows: Sequence[PhotoRow],
         scores: Sequence[float],
         query: QPixmap | None = None,
+        *,
+        offline: Collection[int] = (),
     ) -> None:
+        """The matches, best first; those whose image id is in `offline` are marked."""
         self._set_query(text, query)
-        self.model.set_rows(rows, scores)
+        self.model.set_results(rows, scores, offline)
         self.stack.setCurrentWidget(self.grid)
         self.grid.scrollToTop()
 
