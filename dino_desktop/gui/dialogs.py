@@ -1,7 +1,8 @@
 """The settings dialog and the model-weights dialog.
 
 `SettingsDialog` edits the library's settings (model variant, device, precision,
-batch size, whether library folders are watched for changes) and shows whether the chosen model's weights are installed.
+batch size, whether library folders are watched for changes) and shows whether
+the chosen model's weights are installed.
 `WeightsDialog` is shown when similar-photo search needs the model and there
 are no weights: download them (with progress and a Cancel that really stops the
 transfer), import a file the user already has, or carry on without.

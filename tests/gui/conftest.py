@@ -4,6 +4,7 @@ never touches the database on the Qt main thread (DESIGN.md §2, reads included)
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -61,6 +62,7 @@ def sql_guard(
 
 @pytest.fixture(autouse=True)
 def _no_worker_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
+    before = set(_watcher_threads())
     yield
     left = list(JobWorker.live)
     for worker in left:  # stop them so one failure doesn't cascade into the next tests
@@ -72,3 +74,12 @@ def _no_worker_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
     JobWorker.live.clear()
     if left:
         pytest.fail(f"{request.node.name} left {len(left)} worker(s) running", pytrace=False)
+    # A live-folders watcher is stopped when its window closes (or in a worker waited
+    # for above): none may outlive the test.
+    if set(_watcher_threads()) - before:
+        pytest.fail(f"{request.node.name} left a folder watcher running", pytrace=False)
+
+
+def _watcher_threads() -> list[threading.Thread]:
+    """The settling threads of running FolderWatchers (core/watcher.py names them)."""
+    return [t for t in threading.enumerate() if t.name == "watch-settle" and t.is_alive()]

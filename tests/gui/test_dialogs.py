@@ -345,6 +345,24 @@ def test_settings_save_round_trips_to_settings_toml(qtbot: QtBot, tmp_path: Path
     again.close()
 
 
+def test_settings_switch_watching_library_folders(qtbot: QtBot, tmp_path: Path) -> None:
+    lib = Library(tmp_path / "lib")
+    dialog = SettingsDialog(lib)
+    qtbot.addWidget(dialog)
+    assert dialog.watch_check.text() == "&Watch library folders for changes"
+    assert dialog.watch_check.isChecked()  # on by default
+    dialog.watch_check.setChecked(False)
+    dialog.accept()
+    assert dialog.watch_changed and not dialog.runtime_changed
+    assert Settings.load(lib.paths.settings).watch_folders is False
+    again = SettingsDialog(lib)
+    qtbot.addWidget(again)
+    assert not again.watch_check.isChecked()
+    again.accept()
+    assert not again.watch_changed
+    lib.close()
+
+
 def test_settings_keep_a_model_chosen_elsewhere(qtbot: QtBot, library: Library) -> None:
     dialog = SettingsDialog(library)
     qtbot.addWidget(dialog)
