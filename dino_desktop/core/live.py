@@ -27,6 +27,7 @@ from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import LibraryBusy, ScanResult, WatchEvent
 from dino_desktop.core.scanner import Hold
 from dino_desktop.core.watcher import DEBOUNCE_S, POLL_INTERVAL_S, Batch
+from dino_desktop.core.weights import WeightsUnavailable
 
 if TYPE_CHECKING:
     from dino_desktop.core.library import Library
@@ -47,7 +48,8 @@ def hold_for(batch: Batch, debounce: float) -> Hold:
 
 
 def events_of(result: ScanResult, filed: dict[str, str]) -> list[WatchEvent]:
-    """The scan's changes as watch events (`filed`: new photo path -> auto-folder)."""
+    """The scan's changes as watch events (`filed`: new photo path -> auto-folder);
+    "embedded" when the scan embedded too."""
     failed = dict(result.failed)
     out: list[WatchEvent] = []
     for what, path, old in result.changes:
@@ -62,16 +64,45 @@ def events_of(result: ScanResult, filed: dict[str, str]) -> list[WatchEvent]:
     return out
 
 
-def _filed(lib: Library, result: ScanResult) -> dict[str, str]:
+def _filed(lib: Library, added: set[str]) -> dict[str, str]:
     """The auto-folder each just-added photo is filed into (when there are auto-folders)."""
-    added = {path for what, path, _ in result.changes if what == "added"}
-    if not added or not result.embedded:
+    if not added:
         return {}
     try:
         return {p.path: p.cluster_name for p in lib.new_photos() if p.path in added}
     except Exception:  # no model or no run: nothing to file into
         log.debug("watch: no auto-folders to file new photos into", exc_info=True)
         return {}
+
+
+def _embed(
+    lib: Library, cancel: CancelToken, added: set[str], on_event: Callable[[WatchEvent], None]
+) -> Job[set[str]]:
+    """Embed what waits; tell what was embedded and where new photos are filed. Returns
+    the new photos still waiting (the lock was taken, or no weights)."""
+    try:
+        embedded, failed = yield from lib.embed_pending(cancel)
+    except WeightsUnavailable as exc:
+        log.info("watch: embedding waits for weights: %s", exc)
+        return set()
+    except LibraryBusy as exc:
+        on_event(WatchEvent("busy", detail=str(exc)))
+        return added  # embedded with the next batch
+    for path, error in failed:
+        on_event(WatchEvent("failed", path, detail=error))
+    if embedded:
+        on_event(WatchEvent("embedded", count=embedded))
+    for path, name in _filed(lib, added).items():
+        on_event(WatchEvent("filed", path, detail=name))
+    return set()
+
+
+def _load_model(lib: Library) -> None:
+    """Load the model now, not when the first new photo lands (seconds on a CPU)."""
+    try:
+        lib.embedder()  # builds the model
+    except Exception as exc:  # no weights, bad weights: the embedding step reports it
+        log.info("watch: model not loaded: %s", exc)
 
 
 def watch(
@@ -96,21 +127,24 @@ def watch(
             frozenset(r.folder_id for r in watcher.roots), frozenset(), frozenset()
         )
         first = True
+        added: set[str] = set()  # new photos not embedded yet (to file once they are)
         while not cancel.cancelled:
             if batch is None:
                 batch = watcher.wait(0.25)
                 yield Progress("watch", 0, None, None, "watching")
                 continue
             try:
+                # Embedding is a step of its own, so changes are told as soon as the
+                # scan has them (a 12 MP photo's embedding is slower than its scan).
                 if first:  # the catch-up scan: nothing is being written that it knows of
                     job = lib.scan(
                         folder_ids=sorted(batch.folder_ids),
                         record_changes=True,
-                        embed=embed,
+                        embed=False,
                         cancel=cancel,
                     )
                 else:
-                    job = lib.scan_batch(batch, debounce=debounce, embed=embed, cancel=cancel)
+                    job = lib.scan_batch(batch, debounce=debounce, embed=False, cancel=cancel)
                 result = yield from job
             except LibraryBusy as exc:
                 on_event(WatchEvent("busy", detail=str(exc)))
@@ -121,13 +155,16 @@ def watch(
             if result.held:
                 watcher.rescan_later(batch.folder_ids, 2 * debounce + 0.1)
             batch = None
-            for event in events_of(result, _filed(lib, result)):
+            for event in events_of(result, {}):
                 on_event(event)
+            added.update(path for what, path, _ in result.changes if what == "added")
+            if embed and not cancel.cancelled:
+                added = yield from _embed(lib, cancel, added, on_event)
             if first:  # caught up: from here on, changes come as they happen
                 first = False
+                if embed:
+                    _load_model(lib)
                 on_event(WatchEvent("watching", count=count))
-            if result.weights_missing:
-                log.info("watch: embedding waits for weights: %s", result.weights_missing)
     finally:
         watcher.stop()
         on_event(WatchEvent("stopped"))
