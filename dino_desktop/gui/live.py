@@ -85,7 +85,8 @@ def live_note(result: ScanResult) -> str:
         if count:
             parts.append(f"{count:,} {word}")
     parts.extend(f"{os.path.basename(p) or p} is offline" for p in result.offline)
-    parts.extend(result.warnings)
+    # The scan's warnings, but not again why an offline folder was skipped.
+    parts.extend(w for w in result.warnings if not any(p in w for p in result.offline))
     return "Live folders: " + " · ".join(parts) if parts else ""
 
 

@@ -178,6 +178,7 @@ class MainWindow(QMainWindow):
         self.view_list.setMaximumHeight(128)
         self.view_list.currentRowChanged.connect(self._view_changed)
         self.folder_list = QListWidget()
+        self.folder_list.setSpacing(2)  # two-line items: keep each folder apart
         self.folder_list.currentItemChanged.connect(self._folder_chosen)
         self.folder_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.folder_list.customContextMenuRequested.connect(self._folder_menu)
@@ -340,6 +341,7 @@ class MainWindow(QMainWindow):
         self.photos_view.reload(self._current_folder_id())
         self.show_view(0)
         self._update_actions()
+        self.relocation.folder_chosen(self.current_folder())  # offline: says so
 
     def _folder_menu(self, pos: QPoint) -> None:
         if self._current_folder_id() is None:

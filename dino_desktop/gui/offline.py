@@ -72,9 +72,9 @@ def folder_item(folder: FolderInfo, palette: QPalette) -> QListWidgetItem:
     item.setData(FOLDER_ROLE, folder.id)
     item.setData(OFFLINE_ROLE, folder.offline)
     if folder.offline:
-        # Greyed (the palette's disabled text), but still enabled: it can be chosen
-        # to browse its photos.
-        item.setForeground(palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text))
+        # Greyed (the palette's secondary text: dimmer than the other folders, still
+        # legible), but enabled: it can be chosen to browse its photos.
+        item.setForeground(palette.color(QPalette.ColorRole.PlaceholderText))
         font = item.font()
         font.setItalic(True)
         item.setFont(font)
@@ -129,6 +129,15 @@ class Relocation(QObject):
         if folder.same_drive_at:
             menu.addAction(same_drive_text(folder), lambda: self.same_drive(folder))
         menu.addAction("Relocate…", lambda: self.choose(folder))
+
+    def folder_chosen(self, folder: FolderInfo | None) -> None:
+        """A folder was chosen in the sidebar: an offline one says why in the status bar."""
+        if folder is not None and folder.offline:
+            self.window.statusBar().showMessage(
+                f"{folder_name(folder.path)} is offline — {folder.offline}. Its photos "
+                "stay browsable; Relocate… if it moved.",
+                15000,
+            )
 
     def _choose_current(self) -> None:
         folder = self.window.current_folder()

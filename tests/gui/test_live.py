@@ -260,6 +260,14 @@ def test_merged_batches_and_notes() -> None:
     assert both.held == frozenset() and not both.polled  # y settled into the newer one
     assert merge(None, a) is a
     assert live_note(ScanResult()) == ""
-    note = live_note(ScanResult(added=2, removed=1, moved=1, offline=["/media/d/Photos"]))
-    assert note == "Live folders: 2 new · 1 moved · 1 gone · Photos is offline"
+    offline = ScanResult(
+        added=2,
+        removed=1,
+        moved=1,
+        offline=["/media/d/Photos"],
+        warnings=["folder not available: /media/d/Photos (is its drive connected?)", "other"],
+    )
+    assert (
+        live_note(offline) == "Live folders: 2 new · 1 moved · 1 gone · Photos is offline · other"
+    )
     assert "stopped" in live_note(ScanResult(cancelled=True))

@@ -95,7 +95,7 @@ def test_an_offline_folder_is_greyed_with_its_count_and_why(
     assert item.text() == "Photos\n3 photos · offline"
     assert f"Offline: folder not available: {old}" in item.toolTip()
     assert "Relocate…" in item.toolTip()
-    grey = window.folder_list.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+    grey = window.folder_list.palette().color(QPalette.ColorRole.PlaceholderText)
     assert item.foreground().color() == grey
     assert item.foreground().color() != window.folder_list.palette().color(QPalette.ColorRole.Text)
     assert item.font().italic()
@@ -103,6 +103,7 @@ def test_an_offline_folder_is_greyed_with_its_count_and_why(
     # Its photos stay browsable.
     _choose_folder(qtbot, window)
     qtbot.waitUntil(lambda: len(window.photos_view.photos()) == 3, timeout=WAIT_MS)
+    assert window.statusBar().currentMessage().startswith("Photos is offline — folder not")
     assert window.relocation.relocate_button.isVisibleTo(window)
     assert not window.relocation.same_drive_button.isVisibleTo(window)
     # Thumbnails that cannot be made show the usual tile; no dialog comes up.
