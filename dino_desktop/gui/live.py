@@ -35,7 +35,7 @@ from dino_desktop.core.progress import CancelToken, Job
 from dino_desktop.core.records import FolderInfo, LibraryBusy, ScanResult
 from dino_desktop.core.watcher import DEBOUNCE_S, Batch, FolderWatcher
 from dino_desktop.gui.common import plural
-from dino_desktop.gui.workers import JobWorker, call, describe
+from dino_desktop.gui.workers import JobWorker, alive, call, describe
 
 if TYPE_CHECKING:
     from dino_desktop.gui.main_window import MainWindow
@@ -180,6 +180,7 @@ class LiveFolders(QObject):
             self._queued = None
         elif self._watching is None and self._known is not None:
             self._restart()
+            self.rescan(fid for fid, _ in self._known)  # what changed while it was off
 
     def rescan(self, folder_ids: Iterable[int]) -> None:
         """Scan these folders as a live batch (e.g. one relocated: it may have changed
@@ -215,6 +216,8 @@ class LiveFolders(QObject):
         self._starting = call(build, self._started, self._start_failed)
 
     def _started(self, watcher: FolderWatcher | None) -> None:
+        if not alive(self):  # the window is gone (it stops the watcher when it closes)
+            return
         self._starting = None
         if watcher is None or watcher is not self._running.watcher:
             return  # called off (stopped, or built anew) while it was starting
@@ -227,6 +230,8 @@ class LiveFolders(QObject):
         self._show_state(watcher)
 
     def _start_failed(self, exc: Exception) -> None:
+        if not alive(self):
+            return
         self._starting = None
         self.window.statusBar().showMessage(
             f"Live folders: the library folders cannot be watched: {describe(exc)}", 15000
@@ -272,6 +277,8 @@ class LiveFolders(QObject):
         )
 
     def _scanned(self, batch: Batch, result: ScanResult) -> None:
+        if not alive(self):  # a result arriving after the window went
+            return
         self.job = None
         window = self.window
         window._scan_finished(result, note=live_note(result))
@@ -285,6 +292,8 @@ class LiveFolders(QObject):
         self.batch_done.emit(result)
 
     def _failed(self, batch: Batch, exc: Exception) -> None:
+        if not alive(self):
+            return
         self.job = None
         self.window.scan_ended()
         if isinstance(exc, LibraryBusy):  # another program writes the library: wait, retry
