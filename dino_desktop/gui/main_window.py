@@ -468,8 +468,10 @@ class MainWindow(QMainWindow):
     def _on_progress(self, step: Progress) -> None:
         phase, started, first = self._phase_started
         now = time.monotonic()
-        if now - self._last_refresh > REFRESH_S:
-            # The grid and the counts grow while a long scan runs (reads, throttled).
+        embedding_starts = step.phase == "embed" and phase != "embed"
+        if now - self._last_refresh > REFRESH_S or embedding_starts:
+            # The grid and the counts grow while a long scan runs (reads, throttled),
+            # and show what the walk found as soon as embedding starts (live batches).
             self._last_refresh = now
             self.refresh()
             self.photos_view.refresh()
