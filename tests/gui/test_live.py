@@ -13,12 +13,13 @@ from typing import Any
 import imagegen
 import pytest
 import weightsgen
+from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
 from dino_desktop.config import Settings
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import drive
-from dino_desktop.core.records import ScanResult
+from dino_desktop.core.records import LibraryBusy, ScanResult
 from dino_desktop.core.watcher import Batch
 from dino_desktop.gui.dialogs import SettingsDialog
 from dino_desktop.gui.live import live_note, merge
@@ -206,6 +207,30 @@ def test_batches_wait_for_a_running_scan_never_two_at_once(
     gate.set()
     qtbot.waitUntil(lambda: "during.jpg" in _names(window), timeout=WAIT_MS)
     assert most[0] == 1
+
+
+def test_a_batch_refused_by_another_writer_is_retried(
+    qtbot: QtBot, window: MainWindow, photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: warnings.append(str(a)))
+    scan_batch = Library.scan_batch
+    refused: list[int] = []
+
+    def busy_once(self: Library, *args: Any, **kwargs: Any) -> Any:
+        if not refused:
+            refused.append(1)
+            raise LibraryBusy("another program is writing this library (dino-desktop scan)")
+        return (yield from scan_batch(self, *args, **kwargs))
+
+    monkeypatch.setattr(Library, "scan_batch", busy_once)
+    imagegen.save_jpeg(photos / "busy.jpg", seed=48, size=(160, 120))
+    qtbot.waitUntil(lambda: bool(refused), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=WAIT_MS)
+    assert window.statusBar().currentMessage().startswith("Live folders wait: another program")
+    assert window.live.waiting()  # kept for another try
+    qtbot.waitUntil(lambda: "busy.jpg" in _names(window), timeout=WAIT_MS)
+    assert warnings == []  # no message box for it
 
 
 def test_an_added_folder_is_watched_too(qtbot: QtBot, window: MainWindow, tmp_path: Path) -> None:
