@@ -59,8 +59,7 @@ def _line(event: WatchEvent) -> str:
     if event.event == "filed":
         return f"filed: {event.path} -> {event.detail}"
     if event.event in ("failed", "offline", "busy"):
-        detail = f": {event.detail}" if event.detail else ""
-        return f"{event.event}: {event.path or ''}{detail}".replace(": :", ":")
+        return ": ".join(str(p) for p in (event.event, event.path, event.detail) if p)
     if event.event == "stopped":
         return "stopped"
     return f"{event.event}: {event.path}"

@@ -127,7 +127,7 @@ def add_folder(sessions: Sessions, path: str | os.PathLike[str], *, reference: b
         if folder is None:
             folder = Folder(path=real, is_reference=reference, added_at=datetime.now())
             if os.path.isdir(real):
-                _set_volume(folder, volumes.volume_of(real))
+                set_volume(folder, volumes.volume_of(real))
             session.add(folder)
             log.info("folder added: %s%s", real, " (reference)" if reference else "")
         elif reference and not folder.is_reference:
@@ -153,7 +153,8 @@ def set_reference(sessions: Sessions, folder_id: int, reference: bool) -> None:
         folder.is_reference = reference
 
 
-def _set_volume(folder: Folder, volume: volumes.Volume) -> None:
+def set_volume(folder: Folder, volume: volumes.Volume) -> None:
+    """Store the drive `folder` was last seen on (core/volumes.py)."""
     folder.volume, folder.volume_path, folder.mount = volume.id, volume.relpath, volume.mount
 
 
@@ -169,7 +170,7 @@ def record_volume(sessions: Sessions, folder_id: int) -> None:
             volume.relpath,
             volume.mount,
         ):
-            _set_volume(folder, volume)
+            set_volume(folder, volume)
 
 
 def offline_reason(folder: Folder, has_photos: bool) -> str | None:

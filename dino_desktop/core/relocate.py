@@ -77,7 +77,7 @@ def relocate_folder(sessions: sessionmaker[Session], old: str, new: str) -> Relo
             pairs.append((f.path, new_path))
             f.path = new_path
             if os.path.isdir(new_path):
-                catalog._set_volume(f, volumes.volume_of(new_path))
+                catalog.set_volume(f, volumes.volume_of(new_path))
         roots = {f.id: pair for f, pair in zip(moved, pairs, strict=True)}
         files = [
             (os.path.join(roots[fid][0], rel), os.path.join(roots[fid][1], rel), mt, size)
