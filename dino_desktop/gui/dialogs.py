@@ -2,7 +2,8 @@
 
 `SettingsDialog` edits the library's settings (model variant, device, precision,
 batch size, whether library folders are watched for changes) and shows whether
-the chosen model's weights are installed.
+the chosen model's weights are installed; its "Duplicates" page
+(gui/keeper_settings.py) edits which copy of a duplicate group is kept.
 `WeightsDialog` is shown when similar-photo search needs the model and there
 are no weights: download them (with progress and a Cancel that really stops the
 transfer), import a file the user already has, or carry on without.
@@ -41,6 +42,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QStyle,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -48,6 +50,7 @@ from PySide6.QtWidgets import (
 from dino_desktop.core import weights as wts
 from dino_desktop.core.library import Library
 from dino_desktop.core.progress import Cancelled, CancelToken, Job, Progress
+from dino_desktop.gui.keeper_settings import KeeperSettings, keeper_values, warning_icon
 from dino_desktop.gui.workers import JobWorker, describe
 
 WEIGHTS_FILTER = "Model weights (*.pth *.pt *.safetensors);;All files (*)"
@@ -244,11 +247,7 @@ class WeightsDialog(QDialog):
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.cancel_button)
 
-        self.message_icon = QLabel()
-        self.message_icon.setPixmap(
-            self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(16)
-        )
-        self.message_icon.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.message_icon = warning_icon()
         self.message_label = QLabel()
         self.message_label.setWordWrap(True)
         self.message_label.setTextFormat(Qt.TextFormat.RichText)
@@ -472,7 +471,9 @@ class SettingsDialog(QDialog):
     was chosen, and `runtime_changed` whether anything that shapes the embedder
     (model, device, precision, batch size) changed: the caller re-creates its
     Library for those to apply. `watch_changed`: watching the library folders was
-    turned on or off (the main window's live folders follow).
+    turned on or off (the main window's live folders follow). `keeper_changed`: the
+    keeper rules, format order or preferred folders changed (duplicate groups found
+    before keep their old keepers until found again).
     """
 
     def __init__(
@@ -490,6 +491,7 @@ class SettingsDialog(QDialog):
         self.model_changed = False
         self.runtime_changed = False
         self.watch_changed = False
+        self.keeper_changed = False
         self.weights_dialog: WeightsDialog | None = None
         self.setWindowTitle("Settings")
         settings = library.settings
@@ -565,13 +567,20 @@ class SettingsDialog(QDialog):
         )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        general = QWidget()
+        general_layout = QVBoxLayout(general)
+        general_layout.addWidget(model_box)
+        general_layout.addWidget(run_box)
+        general_layout.addWidget(library_box)
+        general_layout.addStretch(1)
+        self.keeper = KeeperSettings(settings)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(general, "General")
+        self.tabs.addTab(self.keeper, "Duplicates")
         layout = QVBoxLayout(self)
-        layout.addWidget(model_box)
-        layout.addWidget(run_box)
-        layout.addWidget(library_box)
-        layout.addStretch(1)
+        layout.addWidget(self.tabs, 1)
         layout.addWidget(buttons)
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(660)
         self._refresh_weights()
 
     @property
@@ -619,6 +628,9 @@ class SettingsDialog(QDialog):
         dialog.start_import(path)
 
     def accept(self) -> None:
+        if not self.keeper.check():  # a format order that cannot be used: say so, stay open
+            self.tabs.setCurrentWidget(self.keeper)
+            return
         settings = self.library.settings
         before = dataclasses.replace(settings)
         model = self.selected_model
@@ -628,6 +640,7 @@ class SettingsDialog(QDialog):
         settings.precision = str(self.precision_combo.currentData())
         settings.batch_size = self.batch_spin.value()
         settings.watch_folders = self.watch_check.isChecked()
+        self.keeper.apply(settings)
         try:
             self.library.save_settings()
         except OSError as exc:
@@ -637,6 +650,7 @@ class SettingsDialog(QDialog):
             return
         self.model_changed = model != self.library.model_name
         self.watch_changed = before.watch_folders != settings.watch_folders
+        self.keeper_changed = keeper_values(before) != keeper_values(settings)
         if self.model_changed:
             self.library.use_model(model)
         self.runtime_changed = self.model_changed or (
