@@ -94,12 +94,31 @@ def _check_precision(value: object) -> bool:
     return value in _PRECISIONS
 
 
+def _check_words(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+
+
+def _check_rules(value: object) -> bool:
+    from dino_desktop.core.keeper import parse_rules
+
+    if not _check_words(value):
+        return False
+    try:
+        parse_rules(value)  # type: ignore[arg-type]
+    except ValueError:
+        return False
+    return True
+
+
 _CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "model": (_check_model, "a model name"),
     "device": (_check_device, "auto, cpu, cuda, cuda:N or mps"),
     "batch_size": (_check_batch_size, f"a whole number from 1 to {MAX_BATCH_SIZE}"),
     "precision": (_check_precision, ", ".join(_PRECISIONS)),
     "watch_folders": (lambda value: type(value) is bool, "true or false"),
+    "keeper_rules": (_check_rules, "a list of keeper rules (see `duplicates --prefer`)"),
+    "format_order": (_check_words, "a list of format names, best first"),
+    "preferred_folders": (_check_words, "a list of folder paths"),
 }
 
 
@@ -122,6 +141,12 @@ class Settings:
     precision: str = "auto"
     # Live folders: library folders watched for changes while the app runs (core/watcher.py).
     watch_folders: bool = True
+    # Duplicates: the keeper rules in the user's order (core/keeper.py; empty: the
+    # documented default), the format order of the "format" rule, and the folders
+    # the "preferred" rule favours, earlier first.
+    keeper_rules: list[str] = field(default_factory=list)
+    format_order: list[str] = field(default_factory=list)
+    preferred_folders: list[str] = field(default_factory=list)
     problem: str | None = field(default=None, compare=False, repr=False)
     # Keys this release does not know (a newer one wrote them): written back
     # unchanged by `save`, so using an older app does not lose them.

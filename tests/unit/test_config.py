@@ -15,7 +15,8 @@ def test_settings_round_trip_through_tomli_w(tmp_path: Path) -> None:
     path = tmp_path / "settings.toml"
     settings = Settings(
         model='odd "name" \\ é', device="cuda:1", batch_size=64, precision="bf16",
-        watch_folders=False,
+        watch_folders=False, keeper_rules=["reference", "format", "pixels"],
+        format_order=["HEIF", "JPEG", "PNG"], preferred_folders=["/photos/originals"],
     )  # fmt: skip
     settings.save(path)
     assert tomllib.loads(path.read_text(encoding="utf-8")) == {
@@ -24,6 +25,9 @@ def test_settings_round_trip_through_tomli_w(tmp_path: Path) -> None:
         "batch_size": 64,
         "precision": "bf16",
         "watch_folders": False,
+        "keeper_rules": ["reference", "format", "pixels"],
+        "format_order": ["HEIF", "JPEG", "PNG"],
+        "preferred_folders": ["/photos/originals"],
     }
     loaded = Settings.load(path)
     assert loaded == settings
@@ -111,6 +115,11 @@ def test_a_bad_value_falls_back_alone_and_is_reported(tmp_path: Path) -> None:
         ("model = 3", "model"),
         ('model = ""', "model"),
         ('device = ["cpu"]', "device"),
+        ('keeper_rules = ["pixels", "biggest"]', "keeper_rules"),
+        ('keeper_rules = "pixels"', "keeper_rules"),
+        ('keeper_rules = ["oldest", "newest"]', "keeper_rules"),
+        ("format_order = [1, 2]", "format_order"),
+        ('preferred_folders = [""]', "preferred_folders"),
     ],
 )
 def test_wrong_types_and_values_are_rejected(tmp_path: Path, line: str, key: str) -> None:
