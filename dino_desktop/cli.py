@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dino_desktop import __version__, cli_live
+from dino_desktop import __version__, cli_dupes, cli_live
 from dino_desktop.config import HOME_ENV, WEIGHTS_ENV
 from dino_desktop.logs import log_file, setup_logging
 
@@ -87,26 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", parents=[common], help="nearest photos to any image file")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--top", type=int, default=10, metavar="K", help="how many (default 10)")
-
-    p = sub.add_parser("duplicates", parents=[common], help="find duplicate groups")
-    p.add_argument("--method", choices=["exact", "phash", "dino"], default="exact")
-    p.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="phash: max Hamming distance (bits of 64); dino: min cosine (default: documented)",
-    )
-    p.add_argument(
-        "--upper",
-        type=float,
-        default=None,
-        help="dino: ignore pairs above this cosine (keep bursts apart from copies)",
-    )
-    p.add_argument(
-        "--rotations",
-        action="store_true",
-        help="phash: also match the 8 rotations/mirrors (decodes the photos)",
-    )
 
     p = sub.add_parser(
         "overlay", parents=[common], help="PCA overlay of DINOv2 patch features as a PNG"
@@ -189,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("undo", parents=[common], help="undo the last (or given) file operation")
     p.add_argument("journal", nargs="?", type=int, metavar="JOURNAL")
     cli_live.add_parsers(sub, common)
+    cli_dupes.add_parsers(sub, common)
     sub.add_parser(
         "prune-thumbnails",
         parents=[common],
@@ -438,54 +419,6 @@ def _cmd_model(lib: Library, args: argparse.Namespace) -> int:
             print(f"  {status['meta_url'] or status['download']}")
             print("  and run 'dino-desktop model import FILE'.")
         print(f"Photos waiting for embeddings: {status['pending']}")
-    return EXIT_OK
-
-
-def _cmd_duplicates(lib: Library, args: argparse.Namespace) -> int:
-    from dino_desktop.core.progress import drive
-    from dino_desktop.core.records import LibraryError
-
-    try:
-        job = lib.duplicates(
-            args.method, args.threshold, upper=args.upper, rotations=args.rotations
-        )
-    except LibraryError as exc:  # an option that does not fit the method
-        print(f"dino-desktop: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    update, close = _progress_bar()
-    try:
-        groups = drive(job, update)
-    finally:
-        close()
-    if args.json:
-        _print_json(
-            [
-                {
-                    "method": g.method,
-                    "keep": g.keeper.path,
-                    "reclaimable": g.reclaimable,
-                    "members": [
-                        {
-                            "path": m.path,
-                            "score": round(m.score, 6),
-                            "relation": m.relation,
-                            "reference": m.is_reference,
-                            "companions": list(m.companions),
-                        }
-                        for m in g.members
-                    ],
-                }
-                for g in groups
-            ]
-        )
-    else:
-        total = sum(g.reclaimable for g in groups)
-        print(f"{len(groups)} groups; {total / 1e6:.1f} MB could be freed")
-        for g in groups:
-            print(f"keep   {g.keeper.path}")
-            for m in g.others:
-                mark = " [reference]" if m.is_reference else ""
-                print(f"  {m.relation:12} {m.score:.3f}  {m.path}{mark}")
     return EXIT_OK
 
 
@@ -776,7 +709,9 @@ COMMANDS: dict[str, Callable[[Library, argparse.Namespace], int]] = {
     "list": _cmd_list,
     "search": _cmd_search,
     "model": _cmd_model,
-    "duplicates": _cmd_duplicates,
+    "duplicates": cli_dupes.cmd_duplicates,
+    "dismiss": cli_dupes.cmd_dismiss,
+    "undismiss": cli_dupes.cmd_undismiss,
     "overlay": _cmd_overlay,
     "cluster": _cmd_cluster,
     "export-clusters": _cmd_export_clusters,

@@ -241,6 +241,42 @@ class EmbeddingGeneration(Base):
     generation: Mapped[int] = mapped_column(Integer)
 
 
+class DupeDismissal(Base):
+    """A duplicate proposal the user answered "not duplicates" or "keep all" (schema 9).
+
+    ``subject_id`` NULL: no two of the members are duplicates of each other (a
+    whole group). Set: that one photo is not a duplicate of the other members
+    (one member taken out of a group). core/dismissals.py reads and writes them.
+    """
+
+    __tablename__ = "dupe_dismissals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(16))  # "not-duplicates" | "keep-all"
+    subject_id: Mapped[int | None] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), nullable=True
+    )
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class DupeDismissalMember(Base):
+    """A photo of a dismissal, with the file's state when it was answered: the answer
+    holds only while (size, mtime, sha256) are unchanged."""
+
+    __tablename__ = "dupe_dismissal_members"
+
+    dismissal_id: Mapped[int] = mapped_column(
+        ForeignKey("dupe_dismissals.id", ondelete="CASCADE"), primary_key=True
+    )
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
 def _v1(conn: Connection) -> None:
     """The schema of DESIGN.md §3."""
     for ddl in (
@@ -416,7 +452,28 @@ def _v8(conn: Connection) -> None:
         conn.exec_driver_sql(ddl)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
+def _v9(conn: Connection) -> None:
+    """Duplicate proposals the user dismissed (core/dismissals.py)."""
+    for ddl in (
+        """CREATE TABLE dupe_dismissals (
+            id INTEGER PRIMARY KEY,
+            created_at DATETIME NOT NULL,
+            kind VARCHAR(16) NOT NULL,
+            subject_id INTEGER REFERENCES images(id) ON DELETE CASCADE,
+            undone_at DATETIME)""",
+        """CREATE TABLE dupe_dismissal_members (
+            dismissal_id INTEGER NOT NULL REFERENCES dupe_dismissals(id) ON DELETE CASCADE,
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sha256 VARCHAR(64),
+            PRIMARY KEY (dismissal_id, image_id))""",
+        "CREATE INDEX ix_dupe_dismissal_members_image ON dupe_dismissal_members (image_id)",
+    ):
+        conn.exec_driver_sql(ddl)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

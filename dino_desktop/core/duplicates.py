@@ -1,8 +1,11 @@
 """Duplicate groups: exact copies, perceptual (phash) near-copies and DINOv2 look-alikes.
 
 `find_duplicates` is a job (a generator of `Progress`, see `progress.drive`)
-that returns `Group`s, each with one keeper chosen by a `KeeperPolicy` and the
-other members labelled with their relation to it. Nothing here changes a file:
+that returns `Group`s, each with one keeper chosen by the user's ordered
+`KeeperRules` (core/keeper.py; every member says why it was or was not kept)
+and the other members labelled with their relation to it, measured from the
+pixels (core/relations.py). Answers the user gave ("not duplicates", "keep
+all": core/dismissals.py) leave their groups and members out. Nothing here changes a file:
 the caller trashes what the user confirms, through `Library.trash`.
 
 Methods and thresholds
@@ -62,10 +65,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -73,6 +76,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core.catalog import companions as stored_companions
 from dino_desktop.core.db import Folder, ImageRow
+from dino_desktop.core.dismissals import Dismissed
 from dino_desktop.core.dupe_pairs import (
     PHASE,
     PHASH_BITS,
@@ -81,22 +85,20 @@ from dino_desktop.core.dupe_pairs import (
     phash_links,
     vectors_of,
 )
-from dino_desktop.core.images import is_raw_format
+from dino_desktop.core.keeper import KeeperRules
 from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.relations import LABELS, Measurer, Relation, Side
 
 METHODS = ("exact", "phash", "dino")
 DEFAULT_THRESHOLD: dict[str, float] = {"phash": 8, "dino": 0.95}
-RELATIONS = ("identical", "resized", "re-encoded", "rotated", "cropped", "edited", "similar shot")
+RELATIONS = LABELS
+"""Member relations to the keeper, measured by core/relations.py (see there)."""
+OTHER_EXPOSURES = frozenset({"burst", "similar shot"})
+"""Relations of another exposure, not a copy: the bulk action leaves them unless asked."""
 
 MAX_PHASH_THRESHOLD = 20
 """Above ~20 bits unrelated photos start to match (distinct ones average 32)."""
-NEAR_BITS = 4
-"""phash distance up to which two same-size images count as the same picture (re-encoded)."""
-NEAR_COSINE = 0.98
-"""dino similarity below which a match is a similar shot rather than a copy."""
-SHOT_BITS = 10
-"""phash distance above which a match (joined through others) is a similar shot."""
-ASPECT_TOLERANCE = 0.01
+_MEASURE_WORKERS = max(1, min(8, os.cpu_count() or 2))
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,20 @@ class Member:
     """"keeper" for the keeper, else one of RELATIONS."""
     companions: tuple[str, ...] = ()
     """Its companion files (RAW, Live Photo video, sidecars): removed with it."""
+    why: str = ""
+    """The keeper: "kept: <rule> (<figures>)", against the runner-up; another member:
+    "not kept: the keeper has <rule> (<figures>)" (core/keeper.py)."""
+    evidence: str = ""
+    """What the relation was measured from, in words (core/relations.py)."""
+    transform: str | None = None
+    """rotated / mirrored: the turn or mirror that maps this copy onto the keeper."""
+    crop_box: tuple[int, int, int, int] | None = None
+    """cropped: (x0, y0, x1, y1) of the smaller picture inside the larger one, in the
+    larger one's display pixels; `crop_in` says which is the larger."""
+    crop_in: str | None = None
+    """cropped: "keeper" (this copy is a crop of the keeper) or "copy" (the reverse)."""
+    dismissed: bool = False
+    """The user answered "not duplicates" / "keep all" for it (shown only when asked)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +146,14 @@ class Group:
     others: list[Member]
     """Every other member: removal candidates (not in a reference folder) first."""
     reclaimable: int
-    """Bytes freed by removing every member in `others` that is not in a reference folder."""
+    """Bytes freed by removing every member in `others` that is not in a reference
+    folder nor dismissed."""
+    why: str = ""
+    """Why the keeper won, against the runner-up (the keeper member's `why`)."""
+    warning: str | None = None
+    """Set when a reference-folder keeper is smaller than a copy outside reference folders."""
+    dismissed: bool = False
+    """Every pair of this group was answered "not duplicates" / "keep all"."""
 
     @property
     def members(self) -> list[Member]:
@@ -139,68 +162,15 @@ class Group:
 
     @property
     def candidates(self) -> list[Member]:
-        """The members that may be removed (never the keeper, never a reference member)."""
-        return [m for m in self.others if not m.is_reference]
+        """The members that may be removed: never the keeper, a reference or a dismissed one."""
+        if self.dismissed:
+            return []
+        return [m for m in self.others if not m.is_reference and not m.dismissed]
 
-
-# Original (often lossless or the camera's own HEIC) before conversions to lossy formats.
-_FORMAT_TIERS: tuple[tuple[str, ...], ...] = (
-    ("HEIF", "HEIC", "AVIF", "PNG", "TIFF", "DNG"),
-    ("BMP",),
-    ("JPEG", "MPO", "WEBP"),
-    ("GIF",),
-)
-
-
-@dataclass(frozen=True)
-class KeeperPolicy:
-    """How the keeper of a group is chosen; each rule breaks the ties of the ones before.
-
-    1. ``prefer_reference``: a member in a reference folder (it can never be removed).
-    2. Most pixels; members within ``pixel_tolerance`` of the largest count as tied,
-       so a PNG is not beaten by a JPEG a few pixels larger.
-       Then the copy with more companion files (its RAW original, Live Photo
-       video, XMP edits): removing it would take them along.
-    3. Original over re-encode: the best ``format_tiers`` rank (HEIF/PNG/TIFF
-       before JPEG/WEBP before GIF), then the larger file (a recompression shrinks).
-    4. More metadata: date taken and camera present.
-    5. The oldest file (mtime): a copy is made after its original.
-    6. The shortest path, then the path itself, so the choice is deterministic.
-    """
-
-    prefer_reference: bool = True
-    pixel_tolerance: float = 0.02
-    format_tiers: tuple[tuple[str, ...], ...] = field(default=_FORMAT_TIERS)
-
-    def format_rank(self, fmt: str | None) -> int:
-        name = (fmt or "").upper()
-        if is_raw_format(name):
-            return 0  # a camera RAW is the original of everything made from it
-        for rank, tier in enumerate(self.format_tiers):
-            if name in tier:
-                return rank
-        return len(self.format_tiers)  # unknown formats last
-
-    def sort_key(self, cands: Sequence[_Cand]) -> Callable[[_Cand], tuple[Any, ...]]:
-        """A sort key over one group's members: sorted by it, the first is the keeper."""
-        most = max(c.pixels for c in cands)
-        tied = most * (1.0 - self.pixel_tolerance)
-
-        def key(c: _Cand) -> tuple[Any, ...]:
-            return (
-                self.prefer_reference and not c.is_reference,
-                c.pixels < tied,  # the tied largest first, then by pixels
-                0 if c.pixels >= tied else -c.pixels,
-                -len(c.companions),  # the copy with its RAW and sidecars
-                self.format_rank(c.format),
-                -c.size,
-                -((c.taken_at is not None) + (c.camera is not None)),
-                c.mtime_ns,
-                len(c.path),
-                c.path,
-            )
-
-        return key
+    @property
+    def labels(self) -> frozenset[str]:
+        """The relations of the others to the keeper."""
+        return frozenset(m.relation for m in self.others)
 
 
 @dataclass(slots=True)
@@ -273,14 +243,22 @@ def find_duplicates(
     rotations: bool = False,
     vectors: tuple[np.ndarray, np.ndarray] | None = None,
     cancel: CancelToken | None = None,
-    policy: KeeperPolicy | None = None,
+    rules: KeeperRules | None = None,
+    dismissed: Dismissed | None = None,
+    include_dismissed: bool = False,
+    measure: bool = True,
 ) -> Job[list[Group]]:
     """Find duplicate groups among the library's readable photos; yields Progress.
 
     `method`: "exact", "phash" or "dino" (see the module docstring for
     `threshold` and `upper`). `rotations` (phash only) also matches turned and
     mirrored copies. `vectors` (dino only) = (image ids int64, unit float32
-    vectors, one row each). Returns groups sorted by reclaimable bytes, largest
+    vectors, one row each). `rules` choose the keeper (core/keeper.py).
+    `dismissed`: the user's answers (core/dismissals.py); their groups and
+    members are left out, or kept with ``dismissed=True`` with
+    `include_dismissed`. `measure`: decode members to measure their relation
+    (core/relations.py); without it, members that are not byte copies are
+    labelled "similar". Returns groups sorted by reclaimable bytes, largest
     first. Raises ValueError at once for a bad argument, and `Cancelled` from
     the job when `cancel` is set.
     """
@@ -311,8 +289,16 @@ def find_duplicates(
         rotations,
         vectors,
         cancel or CancelToken(),
-        policy or KeeperPolicy(),
+        rules or KeeperRules(),
+        _Answers(dismissed, include_dismissed),
+        measure,
     )
+
+
+@dataclass(frozen=True)
+class _Answers:
+    dismissed: Dismissed | None
+    include: bool
 
 
 def _find(
@@ -323,7 +309,9 @@ def _find(
     rotations: bool,
     vectors: tuple[np.ndarray, np.ndarray] | None,
     cancel: CancelToken,
-    policy: KeeperPolicy,
+    rules: KeeperRules,
+    answers: _Answers,
+    measure: bool,
 ) -> Job[list[Group]]:
     yield Progress(PHASE, 0, None, None, "reading the library")
     cands = _collapse_same_files(_load_candidates(sessions))
@@ -355,15 +343,17 @@ def _find(
 
     cancel.check()
     components = uf.components()
-    groups: list[Group] = []
+    plans: list[_Plan] = []
     for done, comp in enumerate(components, 1):
-        group = _make_group(method, comp, cands, policy, variants, unit, rows)
-        if group is not None:
-            groups.append(group)
+        plan = _plan_group(comp, cands, rules, answers)
+        if plan is not None:
+            plans.append(plan)
         if done % 1000 == 0:
             cancel.check()
             yield Progress(PHASE, done, len(components), None, "choosing keepers")
-    groups.sort(key=lambda g: (-g.reclaimable, g.keeper.path))
+    relations = yield from _measure(plans, cands, measure, cancel)
+    groups = [_make_group(method, p, cands, rules, variants, unit, rows, relations) for p in plans]
+    groups.sort(key=lambda g: (g.dismissed, -g.reclaimable, g.keeper.path))
     yield Progress(PHASE, len(components), len(components), None, f"{len(groups)} groups")
     return groups
 
@@ -465,107 +455,168 @@ def _collapse_same_files(cands: list[_Cand]) -> list[_Cand]:
 # ---- groups ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A group before its relations are measured: members ranked, keeper first."""
+
+    ranked: list[int]
+    dismissed: list[int]
+    all_dismissed: bool
+
+
+def _plan_group(
+    comp: list[int], cands: list[_Cand], rules: KeeperRules, answers: _Answers
+) -> _Plan | None:
+    if all(cands[i].is_reference for i in comp):
+        return None  # nothing may be removed: nothing to do
+    gone: list[int] = []
+    kept = comp
+    if answers.dismissed:
+        by_image = {cands[i].image_id: i for i in comp}
+        kept_ids, gone_ids = answers.dismissed.filter([cands[i].image_id for i in comp])
+        kept, gone = [by_image[x] for x in kept_ids], [by_image[x] for x in gone_ids]
+        if gone and not answers.include:
+            gone = []
+            if len(kept) < 2 or all(cands[i].is_reference for i in kept):
+                return None
+    all_gone = not kept
+    pool = comp if all_gone else kept
+    ranked = [pool[k] for k in rules.rank([cands[i] for i in pool])]
+    return _Plan(ranked, [] if all_gone else gone, all_gone)
+
+
+def _measure(
+    plans: list[_Plan], cands: list[_Cand], measure: bool, cancel: CancelToken
+) -> Job[dict[tuple[int, int], Relation]]:
+    """The relation of every member to its keeper, measured on a thread pool."""
+    pairs: list[tuple[int, int]] = []
+    for p in plans:
+        keeper = p.ranked[0]
+        for i in [*p.ranked[1:], *p.dismissed]:
+            pairs.append((keeper, i))
+    out: dict[tuple[int, int], Relation] = {}
+    todo: list[tuple[int, int]] = []
+    for k, i in pairs:
+        a, b = cands[k], cands[i]
+        if a.sha256 is not None and a.sha256 == b.sha256:
+            out[(k, i)] = Relation("identical", "the same bytes (equal SHA-256)")
+        elif not measure:
+            out[(k, i)] = Relation("similar", "not measured")
+        else:
+            todo.append((k, i))
+    if not todo:
+        return out
+    measurer = Measurer()
+    message = "measuring how copies differ"
+    yield Progress(PHASE, 0, len(todo), None, message)
+    window = 4 * _MEASURE_WORKERS  # a bounded queue: cancel stops within a few pairs
+    with ThreadPoolExecutor(_MEASURE_WORKERS, thread_name_prefix="dup-measure") as pool:
+        pending: dict[Future[Relation], tuple[int, int]] = {}
+        nxt = done = 0
+        try:
+            while nxt < len(todo) or pending:
+                while nxt < len(todo) and len(pending) < window:
+                    k, i = todo[nxt]
+                    fut = pool.submit(measurer.relate, _side(cands[k]), _side(cands[i]))
+                    pending[fut] = (k, i)
+                    nxt += 1
+                fut = next(iter(pending))
+                pair = pending.pop(fut)
+                out[pair] = fut.result()
+                done += 1
+                cancel.check()
+                if done % 16 == 0 or done == len(todo):
+                    yield Progress(PHASE, done, len(todo), cands[pair[1]].path, message)
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+    return out
+
+
+def _side(c: _Cand) -> Side:
+    return Side(
+        path=c.path,
+        width=c.width,
+        height=c.height,
+        size=c.size,
+        format=c.format,
+        sha256=c.sha256,
+        taken_at=c.taken_at,
+        camera=c.camera,
+    )
+
+
 def _make_group(
     method: str,
-    comp: list[int],
+    plan: _Plan,
     cands: list[_Cand],
-    policy: KeeperPolicy,
+    rules: KeeperRules,
     variants: dict[int, list[int]],
     unit: np.ndarray | None,
     rows: dict[int, int],
-) -> Group | None:
-    if all(cands[i].is_reference for i in comp):
-        return None  # nothing may be removed: nothing to do
-    key = policy.sort_key([cands[i] for i in comp])
-    ordered = sorted(comp, key=lambda i: key(cands[i]))
-    keeper = ordered[0]
+    relations: dict[tuple[int, int], Relation],
+) -> Group:
+    keeper = plan.ranked[0]
+    pool = [cands[i] for i in plan.ranked]
     others: list[Member] = []
-    for i in ordered[1:]:
+    for i in [*plan.ranked[1:], *plan.dismissed]:
         cosine = None
         if unit is not None and keeper in rows and i in rows:
             cosine = float(np.dot(unit[rows[keeper]], unit[rows[i]]))
-        score, relation = _relate(
-            method, cands[keeper], cands[i], variants.get(keeper, []), variants.get(i, []), cosine
+        score = _score(method, cands[keeper], cands[i], variants, keeper, i, cosine)
+        rel = relations[(keeper, i)]
+        why = rules.why(cands[keeper], cands[i], pool)
+        others.append(
+            _member(
+                cands[i],
+                1.0 if rel.label == "identical" else score,
+                rel,
+                f"not kept: the keeper has {why}" if why else "",
+                dismissed=plan.all_dismissed or i in plan.dismissed,
+            )
         )
-        others.append(_member(cands[i], score, relation))
     # Removal candidates first, the closest copies (the safest to remove) on top.
-    others.sort(key=lambda m: (m.is_reference, -m.score, m.path))
-    reclaimable = sum(m.size for m in others if not m.is_reference)
-    return Group(method, _member(cands[keeper], 1.0, "keeper"), others, reclaimable)
+    others.sort(key=lambda m: (m.dismissed, m.is_reference, -m.score, m.path))
+    reclaimable = (
+        0
+        if plan.all_dismissed
+        else sum(m.size for m in others if not m.is_reference and not m.dismissed)
+    )
+    runner_up = cands[plan.ranked[1]] if len(plan.ranked) > 1 else None
+    why = "kept: " + rules.why(cands[keeper], runner_up, pool) if runner_up else ""
+    warning = rules.warning(cands[keeper], [cands[i] for i in plan.ranked[1:]])
+    keep = _member(cands[keeper], 1.0, None, why, dismissed=plan.all_dismissed)
+    return Group(method, keep, others, reclaimable, why, warning, plan.all_dismissed)
 
 
 def _bits(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
-def _relate(
+def _score(
     method: str,
     keeper: _Cand,
     other: _Cand,
-    keeper_variants: list[int],
-    other_variants: list[int],
+    variants: dict[int, list[int]],
+    ki: int,
+    oi: int,
     cosine: float | None,
-) -> tuple[float, str]:
-    """(score, relation) of a member to its group's keeper.
-
-    The first rule that applies wins:
-    identical (same bytes) → similar shot (both dated, at different times: another
-    exposure, e.g. a burst) → rotated (display size turned, another EXIF
-    orientation, or matched only through a turn/mirror) → similar shot (dino
-    cosine below NEAR_COSINE, or phash further than SHOT_BITS) → resized (same
-    aspect within 1 %, other size) / cropped (other aspect) → re-encoded (same
-    size, phash within NEAR_BITS) / edited (same size, phash further).
-    """
-    direct: int | None = None
-    turned: int | None = None
-    if keeper.phash is not None and other.phash is not None:
-        direct = _bits(keeper.phash, other.phash)
-        variant_bits = [_bits(keeper.phash, v) for v in other_variants]
-        variant_bits += [_bits(other.phash, v) for v in keeper_variants]
-        turned = min(variant_bits, default=None)
-    best = direct if turned is None or direct is None else min(direct, turned)
+) -> float:
+    """Similarity to the keeper on the method's scale (see `Member.score`)."""
     if method == "dino" and cosine is not None:
-        score = cosine
-    elif method == "phash" and best is not None:
-        score = 1.0 - best / PHASH_BITS
-    else:
-        score = 1.0
-    if keeper.sha256 is not None and keeper.sha256 == other.sha256:
-        return 1.0, "identical"
-    if None not in (keeper.taken_at, other.taken_at) and keeper.taken_at != other.taken_at:
-        return score, "similar shot"
-    via_turn = direct is not None and turned is not None and direct > NEAR_BITS and turned < direct
-    if via_turn or _turned_size(keeper, other) or keeper.orientation != other.orientation:
-        return score, "rotated"
-    if method == "dino" and cosine is not None and cosine < NEAR_COSINE:
-        return score, "similar shot"
-    if method == "phash" and best is not None and best > SHOT_BITS:
-        return score, "similar shot"
-    if (other.width, other.height) != (keeper.width, keeper.height):
-        return score, "resized" if _same_aspect(keeper, other) else "cropped"
-    if direct is None or direct <= NEAR_BITS:
-        return score, "re-encoded"
-    return score, "edited"
+        return cosine
+    if method == "phash" and keeper.phash is not None and other.phash is not None:
+        best = _bits(keeper.phash, other.phash)
+        for v in variants.get(oi, []):
+            best = min(best, _bits(keeper.phash, v))
+        for v in variants.get(ki, []):
+            best = min(best, _bits(other.phash, v))
+        return 1.0 - best / PHASH_BITS
+    return 1.0
 
 
-def _aspect(c: _Cand) -> float:
-    return c.width / c.height if c.height else 0.0
-
-
-def _same_aspect(a: _Cand, b: _Cand) -> bool:
-    ra, rb = _aspect(a), _aspect(b)
-    return ra > 0 and abs(ra - rb) <= ASPECT_TOLERANCE * ra
-
-
-def _turned_size(a: _Cand, b: _Cand) -> bool:
-    """b's display is a's turned a quarter (aspect inverted; a square says nothing)."""
-    ra, rb = _aspect(a), _aspect(b)
-    if ra <= 0 or rb <= 0 or abs(ra - 1.0) <= ASPECT_TOLERANCE:
-        return False
-    return abs(ra * rb - 1.0) <= ASPECT_TOLERANCE
-
-
-def _member(c: _Cand, score: float, relation: str) -> Member:
+def _member(c: _Cand, score: float, rel: Relation | None, why: str, *, dismissed: bool) -> Member:
     return Member(
         image_id=c.image_id,
         path=c.path,
@@ -577,6 +628,39 @@ def _member(c: _Cand, score: float, relation: str) -> Member:
         camera=c.camera,
         is_reference=c.is_reference,
         score=score,
-        relation=relation,
+        relation="keeper" if rel is None else rel.label,
         companions=c.companions,
+        why=why,
+        evidence="" if rel is None else rel.evidence,
+        transform=None if rel is None else rel.transform,
+        crop_box=None if rel is None else rel.crop_box,
+        crop_in=None if rel is None else rel.crop_in,
+        dismissed=dismissed,
     )
+
+
+def select_groups(
+    groups: Sequence[Group],
+    *,
+    labels: Collection[str] | None = None,
+    folder: str | None = None,
+    min_bytes: int = 0,
+) -> list[Group]:
+    """The groups that pass a review filter, in their order.
+
+    `labels`: a member (not the keeper) has one of these relations; `folder`: a
+    member lies in that folder or below it; `min_bytes`: at least that much
+    reclaimable.
+    """
+    wanted = None if labels is None else frozenset(labels)
+    root = None if folder is None else os.path.abspath(folder).rstrip(os.sep) + os.sep
+    out: list[Group] = []
+    for g in groups:
+        if g.reclaimable < min_bytes:
+            continue
+        if wanted is not None and not any(m.relation in wanted for m in g.others):
+            continue
+        if root is not None and not any(m.path.startswith(root) for m in g.members):
+            continue
+        out.append(g)
+    return out

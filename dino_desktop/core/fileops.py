@@ -125,6 +125,30 @@ class FileOps(Recovery):
         self.recover()
         return self._run("trash", {}, items, self._trash_one)
 
+    def trash_job(
+        self,
+        paths: Sequence[str],
+        cancel: CancelToken | None = None,
+        *,
+        extra: dict[str, Any] | None = None,
+        prepare: Callable[[int, dict[str, Any]], None] | None = None,
+    ) -> Job[OpResult]:
+        """`trash` as a job: Progress per file, stops between photo items on `cancel`.
+
+        `extra` goes into the journal entry's payload; `prepare(entry_id,
+        payload)` runs once the entry is committed and before any file is
+        trashed (core/dedupe.py carries metadata to the keepers there, recorded
+        in the payload, so the one entry undoes all of it: see `_undo_extras`).
+        """
+        items = group_items(self._sources(paths))
+        self._refuse_reference([it["src"] for it in items], "trash")
+        self.recover()
+        return (
+            yield from self._run_job(
+                "trash", dict(extra or {}), items, self._trash_one, cancel=cancel, prepare=prepare
+            )
+        )
+
     def move(self, paths: Sequence[str], dest_dir: str) -> OpResult:
         """Move files into `dest_dir`, journaled, never overwriting.
 
@@ -302,6 +326,7 @@ class FileOps(Recovery):
         index = {id(it): n for n, it in enumerate(items)}
         finished = False
         try:
+            notes.extend(self._undo_extras(entry_id, payload))
             for it in todo:
                 flight.add(it.get("dest"))  # its row follows at the next save
                 try:
@@ -348,6 +373,17 @@ class FileOps(Recovery):
             companions_moved=companions_moved,
         )  # fmt: skip
 
+    def _undo_extras(self, entry_id: int, payload: dict[str, Any]) -> list[str]:
+        """Undo what a duplicate removal did besides trashing (metadata carried to
+        the keepers: core/dedupe.py); notes for what was left as it is."""
+        if not payload.get("merges"):
+            return []
+        from dino_desktop.core.dedupe import undo_extras
+
+        notes = undo_extras(self._sessions, payload)
+        self._save(entry_id, payload, [])
+        return notes
+
     # ---- the journaled loop --------------------------------------------------
 
     @staticmethod
@@ -375,6 +411,7 @@ class FileOps(Recovery):
         *,
         forget: bool = True,
         cancel: CancelToken | None = None,
+        prepare: Callable[[int, dict[str, Any]], None] | None = None,
     ) -> Job[OpResult]:
         """Journal, then act on each item, yielding Progress; `forget`: sources left
         their paths (trash, move). A cancel stops between photo items: those not
@@ -463,6 +500,8 @@ class FileOps(Recovery):
                 failed.append((member["src"], why))
 
         try:
+            if prepare is not None:
+                prepare(entry_id, payload)
             for n, it in enumerate(items):
                 yield Progress(action, n, len(items), it["src"])
                 first = it.get("group", n)

@@ -13,6 +13,7 @@ into LibraryErrors meant for the user.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +28,8 @@ from dino_desktop.config import LibraryPaths, Settings, library_home
 from dino_desktop.core import (
     catalog,
     clusters,
+    dedupe,
+    dismissals,
     duplicates,
     live,
     scanner,
@@ -38,13 +41,20 @@ from dino_desktop.core import thumbnails as thumbs
 from dino_desktop.core import weights as emb
 from dino_desktop.core.clusters import ClusterRun, NewPhoto
 from dino_desktop.core.companions import DiskGroups
-from dino_desktop.core.db import open_engine, session_factory
+from dino_desktop.core.db import JournalRow, open_engine, session_factory
+from dino_desktop.core.dismissals import Dismissal
 from dino_desktop.core.duplicates import Group
 from dino_desktop.core.export_plan import plan_items
 from dino_desktop.core.fileops import FileOps
 from dino_desktop.core.identity import Move
 from dino_desktop.core.images import crop_box, open_image
 from dino_desktop.core.index import IndexCache, VectorIndex, search_hits
+from dino_desktop.core.keeper import (
+    DEFAULT_FORMAT_ORDER,
+    DEFAULT_RULES,
+    KeeperRules,
+    parse_rules,
+)
 from dino_desktop.core.lock import LibraryLock, write_job, write_op
 from dino_desktop.core.model import ModelState
 from dino_desktop.core.progress import CancelToken, Job
@@ -432,10 +442,37 @@ class Library:
         """Move files into a folder (collision-safe names, never overwrites); journaled."""
         return self.fileops.move([os.path.abspath(os.fspath(p)) for p in paths], os.fspath(dest))
 
+    def journal_entry(self, journal_id: int) -> dict[str, Any]:
+        """The payload of a file operation's journal entry (what it did, item by item)."""
+        with self.sessions() as session:
+            row = session.get(JournalRow, journal_id)
+            if row is None:
+                raise LibraryError(f"no file operation #{journal_id}")
+            payload: dict[str, Any] = json.loads(row.payload)
+            return payload
+
     @write_op("undo")
     def undo(self, journal_id: int | None = None) -> OpResult:
         """Undo the latest (or the given) file operation."""
         return self.fileops.undo(journal_id)
+
+    def keeper_rules(self, prefer: str | Iterable[str] | None = None) -> KeeperRules:
+        """The keeper rules: `prefer` (a "pixels,format" list) else the settings' order.
+
+        Raises LibraryError for an unknown rule word.
+        """
+        s = self.settings
+        with _user_errors():
+            order = parse_rules(
+                prefer if isinstance(prefer, str) else list(prefer)
+            ) if prefer is not None else (
+                parse_rules(s.keeper_rules) if s.keeper_rules else DEFAULT_RULES
+            )  # fmt: skip
+            return KeeperRules(
+                order=order,
+                format_order=tuple(s.format_order) or DEFAULT_FORMAT_ORDER,
+                preferred_folders=tuple(os.path.abspath(f) for f in s.preferred_folders),
+            )
 
     def duplicates(
         self,
@@ -444,9 +481,17 @@ class Library:
         *,
         upper: float | None = None,
         rotations: bool = False,
+        rules: KeeperRules | None = None,
+        include_dismissed: bool = False,
+        measure: bool = True,
         cancel: CancelToken | None = None,
     ) -> Job[list[Group]]:
-        """Duplicate groups by one method ("exact", "phash" or "dino"); yields Progress."""
+        """Duplicate groups by one method ("exact", "phash" or "dino"); yields Progress.
+
+        `rules`: the keeper rules (default: `keeper_rules()`, from the settings).
+        Groups and members the user dismissed are left out unless
+        `include_dismissed` (then they carry ``dismissed=True``).
+        """
         loaded = self._all_vectors() if method == "dino" else None
         with _user_errors():  # a bad threshold or option for this method
             return duplicates.find_duplicates(
@@ -457,7 +502,79 @@ class Library:
                 rotations=rotations,
                 vectors=loaded,
                 cancel=cancel,
+                rules=rules or self.keeper_rules(),
+                dismissed=dismissals.load_dismissed(self.sessions),
+                include_dismissed=include_dismissed,
+                measure=measure,
             )
+
+    def dismiss(
+        self, image_ids: Iterable[int], *, keep_all: bool = False, member: int | None = None
+    ) -> int:
+        """Remember "not duplicates" (or "keep all") for these photos; returns the answer's id.
+
+        `member`: only that photo is not a duplicate of the others. The answer
+        holds until one of the files changes; `undismiss` takes it back.
+        """
+        kind = "keep-all" if keep_all else "not-duplicates"
+        return dismissals.dismiss(self.sessions, image_ids, kind=kind, subject=member)
+
+    def undismiss(self, dismissal_id: int | None = None) -> int:
+        """Take back an answer (the latest one when None); returns its id."""
+        return dismissals.undismiss(self.sessions, dismissal_id)
+
+    def dismissals(self, *, with_undone: bool = False) -> list[Dismissal]:
+        """The remembered answers, oldest first."""
+        return dismissals.list_dismissals(self.sessions, with_undone=with_undone)
+
+    def plan_removal(
+        self,
+        groups: Iterable[Group],
+        *,
+        include_exposures: bool = False,
+        include_similar: bool = False,
+        only: dict[str, list[str]] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Job[dedupe.RemovalPlan]:
+        """The bulk action's plan and dry-run summary (core/dedupe.py); changes nothing."""
+        return dedupe.plan_removal(
+            groups,
+            include_exposures=include_exposures,
+            include_similar=include_similar,
+            only=only,
+            cancel=cancel,
+        )
+
+    def metadata_merges(
+        self, plan: dedupe.RemovalPlan, cancel: CancelToken | None = None
+    ) -> Job[list[Any]]:
+        """What removing the plan's copies would carry into the keepers' XMP sidecars."""
+        return dedupe.merge_plans(plan, cancel)
+
+    @write_job("trash")
+    def remove_duplicates(
+        self,
+        plan: dedupe.RemovalPlan,
+        *,
+        carry_metadata: bool = True,
+        cancel: CancelToken | None = None,
+    ) -> Job[OpResult]:
+        """Trash the plan's copies (with their companions) as one journaled, undoable
+        operation; first carry what only the copies had to the keepers (core/dedupe.py).
+
+        Raises LibraryError for an empty plan; ReferenceFolderError (nothing done)
+        if a path lies in a reference folder.
+        """
+        if not plan.paths:
+            raise LibraryError("nothing to remove: the plan has no copies")
+        merges = (yield from dedupe.merge_plans(plan, cancel)) if carry_metadata else []
+        result = yield from self.fileops.trash_job(
+            list(plan.paths),
+            cancel,
+            extra={"kind": "duplicates", "groups": plan.groups},
+            prepare=dedupe.prepare(self.sessions, plan, merges),
+        )
+        return result
 
     def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Every vector of the current model, by image id."""

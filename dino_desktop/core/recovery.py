@@ -173,6 +173,10 @@ class Recovery(JournalStore):
             for p in paths:
                 with contextlib.suppress(OSError):
                     os.unlink(p)  # our own unfinished temporary copy
+        if payload.get("merges"):  # a duplicate removal's sidecar merges (core/dedupe.py)
+            from dino_desktop.core.dedupe import settle_merges
+
+            settle_merges(payload)
         self._rejoin_groups(entry_id, action, mode, items, gone)
         self._save(entry_id, payload, gone)
         log.warning(

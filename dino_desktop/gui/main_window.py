@@ -584,6 +584,11 @@ class MainWindow(QMainWindow):
             self.live.setting_changed()  # watching folders turned on or off
             if dialog.runtime_changed:
                 self._weights_arrived()
+            if dialog.keeper_changed and self.duplicates_view.groups():
+                # Groups already found keep the keepers of the old rules until searched again.
+                self.statusBar().showMessage(
+                    "Keeper rules changed: press Find duplicates to apply them", 15000
+                )
 
     # ---- similarity search ---------------------------------------------------------
 

@@ -545,6 +545,16 @@ def _fresh(root: Path) -> tuple[list[list[str]], dict[str, bytes], dict[str, str
 # ---- the CLI: export-clusters killed, then undo ---------------------------------------
 
 
+def _undo_until_nothing_left(cli: Any) -> None:
+    """`dino-desktop undo` (not killed), newest entry first, until nothing is left."""
+    for _ in range(4):
+        killed, report = cli("undo")
+        assert not killed and report is not None
+        if report["code"] != 0:  # "nothing to undo"
+            return
+    pytest.fail("an entry stays open")
+
+
 def test_cli_export_clusters_killed_then_undo_leaves_dest_empty(
     tmp_path: Path, zygote: Zygote
 ) -> None:
@@ -580,16 +590,66 @@ def test_cli_export_clusters_killed_then_undo_leaves_dest_empty(
         for _ in range(CLI_KILLS):
             killed, _ = cli(*export, where="fs", at=rng.randint(1, points))
             kills += killed
-            for _ in range(4):
-                killed, report = cli("undo")
-                assert not killed and report is not None
-                if report["code"] != 0:  # "nothing to undo"
-                    break
-            else:
-                pytest.fail("an entry stays open")
+            _undo_until_nothing_left(cli)
             assert not dest.exists() or not [p for p in dest.rglob("*") if not p.is_dir()]
             assert {p: p.read_bytes() for p in photos.rglob("*.jpg")} == before
             assert sorted(photos.rglob(".dino-*")) == []
             _check_settled(home / "library.sqlite3")
             _check_all_undone(home / "library.sqlite3", trash)
     assert kills >= CLI_KILLS
+
+
+# ---- the CLI: a duplicate removal killed, then undo --------------------------------
+
+DEDUPE_KILLS = 30 if LONG else 6
+T_CRASH = __import__("datetime").datetime(2021, 3, 4, 5, 6, 7)
+
+
+def test_cli_duplicate_removal_killed_then_undo_restores_every_byte(
+    tmp_path: Path, zygote: Zygote
+) -> None:
+    """`duplicates --remove` (sidecar merge, memberships, trash: one journal entry)
+    SIGKILLed at a deterministic file-system or SQL point, then `undo` until nothing is
+    left: every photo is back byte for byte, no sidecar and no temporary file is left,
+    and the journal says every entry was settled and undone."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    img = imagegen.photo(320, 240, 600)
+    imagegen.save_jpeg(photos / "keep.jpg", img)  # no metadata: the copy's date is carried
+    imagegen.save_jpeg(
+        photos / "copies" / "dated.jpg", img.resize((240, 180)), taken_at=T_CRASH, make="Cam"
+    )
+    imagegen.save_jpeg(photos / "copies" / "small.jpg", img.resize((160, 120), Image.LANCZOS))
+    imagegen.save_jpeg(photos / "other.jpg", seed=601)
+    (photos / "copies" / "other copy.jpg").write_bytes((photos / "other.jpg").read_bytes())
+    before = {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()}
+    home = tmp_path / "lib"
+    base = ["--library", str(home)]
+
+    def cli(*args: str, **cmd: Any) -> tuple[bool, dict[str, Any] | None]:
+        return zygote.run(op="cli", argv=[*base, *args], **cmd)
+
+    killed, report = cli("scan", str(photos), "--no-embed")
+    assert not killed and report is not None and report["code"] == 0
+    remove = ("duplicates", "--method", "phash", "--remove", "--json")
+    killed, report = cli(*remove, where="fs", at=None)  # counts the kill points
+    assert not killed and report is not None and report["code"] == 0
+    points = report["events"]
+    assert (photos / "keep.jpg.xmp").exists()  # the uninterrupted run merged the date
+    trash = tmp_path / "xdg-data" / "Trash"
+    rng = random.Random(11)
+    kills = 0
+    for attempt in range(DEDUPE_KILLS + 1):
+        if attempt:  # the first round undoes the counting run
+            killed, _ = cli(*remove, where="fs", at=rng.randint(1, points))
+            kills += killed
+        _undo_until_nothing_left(cli)
+        killed, report = cli("scan", str(photos), "--no-embed")  # restored copies: rows again
+        assert not killed and report is not None and report["code"] == 0
+        now = {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()}
+        assert now == before, sorted(set(now) ^ set(before))
+        assert sorted(photos.rglob(".dino-*")) == []
+        _check_settled(home / "library.sqlite3")
+        _check_all_undone(home / "library.sqlite3", trash)
+    assert kills >= DEDUPE_KILLS // 2
