@@ -1,4 +1,5 @@
-"""The Duplicates view as a user drives it: find, mark, refuse unsafe marks, trash, move, undo."""
+"""The Duplicates view as a user drives it: find, mark, refuse unsafe marks, trash, move,
+undo; 100,000 groups filtered and sorted; what a group shows; answers and their undo."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ from typing import Any
 import imagegen
 import pytest
 from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
+from dino_desktop.core.dedupe import plan_removal
+from dino_desktop.core.duplicates import OTHER_EXPOSURES, RELATIONS, Group, Member, select_groups
 from dino_desktop.core.library import Library
-from dino_desktop.core.progress import drive
+from dino_desktop.core.progress import Progress, drive
+from dino_desktop.gui.common import data_size
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.duplicate_cards import CARD_EDGE, MemberCard
 from dino_desktop.gui.views.duplicates import DuplicatesView
@@ -98,7 +104,12 @@ def _group_with(view: DuplicatesView, path: Path) -> int:
 
 
 def _cards(view: DuplicatesView) -> list[MemberCard]:
-    return view._cards
+    return view.page.cards
+
+
+def _text(view: DuplicatesView, row: int) -> str:
+    model = view.pane.model
+    return str(model.data(model.index(row, 0), Qt.ItemDataRole.DisplayRole))
 
 
 def test_exact_groups_are_listed_with_their_counts(
@@ -108,7 +119,7 @@ def test_exact_groups_are_listed_with_their_counts(
     _found(qtbot, view, "exact")
     groups = view.groups()
     assert sorted(len(g.members) for g in groups) == [2, 3]
-    assert view.group_list.count() == 2
+    assert view.pane.model.rowCount() == 2
     a_group = groups[_group_with(view, photos.a)]
     assert {m.path for m in a_group.members} == {
         str(photos.a),
@@ -119,27 +130,27 @@ def test_exact_groups_are_listed_with_their_counts(
     # Exact copies are the same size: all but one copy is reclaimable.
     size_a, size_b = photos.a.stat().st_size, photos.b.stat().st_size
     assert sorted(g.reclaimable for g in groups) == sorted([2 * size_a, size_b])
-    assert view.summary_label.text().startswith("2 groups · ")
-    assert view.summary_label.text().endswith(" reclaimable")
-    texts = [view.group_list.item(i).text() for i in range(2)]
+    assert view.pane.count_label.text().startswith("2 of 2 groups · ")
+    assert view.pane.count_label.text().endswith(" reclaimable")
+    texts = [_text(view, i) for i in range(2)]
     assert any("3 photos · " in t and "reclaimable" in t for t in texts)
     # The current group's cards, keeper first, with their thumbnails at card size.
-    view.group_list.setCurrentRow(_group_with(view, photos.a))
+    view.select_row(_group_with(view, photos.a))
     cards = _cards(view)
     assert [c.member.path for c in cards] == [m.path for m in a_group.members]
     assert cards[0].relation.text() == "Keeper"
     assert view.diff_table.columnCount() == 3
     assert view.diff_table.rowCount() == 6
     qtbot.waitUntil(lambda: all(c.image.pixmap().width() == CARD_EDGE for c in cards))
-    # Each keeper's thumbnail becomes its group's icon.
-    qtbot.waitUntil(lambda: all(not view.group_list.item(i).icon().isNull() for i in range(2)))
+    # Each keeper's thumbnail becomes its group's icon (asked for as the rows are painted).
+    qtbot.waitUntil(lambda: all(view.pane.model.has_icon(i) for i in range(2)))
 
 
 def test_mark_all_but_the_keeper_spares_keepers_and_references(
     qtbot: QtBot, view: DuplicatesView, photos: Photos
 ) -> None:
     _found(qtbot, view, "exact")
-    view.group_list.setCurrentRow(_group_with(view, photos.a))
+    view.select_row(_group_with(view, photos.a))
     a_group = view.current_group()
     assert a_group is not None
     view.mark_all_but_keeper()
@@ -163,7 +174,7 @@ def test_reference_members_can_never_be_marked(
     qtbot: QtBot, view: DuplicatesView, photos: Photos
 ) -> None:
     _found(qtbot, view, "exact")
-    view.group_list.setCurrentRow(_group_with(view, photos.a))
+    view.select_row(_group_with(view, photos.a))
     (card,) = [c for c in _cards(view) if c.member.path == str(photos.a_ref)]
     assert card.member.is_reference
     assert not card.check.isEnabled()
@@ -178,7 +189,7 @@ def test_marking_every_member_of_a_group_is_refused(
     qtbot: QtBot, view: DuplicatesView, photos: Photos
 ) -> None:
     _found(qtbot, view, "exact")
-    view.group_list.setCurrentRow(_group_with(view, photos.b))
+    view.select_row(_group_with(view, photos.b))
     group = view.current_group()
     assert group is not None and len(group.members) == 2
     keeper, (other,) = group.keeper, group.others
@@ -204,7 +215,7 @@ def test_trash_marked_updates_the_groups_and_undo_restores_the_bytes(
     qtbot: QtBot, view: DuplicatesView, lib: Library, photos: Photos
 ) -> None:
     _found(qtbot, view, "exact")
-    view.group_list.setCurrentRow(_group_with(view, photos.a))
+    view.select_row(_group_with(view, photos.a))
     # Only one copy of "a" goes: its group stays, one member smaller.
     assert view.set_marked(str(photos.a_backup), True)
     messages: list[str] = []
@@ -226,7 +237,7 @@ def test_trash_marked_updates_the_groups_and_undo_restores_the_bytes(
     with qtbot.waitSignal(view.files_changed, timeout=30000):
         worker = view.trash_marked(confirm=False)
     _wait(qtbot, worker)
-    assert view.groups() == [] and view.group_list.count() == 0
+    assert view.groups() == [] and view.pane.model.rowCount() == 0
     assert not any(p.exists() for p in gone)
     assert photos.a_ref.read_bytes() == photos.bytes[photos.a_ref]  # never touched
     lib.undo()
@@ -242,7 +253,7 @@ def test_trash_asks_first_with_the_count_and_the_space(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _found(qtbot, view, "exact")
-    view.group_list.setCurrentRow(_group_with(view, photos.b))
+    view.select_row(_group_with(view, photos.b))
     view.mark_all_but_keeper()
     asked: list[str] = []
 
@@ -296,7 +307,7 @@ def test_perceptual_search_groups_a_resized_copy_with_its_original(
     paths = {m.path for m in group.members}
     assert {str(photos.a), str(photos.a_small)} <= paths
     assert str(photos.c) not in {m.path for g in view.groups() for m in g.members}
-    view.group_list.setCurrentRow(_group_with(view, photos.a))
+    view.select_row(_group_with(view, photos.a))
     small = next(m for m in group.members if m.path == str(photos.a_small))
     # The resized copy's dimensions differ from the keeper's: highlighted in the table.
     column = [m.path for m in group.members].index(small.path)
@@ -322,7 +333,7 @@ def test_why_they_match_asks_for_the_group(
     qtbot: QtBot, view: DuplicatesView, photos: Photos
 ) -> None:
     _found(qtbot, view, "exact")
-    view.group_list.setCurrentRow(_group_with(view, photos.a))
+    view.select_row(_group_with(view, photos.a))
     with qtbot.waitSignal(view.why_requested) as signal:
         view.why_button.click()
     assert set(signal.args[0]) == {str(photos.a), str(photos.a_backup), str(photos.a_ref)}
@@ -334,7 +345,7 @@ def test_compare_at_full_size_scrolls_together(
     view.find("phash")
     qtbot.waitUntil(lambda: bool(view.groups()), timeout=60000)
     qtbot.waitUntil(lambda: not JobWorker.live, timeout=60000)
-    view.group_list.setCurrentRow(_group_with(view, photos.a))
+    view.select_row(_group_with(view, photos.a))
     dialog = view.compare_full_size()
     assert dialog is not None
     qtbot.addWidget(dialog)
@@ -357,3 +368,341 @@ def test_cancel_stops_the_search(qtbot: QtBot, view: DuplicatesView) -> None:
     _wait(qtbot, worker)
     assert not view.cancel_button.isVisibleTo(view)
     assert view.find_button.isEnabled()
+
+
+# ---- 100,000 groups: the list, its filters and sorts ----------------------------------
+
+
+class StandIn:
+    """What the view asks of a Library, for groups made up by a test (no files, no SQL)."""
+
+    def __init__(self, groups: list[Group]) -> None:
+        self.groups = groups
+
+    def duplicates(self, method: str, threshold: float | None = None, **_kw: Any) -> Any:
+        yield Progress("duplicates", 0, None)
+        return self.groups
+
+    def photos_by_id(self, ids: Any) -> dict[int, Any]:
+        return {}
+
+    def plan_removal(self, groups: Any, **kw: Any) -> Any:
+        return plan_removal(groups, **kw)
+
+    def metadata_merges(self, plan: Any, cancel: Any = None) -> Any:
+        yield Progress("duplicates", 0, None)
+        return []
+
+
+def _member(n: int, path: str, relation: str, **kw: Any) -> Member:
+    values: dict[str, Any] = {
+        "image_id": n,
+        "path": path,
+        "size": 1000 + 7 * n % 5000,
+        "width": 4000,
+        "height": 3000,
+        "format": "JPEG",
+        "taken_at": None,
+        "camera": None,
+        "is_reference": False,
+        "score": 1.0,
+        "relation": relation,
+    }
+    values.update(kw)
+    return Member(**values)
+
+
+def made_up_groups(n: int) -> list[Group]:
+    """`n` groups of 2-4 photos in 50 folders, every relation, some answered, some
+    reference photos; sizes vary so that the sorts have something to sort."""
+    groups = []
+    ids = iter(range(1, 10 * n))
+    for i in range(n):
+        folder = f"/lib/f{i % 50:02d}/sub{i % 7}"
+        keeper = _member(next(ids), f"{folder}/k{i:06d}.jpg", "keeper")
+        others = [
+            _member(
+                next(ids),
+                f"/lib/f{(i + k) % 50:02d}/c{i:06d}-{k}.jpg",
+                RELATIONS[(i + k) % len(RELATIONS)],
+                is_reference=(i + k) % 31 == 0,
+                dismissed=i % 89 == 0 and k == 1,
+                size=(i * 7919 + k * 104729) % 9_000_000,
+            )
+            for k in range(1, 2 + i % 3)
+        ]
+        gone = i % 97 == 0
+        reclaimable = (
+            0 if gone else sum(m.size for m in others if not (m.is_reference or m.dismissed))
+        )
+        groups.append(Group("phash", keeper, others, reclaimable, dismissed=gone))
+    return groups
+
+
+def _visible(g: Group) -> bool:
+    """Shown without "Show dismissed": as a search without the answered ones has it."""
+    live = [] if g.dismissed else [m for m in g.members if not m.dismissed]
+    return len(live) >= 2 and any(not m.is_reference for m in live)
+
+
+def _by_bytes(groups: list[Group]) -> list[str]:
+    return [g.keeper.path for g in sorted(groups, key=lambda g: (-g.reclaimable, g.keeper.path))]
+
+
+def _shown(view: DuplicatesView) -> list[str]:
+    return [g.keeper.path for g in view.groups()]
+
+
+@pytest.fixture
+def made_up(qtbot: QtBot, tmp_path: Path) -> Iterator[tuple[DuplicatesView, list[Group]]]:
+    groups = made_up_groups(100_000)
+    loader = ThumbnailLoader(tmp_path / "cache")
+    widget = DuplicatesView(StandIn(groups), loader)  # type: ignore[arg-type]
+    qtbot.addWidget(widget)
+    widget.resize(1200, 800)
+    widget.show()
+    _wait(qtbot, widget.find("exact"))
+    yield widget, groups
+    assert loader.shutdown()
+
+
+def test_100000_groups_load_and_filter_and_sort_to_the_right_rows(
+    made_up: tuple[DuplicatesView, list[Group]],
+) -> None:
+    view, groups = made_up
+    pane = view.pane
+    visible = [g for g in groups if _visible(g)]
+    assert 90_000 < len(visible) < len(groups)  # some were answered: hidden
+    assert pane.model.rowCount() == len(visible)
+    assert _shown(view) == _by_bytes(visible)
+    total = sum(g.reclaimable for g in visible)
+    assert pane.count_label.text() == (
+        f"{len(visible):,} of {len(visible):,} groups · {data_size(total)} reclaimable"
+    )
+    # With the answered ones, each filter gives what the core's reference filter gives.
+    pane.dismissed_check.setChecked(True)
+    assert pane.model.rowCount() == len(groups)
+    pane.set_label("cropped")
+    assert _shown(view) == _by_bytes(select_groups(groups, labels={"cropped"}))
+    pane.set_label(None)
+    pane.set_folder("/lib/f07")
+    assert _shown(view) == _by_bytes(select_groups(groups, folder="/lib/f07"))
+    pane.set_folder(None)
+    pane.set_min_bytes(8 * 1024 * 1024)
+    big = select_groups(groups, min_bytes=8 * 1024 * 1024)
+    assert 0 < len(big) < len(groups) and _shown(view) == _by_bytes(big)
+    pane.set_label("burst")
+    assert _shown(view) == _by_bytes(select_groups(big, labels={"burst"}))
+    # Sorts, on the filtered rows.
+    pane.set_sort("members")
+    assert _shown(view) == [
+        g.keeper.path
+        for g in sorted(
+            select_groups(big, labels={"burst"}), key=lambda g: (-len(g.members), g.keeper.path)
+        )
+    ]
+    pane.set_sort("path")
+    assert _shown(view) == sorted(g.keeper.path for g in select_groups(big, labels={"burst"}))
+    pane.clear_filters()
+    assert pane.model.rowCount() == len(groups)
+    # Without the answered ones, a label counts only the photos still in.
+    pane.dismissed_check.setChecked(False)
+    pane.set_label("resized")
+    live = [
+        g for g in visible if any(m.relation == "resized" and not m.dismissed for m in g.others)
+    ]
+    assert _shown(view) == _by_bytes(live)
+    # The bulk button names what it would act on.
+    assert view.bulk_button.text() == f"Apply keeper rules to {len(live):,} filtered groups…"
+
+
+def test_mark_all_in_every_group_shown_spares_keepers_references_and_other_exposures(
+    made_up: tuple[DuplicatesView, list[Group]],
+) -> None:
+    view, _groups = made_up
+    view.pane.set_label("identical")
+    shown = view.groups()
+    view.mark_all_but_keeper(all_groups=True)
+    expected = {m.path for g in shown for m in g.candidates if m.relation not in OTHER_EXPOSURES}
+    assert set(view.marked_paths()) == expected
+    assert len(view.marks) == len(expected)
+    assert view.marks.bytes() == sum(
+        m.size for g in shown for m in g.candidates if m.path in expected
+    )
+    assert not {g.keeper.path for g in shown} & expected
+    assert "marked" in view.marked_label.text()
+
+
+# ---- what a group shows: why, warning, relations, evidence, crops -----------------------
+
+
+def _one_group_view(qtbot: QtBot, tmp_path: Path, group: Group) -> DuplicatesView:
+    loader = ThumbnailLoader(tmp_path / "cache")
+    widget = DuplicatesView(StandIn([group]), loader)  # type: ignore[arg-type]
+    qtbot.addWidget(widget)
+    widget.resize(1400, 800)
+    widget.show()
+    _wait(qtbot, widget.find("exact"))
+    qtbot.waitUntil(lambda: not JobWorker.live)  # the merge preview
+    return widget
+
+
+def test_a_group_shows_why_its_warning_relations_evidence_and_crops(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    keeper = _member(
+        1,
+        "/ref/a.jpg",
+        "keeper",
+        is_reference=True,
+        why="kept: in a reference folder",
+        width=4000,
+        height=3000,
+    )
+    crop = _member(
+        2,
+        "/lib/a-crop.jpg",
+        "cropped",
+        width=1000,
+        height=750,
+        evidence="crop of the keeper at (400, 300)–(2400, 1800) of 4000×3000",
+        why="not kept: the keeper has in a reference folder",
+        crop_box=(400, 300, 2400, 1800),
+        crop_in="keeper",
+    )
+    wider = _member(
+        3,
+        "/lib/a-wide.jpg",
+        "cropped",
+        width=8000,
+        height=6000,
+        evidence="the keeper is a crop of this copy",
+        crop_box=(0, 0, 4000, 3000),
+        crop_in="copy",
+    )
+    burst = _member(4, "/lib/a-burst.jpg", "burst", evidence="taken 0.5 s apart")
+    others = [
+        crop,
+        wider,
+        burst,
+        _member(5, "/lib/a-flip.jpg", "mirrored", evidence="mirrored left–right"),
+        _member(6, "/lib/a-grey.jpg", "greyscale", evidence="no colour left"),
+        _member(7, "/lib/a-warm.jpg", "colour edit", evidence="warmer"),
+        _member(8, "/lib/a-like.jpg", "similar", evidence="no transform explains it"),
+    ]
+    warning = "the reference copy (4000×3000) is smaller than a-wide.jpg (8000×6000)"
+    group = Group("dino", keeper, others, 9000, keeper.why, warning)
+    view = _one_group_view(qtbot, tmp_path, group)
+    page = view.page
+    assert page.why_label.text() == "Kept: in a reference folder"
+    assert page.warning_banner.isVisibleTo(view) and warning in page.warning_banner.text()
+    cards = {c.member.path: c for c in page.cards}
+    words = {p: c.relation.text() for p, c in cards.items()}
+    assert words == {
+        "/ref/a.jpg": "Keeper",
+        "/lib/a-crop.jpg": "Cropped copy",
+        "/lib/a-wide.jpg": "Uncropped (the keeper is a crop of it)",
+        "/lib/a-burst.jpg": "Burst shot",
+        "/lib/a-flip.jpg": "Mirrored copy",
+        "/lib/a-grey.jpg": "Greyscale copy",
+        "/lib/a-warm.jpg": "Colour-edited copy",
+        "/lib/a-like.jpg": "Look-alike",
+    }
+    card = cards["/lib/a-crop.jpg"]
+    assert card.evidence.text() == crop.evidence and card.evidence.toolTip() == crop.evidence
+    assert "Not kept: the keeper has in a reference folder" in card.toolTip()
+    # Bursts are another exposure, visibly, and "Mark all" leaves them.
+    assert cards["/lib/a-burst.jpg"].exposure_badge.isVisibleTo(view)
+    assert not cards["/lib/a-crop.jpg"].exposure_badge.isVisibleTo(view)
+    view.mark_all_but_keeper()
+    assert "/lib/a-burst.jpg" not in view.marked_paths()
+    assert "/lib/a-crop.jpg" in view.marked_paths()
+    # The crop box, in the larger picture's card: scaled from its display pixels.
+    thumb = QPixmap(400, 300)
+    thumb.fill()
+    for c in page.cards:
+        c.set_pixmap(thumb)
+    shown = cards["/ref/a.jpg"].image.pixmap()
+    assert (shown.width(), shown.height()) == (CARD_EDGE, 165)
+    (rect,) = cards["/ref/a.jpg"].crop_rects
+    scale = CARD_EDGE / 4000
+    assert (rect.left(), rect.top()) == (round(400 * scale), round(300 * scale))
+    assert (rect.right() + 1, rect.bottom() + 1) == (round(2400 * scale), round(1800 * scale))
+    assert "a-crop.jpg" in cards["/ref/a.jpg"].image.toolTip()
+    (whole,) = cards["/lib/a-wide.jpg"].crop_rects  # the keeper: a quarter of the wide copy
+    assert (whole.width(), whole.height()) == (
+        round(4000 * CARD_EDGE / 8000),
+        round(3000 * 165 / 6000),
+    )
+    assert not cards["/lib/a-grey.jpg"].crop_rects
+    # The keeper of a larger group is not answered alone.
+    assert not cards["/ref/a.jpg"].answer_button.isEnabled()
+    assert cards["/lib/a-grey.jpg"].answer_button.isEnabled()
+
+
+# ---- answers: not duplicates, keep all, not a duplicate; undo ----------------------------
+
+
+def test_not_duplicates_answers_in_a_worker_and_undo_brings_the_group_back(
+    qtbot: QtBot, view: DuplicatesView, lib: Library, photos: Photos
+) -> None:
+    _found(qtbot, view, "exact")
+    view.select_row(_group_with(view, photos.b))
+    b_group = view.current_group()
+    assert b_group is not None and view.not_duplicates_button.isEnabled()
+    view.not_duplicates_button.click()
+    _wait(qtbot, view._answer_worker)
+    (answer,) = lib.dismissals()
+    assert set(answer.paths) == {str(photos.b), str(photos.b_backup)}
+    assert answer.kind == "not-duplicates" and answer.subject is None
+    assert str(photos.b) not in {m.path for g in view.groups() for m in g.members}
+    assert len(view.groups()) == 1 and view.undo_bar.isVisibleTo(view)
+    assert "Not duplicates" in view.undo_bar.label.text()
+    # Shown when asked, marked as answered; a new search keeps it hidden.
+    view.pane.dismissed_check.setChecked(True)
+    assert len(view.groups()) == 2
+    row = next(i for i, g in enumerate(view.groups()) if g.dismissed)
+    model = view.pane.model
+    assert "answered" in model.data(model.index(row, 0), Qt.ItemDataRole.DisplayRole)
+    view.pane.dismissed_check.setChecked(False)
+    # Undo: the answer is taken back and the group is back at once.
+    view.undo_bar.undo_button.click()
+    _wait(qtbot, view._answer_worker)
+    assert lib.dismissals() == []
+    assert len(view.groups()) == 2
+    current = view.current_group()
+    assert current is not None and current.keeper.path == b_group.keeper.path
+    # "Keep all" is an answer of its own kind; a search after it leaves the group out.
+    view.keep_all_button.click()
+    _wait(qtbot, view._answer_worker)
+    assert [a.kind for a in lib.dismissals()] == ["keep-all"]
+    _found(qtbot, view, "exact")
+    assert len(view.groups()) == 1 and len(view.all_groups()) == 2
+
+
+def test_not_a_duplicate_takes_one_photo_out_of_its_group(
+    qtbot: QtBot, view: DuplicatesView, lib: Library, photos: Photos
+) -> None:
+    _found(qtbot, view, "exact")
+    view.select_row(_group_with(view, photos.a))
+    (card,) = [c for c in _cards(view) if c.member.path == str(photos.a_backup)]
+    assert view.set_marked(str(photos.a_backup), True)
+    card.answer_button.click()
+    _wait(qtbot, view._answer_worker)
+    (answer,) = lib.dismissals()
+    assert answer.subject == str(photos.a_backup)
+    group = view.current_group()
+    assert group is not None and len(group.members) == 3
+    assert [m.path for m in group.members if m.dismissed] == [str(photos.a_backup)]
+    # Its card is gone (shown only with "Show dismissed"), and so is its mark.
+    assert str(photos.a_backup) not in {c.member.path for c in _cards(view)}
+    assert view.marked_paths() == []
+    assert not view.set_marked(str(photos.a_backup), True)
+    view.pane.dismissed_check.setChecked(True)
+    (back,) = [c for c in _cards(view) if c.member.path == str(photos.a_backup)]
+    assert back.dismissed_badge.isVisibleTo(view) and not back.check.isEnabled()
+    view.undo_answer()
+    _wait(qtbot, view._answer_worker)
+    assert lib.dismissals() == []
+    group = view.current_group()
+    assert group is not None and not any(m.dismissed for m in group.members)
