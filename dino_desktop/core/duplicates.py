@@ -123,7 +123,7 @@ class Member:
     """Its companion files (RAW, Live Photo video, sidecars): removed with it."""
     why: str = ""
     """The keeper: "kept: <rule> (<figures>)", against the runner-up; another member:
-    "not kept: the keeper has <rule> (<figures>)" (core/keeper.py)."""
+    "not kept; the keeper: <rule> (<figures>)" (core/keeper.py)."""
     evidence: str = ""
     """What the relation was measured from, in words (core/relations.py)."""
     transform: str | None = None
@@ -572,7 +572,7 @@ def _make_group(
                 cands[i],
                 1.0 if rel.label == "identical" else score,
                 rel,
-                f"not kept: the keeper has {why}" if why else "",
+                f"not kept; the keeper: {why}" if why else "",
                 dismissed=plan.all_dismissed or i in plan.dismissed,
             )
         )

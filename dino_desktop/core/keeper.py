@@ -272,7 +272,7 @@ class KeeperRules:
             a, b = self._key(rule, keeper, most), self._key(rule, other, most)
             if a != b:
                 return self._say(rule, keeper, other)
-        return f"same on every rule; the first by name ({os.path.basename(keeper.path)})"
+        return "same on every rule; the first by path"
 
     def _say(self, rule: str, k: Candidate, o: Candidate) -> str:
         if rule == "reference":

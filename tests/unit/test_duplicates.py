@@ -247,6 +247,20 @@ def test_reference_member_is_keeper_and_never_a_candidate(corpus: Path, tmp_path
         assert not any(m.is_reference for m in g.candidates)
 
 
+def test_a_smaller_reference_keeper_is_warned_and_every_member_says_why(tmp_path: Path) -> None:
+    img = imagegen.photo(800, 600, 140)
+    imagegen.save_jpeg(tmp_path / "ref" / "x.jpg", img.resize((400, 300)))
+    imagegen.save_jpeg(tmp_path / "photos" / "x.jpg", img)
+    lib = _scan(tmp_path, [tmp_path / "photos"], reference=[tmp_path / "ref"])
+    (group,) = drive(lib.duplicates("phash"))
+    assert group.keeper.is_reference
+    assert group.why == "kept: in a reference folder" == group.keeper.why
+    assert group.warning and "400×300" in group.warning and "800×600" in group.warning
+    (other,) = group.others
+    assert other.why == "not kept; the keeper: in a reference folder"
+    assert other.relation == "resized" and "800×600" in other.evidence
+
+
 def test_groups_only_in_reference_folders_are_dropped(tmp_path: Path) -> None:
     ref = tmp_path / "ref"
     imagegen.save_jpeg(ref / "x.jpg", seed=1)
