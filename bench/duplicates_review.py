@@ -12,22 +12,29 @@ reference members and crops) through the view's real search path (a
 * plan_s: "Apply keeper rules to N filtered groups…" until its dry run is open
   (`plan_removal` of every group in a worker);
 * max_stall_ms_*: the longest gap between the ticks of a 10 ms QTimer on the
-  GUI thread during each phase, i.e. the longest time the window could not react.
+  GUI thread during each phase, i.e. the longest time the window could not react;
+* remove_s / undo_s (a real library, `--removal` groups of two tiny JPEGs each,
+  in a temporary home with its own trash): the bulk action run for real
+  (`Library.remove_duplicates` in a worker, then the list rebuilt) and its
+  Undo from the view (undo, rescan, search again), with their stalls.
 
 The app's start-up GC tuning (`gui.app.tune_gc`) is applied before the groups
 are made, as the app does before any search. Offscreen unless DISPLAY is set.
 
-    python bench/duplicates_review.py [--n 100000] [--json] [--markdown]
+    python bench/duplicates_review.py [--n 100000] [--removal 2000] [--json] [--markdown]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
 import random
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -37,12 +44,13 @@ from typing import Any
 if not os.environ.get("DISPLAY"):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from dino_desktop.core import dedupe
 from dino_desktop.core.duplicates import RELATIONS, Group, Member
-from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.library import Library
+from dino_desktop.core.progress import CancelToken, Job, Progress, drive
 from dino_desktop.gui.app import tune_gc
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.duplicates import DuplicatesView
@@ -151,16 +159,21 @@ class Heartbeat:
         return max(self.worst, time.perf_counter() - self.last) * 1000
 
 
-def settle(app: QApplication, done: Callable[[], bool], timeout: float = 120.0) -> None:
-    t0 = time.perf_counter()
-    while not done():
-        if time.perf_counter() - t0 > timeout:
-            raise RuntimeError("timed out")
-        app.processEvents()
-        time.sleep(0.0005)
-    # One more turn, so what the last step scheduled (a repaint) runs in the phase.
-    for _ in range(3):
-        app.processEvents()
+def settle(app: QApplication, done: Callable[[], bool], timeout: float = 300.0) -> None:
+    """Run the event loop (a real one, as the app's: timers fire on time) until `done()`."""
+    loop = QEventLoop()
+    check = QTimer()
+    check.setInterval(2)
+    check.timeout.connect(lambda: loop.quit() if done() else None)
+    check.start()
+    expired: list[bool] = []
+    QTimer.singleShot(round(timeout * 1000), lambda: (expired.append(True), loop.quit()))
+    if not done():
+        loop.exec()
+    check.stop()
+    if expired and not done():
+        raise RuntimeError("timed out")
+    app.processEvents()  # what the last step scheduled (a repaint) runs in the phase
 
 
 def phase(
@@ -191,7 +204,58 @@ def cpu_info() -> dict[str, Any]:
     return {"cpu": model, "cpus": os.cpu_count(), "cpu_flags": [f for f in SIMD if f in flags]}
 
 
-def run(n: int) -> dict[str, Any]:
+def removal(app: QApplication, beat: Heartbeat, n: int) -> dict[str, Any]:
+    """The bulk action and its Undo on a real library of `n` groups (an original and
+    a byte copy in another folder each), in a temporary home and trash."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import imagegen
+
+    work = Path(tempfile.mkdtemp(prefix="dino-review-bench-"))
+    os.environ["HOME"] = str(work)
+    os.environ["XDG_DATA_HOME"] = str(work / "xdg")
+    try:
+        for i in range(n):
+            buffer = io.BytesIO()
+            imagegen.photo(64, 48, seed=i).save(buffer, "JPEG", quality=80)
+            for folder in ("photos", "copies"):
+                target = work / folder / f"{i // 1000:03d}" / f"IMG_{i:06d}.jpg"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(buffer.getvalue())
+        lib = Library(work / "lib")
+        t0 = time.perf_counter()
+        drive(lib.scan([work / "photos", work / "copies"], embed=False))
+        log(f"removal library: {2 * n:,} files scanned in {time.perf_counter() - t0:.1f} s")
+        loader = ThumbnailLoader(lib.paths.cache_dir)
+        view = DuplicatesView(lib, loader)
+        view.resize(*WINDOW)
+        view.show()
+        out: dict[str, Any] = {"removal_groups": n}
+        view.find("exact")
+        settle(app, lambda: not view.busy() and view.pane.model.rowCount() == n)
+        view.apply_rules()
+        settle(app, lambda: view.bulk_dialog is not None and not view.busy())
+        dialog = view.bulk_dialog
+        assert dialog is not None
+        out["remove_s"], out["max_stall_ms_remove"] = phase(
+            app, beat, dialog.accept, lambda: not view.busy()
+        )
+        assert not any((work / "copies").rglob("*.jpg")), "copies left"
+        log(f"remove: {out['remove_s']:.1f} s, stall {out['max_stall_ms_remove']:.0f} ms")
+        out["undo_s"], out["max_stall_ms_undo"] = phase(
+            app,
+            beat,
+            view.undo_bar.undo_button.click,
+            lambda: not view.busy() and view.pane.model.rowCount() == n,
+        )
+        log(f"undo: {out['undo_s']:.1f} s, stall {out['max_stall_ms_undo']:.0f} ms")
+        loader.shutdown()
+        lib.close()
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(n: int, removal_groups: int) -> dict[str, Any]:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     tune_gc()
@@ -245,8 +309,10 @@ def run(n: int) -> dict[str, Any]:
         app, beat, lambda: dialog.exposures_check.setChecked(True), lambda: dialog.worker is None
     )
     dialog.reject()
-    beat.timer.stop()
     loader.shutdown()
+    if removal_groups:
+        out.update(removal(app, beat, removal_groups))
+    beat.timer.stop()
     out.update(cpu_info())
     return out
 
@@ -271,16 +337,29 @@ def markdown(r: dict[str, Any]) -> str:
     lines.append(
         f"| every filter and sort change above | | {r['max_stall_ms_filter_sort']:.0f} ms |"
     )
+    if "remove_s" in r:
+        n = r["removal_groups"]
+        lines.append(
+            f"| real library, {n:,} groups: run the bulk action (trash {n:,} copies, "
+            f"rebuild the list) | {r['remove_s']:.1f} s | {r['max_stall_ms_remove']:.0f} ms |"
+        )
+        lines.append(
+            f"| the same: Undo (restore, rescan, search again) | {r['undo_s']:.1f} s "
+            f"| {r['max_stall_ms_undo']:.0f} ms |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=100_000, help="groups")
+    parser.add_argument(
+        "--removal", type=int, default=2000, help="groups of the real-library removal (0: skip)"
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", action="store_true", help="print the BENCHMARKS.md table")
     args = parser.parse_args()
-    result = run(args.n)
+    result = run(args.n, args.removal)
     if args.markdown:
         print(markdown(result))
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))

@@ -22,6 +22,7 @@ from dino_desktop.core.library import Library
 from dino_desktop.core.progress import Progress, drive
 from dino_desktop.gui.common import data_size
 from dino_desktop.gui.thumbnails import ThumbnailLoader
+from dino_desktop.gui.views.duplicate_bulk import polite, without
 from dino_desktop.gui.views.duplicate_cards import CARD_EDGE, MemberCard
 from dino_desktop.gui.views.duplicates import DuplicatesView
 from dino_desktop.gui.workers import JobWorker
@@ -706,3 +707,50 @@ def test_not_a_duplicate_takes_one_photo_out_of_its_group(
     assert lib.dismissals() == []
     group = view.current_group()
     assert group is not None and not any(m.dismissed for m in group.members)
+
+
+def test_the_dry_run_warns_of_a_small_reference_keeper_and_a_removal_clears_the_warning(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    keeper = _member(1, "/ref/a.jpg", "keeper", is_reference=True, width=800, height=600)
+    big = _member(2, "/lib/a-big.jpg", "resized", width=1600, height=1200)
+    small = _member(3, "/lib/a-small.jpg", "resized", width=400, height=300)
+    warning = "the reference copy (800×600) is smaller than a-big.jpg (1600×1200)"
+    group = Group("phash", keeper, [big, small], big.size + small.size, "", warning)
+    view = _one_group_view(qtbot, tmp_path, group)
+    assert view.apply_rules() is not None
+    qtbot.waitUntil(lambda: view.bulk_dialog is not None and not JobWorker.live)
+    dialog = view.bulk_dialog
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    assert dialog.warning_label.isVisibleTo(dialog)
+    assert dialog.warning_label.text().startswith("⚠ In 1 group the keeper")
+    dialog.reject()
+    # Once the larger copy is gone, the group no longer warns; while it stays, it does.
+    left = without(group, {big.path})
+    assert left is not None and left.warning is None
+    kept = without(group, {small.path})
+    assert kept is not None and kept.warning == warning
+
+
+def test_polite_jobs_give_the_same_steps_and_result_and_close_what_they_wrap() -> None:
+    closed: list[bool] = []
+
+    def job() -> Any:
+        try:
+            for i in range(3):
+                yield Progress("x", i, 3)
+            return "done"
+        finally:
+            closed.append(True)
+
+    steps = []
+    wrapped = polite(job())
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            steps.append(next(wrapped).done)
+    assert steps == [0, 1, 2] and stop.value.value == "done" and closed == [True]
+    early = polite(job())
+    next(early)
+    early.close()  # a cancelled worker's job: the wrapped one is closed too
+    assert closed == [True, True]

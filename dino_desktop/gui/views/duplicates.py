@@ -77,7 +77,7 @@ from dino_desktop.gui.views.duplicate_cards import (
     MemberCard,
     live_members,
 )
-from dino_desktop.gui.views.duplicate_groups import GroupIndex, GroupsPane, Marks
+from dino_desktop.gui.views.duplicate_groups import GroupIndex, GroupsPane, Marks, keep_out_of_gc
 from dino_desktop.gui.workers import JobWorker, describe, reader, start
 
 __all__ = ["DuplicatesView", "FullSizeDialog"]
@@ -113,6 +113,7 @@ def _search_job(
     groups = yield from library.duplicates(
         method, threshold, rotations=rotations, include_dismissed=True, cancel=token
     )
+    keep_out_of_gc()
     yield Progress("duplicates", 0, None, None, "preparing the list")
     # Rows for the thumbnail loader, read here so the GUI thread never waits on the DB.
     rows = library.photos_by_id(m.image_id for g in groups for m in g.members)
@@ -435,7 +436,7 @@ class DuplicatesView(QWidget):
     def groups(self) -> list[Group]:
         """The groups shown (the filters passed), in order; removed members are gone."""
         found = self.pane.model.found
-        return [found.groups[int(i)] for i in self.pane.model.rows]
+        return [found.groups[i] for i in self.pane.model.rows.tolist()]
 
     def all_groups(self) -> list[Group]:
         """Every group of the search (answered ones included), in the search's order."""
