@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core.db import ClusterMember, ClusterRow, SortExample
@@ -263,54 +263,89 @@ def _saver(sessions: sessionmaker[Session], entry_id: int) -> Any:
     return lambda payload: store._save(entry_id, payload, [])
 
 
+_IN_CHUNK = 500  # ids per IN (...) list: under SQLite's bound-parameter limit
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
+    for start in range(0, len(ids), _IN_CHUNK):
+        yield list(ids[start : start + _IN_CHUNK])
+
+
 def _transfer(sessions: sessionmaker[Session], plan: RemovalPlan) -> dict[str, list[list[int]]]:
     """Give each keeper its copies' auto-folder memberships and sort-by-example labels
-    where it has none in that run / for that label; returns the rows added."""
-    added_clusters: list[list[int]] = []
-    added_examples: list[list[int]] = []
+    where it has none in that run / for that label; returns the rows added.
+
+    A few bulk reads for the whole plan, not a query per group: this runs in the
+    GUI's worker, and thousands of small ORM queries hold the GIL long enough to
+    stall the window.
+    """
+    keeper_of = {m.image_id: r.keeper.image_id for r in plan.removals for m in r.copies}
+    order = {image_id: n for n, image_id in enumerate(keeper_of)}  # plan order: first copy wins
+    keepers = sorted({r.keeper.image_id for r in plan.removals})
+    copies = sorted(keeper_of)
+    runs: dict[int, set[int]] = {}
+    labels: dict[int, set[int]] = {}
+    member_rows: list[tuple[int, int, int, float, bool]] = []
+    example_rows: list[tuple[int, int, bool]] = []
+    membership = select(
+        ClusterMember.image_id,
+        ClusterMember.cluster_id,
+        ClusterRow.run_id,
+        ClusterMember.score,
+        ClusterMember.is_outlier,
+    ).join(ClusterRow, ClusterRow.id == ClusterMember.cluster_id)
+    examples = select(SortExample.image_id, SortExample.label_id, SortExample.positive)
     with sessions() as session, session.begin():
-        for r in plan.removals:
-            keeper = r.keeper.image_id
-            copies = [m.image_id for m in r.copies]
-            runs = {
-                int(run_id)
-                for run_id in session.scalars(
-                    select(ClusterRow.run_id)
-                    .join(ClusterMember, ClusterRow.id == ClusterMember.cluster_id)
-                    .where(ClusterMember.image_id == keeper)
-                )
-            }
-            for cid, run_id, score, outlier in session.execute(
-                select(
-                    ClusterMember.cluster_id,
-                    ClusterRow.run_id,
-                    ClusterMember.score,
-                    ClusterMember.is_outlier,
-                )
-                .join(ClusterRow, ClusterRow.id == ClusterMember.cluster_id)
-                .where(ClusterMember.image_id.in_(copies))
+        for chunk in _chunks(keepers):
+            for image_id, _cid, run_id, _s, _o in session.execute(
+                membership.where(ClusterMember.image_id.in_(chunk))
             ):
-                if run_id in runs:
-                    continue
-                runs.add(run_id)
-                session.add(
-                    ClusterMember(cluster_id=cid, image_id=keeper, score=score, is_outlier=outlier)
+                runs.setdefault(image_id, set()).add(run_id)
+            for image_id, label_id, _p in session.execute(
+                examples.where(SortExample.image_id.in_(chunk))
+            ):
+                labels.setdefault(image_id, set()).add(label_id)
+        for chunk in _chunks(copies):
+            member_rows.extend(
+                (int(image_id), int(cid), int(run_id), float(score), bool(outlier))
+                for image_id, cid, run_id, score, outlier in session.execute(
+                    membership.where(ClusterMember.image_id.in_(chunk))
                 )
-                added_clusters.append([int(cid), keeper])
-            labels = set(
-                session.scalars(select(SortExample.label_id).where(SortExample.image_id == keeper))
             )
-            for label_id, positive in session.execute(
-                select(SortExample.label_id, SortExample.positive).where(
-                    SortExample.image_id.in_(copies)
+            example_rows.extend(
+                (int(image_id), int(label_id), bool(positive))
+                for image_id, label_id, positive in session.execute(
+                    examples.where(SortExample.image_id.in_(chunk))
                 )
-            ):
-                if label_id in labels:
-                    continue
-                labels.add(label_id)
-                session.add(SortExample(label_id=label_id, image_id=keeper, positive=positive))
-                added_examples.append([int(label_id), keeper])
-    return {"clusters": added_clusters, "examples": added_examples}
+            )
+        member_rows.sort(key=lambda row: order[row[0]])
+        example_rows.sort(key=lambda row: order[row[0]])
+        new_members: list[dict[str, Any]] = []
+        for copy, cid, run_id, score, outlier in member_rows:
+            keeper = keeper_of[copy]
+            have = runs.setdefault(keeper, set())
+            if run_id not in have:
+                have.add(run_id)
+                new_members.append(
+                    {"cluster_id": cid, "image_id": keeper, "score": score, "is_outlier": outlier}
+                )
+        new_examples: list[dict[str, Any]] = []
+        for copy, label_id, positive in example_rows:
+            keeper = keeper_of[copy]
+            have = labels.setdefault(keeper, set())
+            if label_id not in have:
+                have.add(label_id)
+                new_examples.append(
+                    {"label_id": label_id, "image_id": keeper, "positive": positive}
+                )
+        if new_members:
+            session.execute(insert(ClusterMember), new_members)
+        if new_examples:
+            session.execute(insert(SortExample), new_examples)
+    return {
+        "clusters": [[int(r["cluster_id"]), int(r["image_id"])] for r in new_members],
+        "examples": [[int(r["label_id"]), int(r["image_id"])] for r in new_examples],
+    }
 
 
 def undo_extras(sessions: sessionmaker[Session], payload: dict[str, Any]) -> list[str]:
