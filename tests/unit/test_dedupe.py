@@ -181,3 +181,27 @@ def test_plan_of_100000_groups_never_takes_keepers_references_dismissed_or_burst
     assert plan.bytes == 40_000 * 1000
     everything = drive(plan_removal(groups, include_exposures=True, include_similar=True))
     assert len(everything.paths) == 100_000
+
+
+def test_a_removed_copy_takes_its_companions_and_undo_brings_them_back(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    img = imagegen.photo(640, 480, 410)
+    imagegen.save_jpeg(photos / "keep.jpg", img)
+    imagegen.save_jpeg(photos / "copy" / "IMG_1.jpg", img.resize((320, 240)))
+    sidecar = photos / "copy" / "IMG_1.jpg.xmp"
+    sidecar.write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>", encoding="utf-8")
+    video = photos / "copy" / "IMG_1.MOV"
+    video.write_bytes(b"live photo video")
+    lib = Library(tmp_path / "lib")
+    drive(lib.scan([str(photos)], embed=False))
+    before = _digests(photos)
+    # By default the copy with companions keeps; "pixels" first makes it the one to go.
+    groups = drive(lib.duplicates("phash", rules=lib.keeper_rules("pixels")))
+    plan = drive(lib.plan_removal(groups))
+    assert plan.paths == (str(photos / "copy" / "IMG_1.jpg"),)
+    assert plan.files == 3  # the copy with its sidecar and its Live Photo video
+    result = drive(lib.remove_duplicates(plan, carry_metadata=False))
+    assert sorted(result.companions) == sorted([str(sidecar), str(video)])
+    assert not (photos / "copy").exists() or not any((photos / "copy").iterdir())
+    lib.undo(result.journal_id)
+    assert _digests(photos) == before
