@@ -232,6 +232,7 @@ def _remove(lib: Library, args: argparse.Namespace, groups: list[Group], update:
                     "folders": list(plan.folders),
                     "left_exposures": plan.left_exposures,
                     "left_similar": plan.left_similar,
+                    "warned": plan.warned,
                     "plan": [
                         {
                             "keep": r.keeper.path,

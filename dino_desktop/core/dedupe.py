@@ -72,6 +72,10 @@ class RemovalPlan:
     """Members left because the evidence did not decide ("similar")."""
     paths: tuple[str, ...] = field(default=())
     """The copies' paths (photos only: their companions go with them)."""
+    warned: int = 0
+    """Groups in the plan with a `Group.warning`: the keeper, in a reference folder,
+    is smaller than a copy outside it (counted here, in the worker, so the dry-run
+    dialog does not walk 100,000 groups on the GUI thread)."""
 
     @property
     def groups(self) -> int:
@@ -114,7 +118,7 @@ def plan_removal(
     """
     groups = list(groups)
     removals: list[Removal] = []
-    files = size = left_exp = left_sim = 0
+    files = size = left_exp = left_sim = warned = 0
     folders: set[str] = set()
     paths: list[str] = []
     yield Progress(PHASE, 0, len(groups), None, "planning")
@@ -134,6 +138,7 @@ def plan_removal(
                 chosen.append(m)
         if chosen:
             removals.append(Removal(g.keeper, tuple(chosen)))
+            warned += bool(g.warning)
             for m in chosen:
                 paths.append(m.path)
                 files += 1 + len(m.companions)
@@ -145,7 +150,14 @@ def plan_removal(
             yield Progress(PHASE, n, len(groups), None, "planning")
     yield Progress(PHASE, len(groups), len(groups), None, "planned")
     return RemovalPlan(
-        tuple(removals), files, size, tuple(sorted(folders)), left_exp, left_sim, tuple(paths)
+        tuple(removals),
+        files,
+        size,
+        tuple(sorted(folders)),
+        left_exp,
+        left_sim,
+        tuple(paths),
+        warned,
     )
 
 

@@ -143,22 +143,60 @@ def _trash_candidates(src: str, dirs: list[TrashDir]) -> Iterable[tuple[str, str
             yield trashed, os.path.join(info_dir, name), d.topdir
 
 
+def _send2trash_names(src: str, dirs: list[TrashDir]) -> Iterable[tuple[str, str]]:
+    """(trashed file, its .trashinfo) under the names Send2Trash would have given
+    `src`: "a.jpg", then "a 1.jpg", "a 2.jpg", … up to the first free name.
+
+    Probing these costs a few stats per same-named file in the trash, where
+    listing the info folder costs one entry per file in the whole trash: a
+    removal of thousands of files into a big trash would grow with the square.
+    """
+    base = os.path.basename(src)
+    stem, ext = os.path.splitext(base)
+    for d in dirs:
+        files_dir = os.path.join(d.root, "files")
+        info_dir = os.path.join(d.root, "info")
+        counter = 0
+        name = base
+        while True:
+            trashed = os.path.join(files_dir, name)
+            info = os.path.join(info_dir, name + ".trashinfo")
+            if not (os.path.lexists(trashed) or os.path.lexists(info)):
+                break
+            yield trashed, info
+            counter += 1
+            name = f"{stem} {counter}{ext}"
+
+
+def _is(trashed: str, ident: Identity) -> bool:
+    """Whether `trashed` is the file `ident` describes (same device, inode, size)."""
+    try:
+        st = os.lstat(trashed)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino, st.st_size) == (ident.dev, ident.ino, ident.size)
+
+
 def find_in_trash(src: str, ident: Identity, dirs: list[TrashDir]) -> tuple[str, str] | None:
     """Where `src` went in the trash: (trashed file, .trashinfo), or None.
 
     The same inode on the same device is the file itself (a rename keeps it, and
-    a live inode is never reused). Failing that (Send2Trash copied it across
+    a live inode is never reused), looked for first under the names Send2Trash
+    gives. Failing that (another tool's naming, or Send2Trash copied it across
     devices), the entry whose Path is `src`, with the right size, newest first.
     """
+    for trashed, info in _send2trash_names(src, dirs):
+        if _is(trashed, ident):
+            return trashed, info
     best: tuple[tuple[str, int], str, str] | None = None
     for trashed, info, topdir in _trash_candidates(src, dirs):
+        if _is(trashed, ident):
+            return trashed, info
         try:
-            st = os.lstat(trashed)
+            size = os.lstat(trashed).st_size
         except OSError:
             continue
-        if (st.st_dev, st.st_ino, st.st_size) == (ident.dev, ident.ino, ident.size):
-            return trashed, info
-        if st.st_size != ident.size:
+        if size != ident.size:
             continue
         parsed = _read_trashinfo(info, topdir)
         if parsed is None or parsed[0] != src:

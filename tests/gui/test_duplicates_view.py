@@ -23,7 +23,7 @@ from dino_desktop.core.progress import Progress, drive
 from dino_desktop.gui.common import data_size
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.views.duplicate_bulk import polite, without
-from dino_desktop.gui.views.duplicate_cards import CARD_EDGE, MemberCard
+from dino_desktop.gui.views.duplicate_cards import CARD_EDGE, MemberCard, score_text
 from dino_desktop.gui.views.duplicates import DuplicatesView
 from dino_desktop.gui.workers import JobWorker
 
@@ -754,3 +754,15 @@ def test_polite_jobs_give_the_same_steps_and_result_and_close_what_they_wrap() -
     next(early)
     early.close()  # a cancelled worker's job: the wrapped one is closed too
     assert closed == [True, True]
+
+
+def test_a_turned_copys_hash_line_says_it_matched_once_turned_back() -> None:
+    base = Member(1, "/p/a.jpg", 10, 8, 6, "JPEG", None, None, False, 1.0, "identical")
+    mirrored = Member(
+        2, "/p/b.jpg", 10, 8, 6, "JPEG", None, None, False, 1.0, "mirrored",
+        transform="mirrored left–right",
+    )  # fmt: skip
+    assert score_text("exact", base) == "Same bytes"
+    assert score_text("phash", mirrored) == "Same hash once turned back"
+    near = Member(3, "/p/c.jpg", 10, 8, 6, "JPEG", None, None, False, 1 - 2 / 64, "resized")
+    assert score_text("phash", near) == "2 hash bits apart"

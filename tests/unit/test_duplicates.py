@@ -259,6 +259,9 @@ def test_a_smaller_reference_keeper_is_warned_and_every_member_says_why(tmp_path
     (other,) = group.others
     assert other.why == "not kept; the keeper: in a reference folder"
     assert other.relation == "resized" and "800×600" in other.evidence
+    # The dry run counts the group as warned (the dialog and `--dry-run --json` say so).
+    plan = drive(lib.plan_removal([group]))
+    assert plan.paths == (other.path,) and plan.warned == 1
 
 
 def test_groups_only_in_reference_folders_are_dropped(tmp_path: Path) -> None:

@@ -203,6 +203,34 @@ def test_same_name_trashed_twice_undoes_in_either_order(
     assert photo.read_bytes() == first and alongside.read_bytes() == second
 
 
+def test_a_trashed_file_is_found_without_listing_a_big_trash(
+    ops: FileOps, tmp_path: Path, trash_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A trash with many entries (other files, and two with the same name): the
+    # file is found by the names Send2Trash gives, not by reading every entry,
+    # so a removal of thousands of files does not grow with the trash's size.
+    for i in range(50):
+        _write(tmp_path / "other" / f"x{i}.jpg", i)
+    ops.trash([str(tmp_path / "other" / f"x{i}.jpg") for i in range(50)])
+    photo = tmp_path / "p" / "a.jpg"
+    for seed in (1, 2):
+        _write(photo, seed)
+        ops.trash([str(photo)])
+    data = _write(photo, 3, size=3000)
+    st = photo.stat()
+    ident = trash.Identity(st.st_dev, st.st_ino, st.st_size)
+    trash.send_to_trash(str(photo))
+
+    def no_listing(path: object) -> None:
+        raise AssertionError(f"listed {path}")
+
+    monkeypatch.setattr(trash.os, "scandir", no_listing)
+    found = trash.find_in_trash(str(photo), ident, trash.trash_dirs(str(tmp_path / "p")))
+    assert found is not None
+    assert found[0] == str(trash_dir / "files" / "a 2.jpg")
+    assert Path(found[0]).read_bytes() == data
+
+
 def test_trash_and_undo_a_name_that_is_not_utf8(ops: FileOps, tmp_path: Path) -> None:
     folder = tmp_path / "p"
     folder.mkdir()

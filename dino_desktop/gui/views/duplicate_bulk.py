@@ -347,8 +347,7 @@ class BulkDialog(QDialog):
             else "",
         ]
         self.left_label.setText(" · ".join(x for x in left if x) or "Nothing is left undecided.")
-        keepers = {r.keeper.path for r in plan.removals}
-        warned = sum(1 for g in self.groups if g.warning and g.keeper.path in keepers)
+        warned = plan.warned
         self.warning_label.setText(
             f"⚠ In {plural(warned, 'group')} the keeper, in a reference folder, is smaller "
             "than a copy that would go: look at those groups first, or answer “Keep all”."

@@ -124,7 +124,10 @@ def score_text(method: str, member: Member) -> str:
     if method == "phash":
         # score = 1 - bits/64: show the distance the threshold is set in.
         bits = round((1.0 - member.score) * PHASH_BITS)
-        return "Same hash" if bits == 0 else f"{plural(bits, 'hash bit')} apart"
+        text = "Same hash" if bits == 0 else f"{plural(bits, 'hash bit')} apart"
+        # A turned or mirrored copy is matched on its hash turned back: say so, or
+        # "Same hash" reads as if the pixels were the same.
+        return f"{text} once turned back" if member.transform else text
     return f"Similarity {member.score:.3f}"
 
 
