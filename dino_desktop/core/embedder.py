@@ -288,6 +288,11 @@ class Embedder:
         out: FloatArray = vecs.cpu().numpy().astype(np.float32, copy=False)
         return out
 
+    def embed_inputs(self, batch: FloatArray) -> FloatArray:
+        """(n, dim) unit vectors of a `preprocess`ed (n, 3, 224, 224) batch (the
+        one-pass ingest's, core/ingest.py)."""
+        return self._forward(batch)
+
     def embed_images(self, images: Sequence[Image.Image]) -> FloatArray:
         """(n, dim) float32 unit vectors for PIL images, in batches of `batch_size`."""
         if not images:

@@ -31,6 +31,7 @@ thread pool. No Qt here; the GUI turns these images into QImages itself.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import re
 import stat
@@ -156,9 +157,16 @@ SUPPORTED_FORMATS: Final[tuple[str, ...]] = tuple(
     if fmt in Image.OPEN
 )
 
-# phash needs only 32x32 pixels; decoding to a short side of 64 keeps enough
-# detail for a stable Lanczos downsampling while skipping most decode work.
+# phash needs only 32x32 pixels; reducing to a short side of 64 keeps enough
+# detail for a stable Lanczos downsampling.
 _PHASH_DECODE_SIDE: Final = 64
+
+INGEST_SIDE: Final = 256
+"""Shorter side of the one reduced decode a new photo gets (`decode_bytes`, and
+`read_info`'s own): the model's resize (weights.RESIZE_SIZE) and the thumbnail
+edge (thumbnails.DEFAULT_EDGE). The phash is taken from it reduced to 64, so
+the one-pass ingest (core/ingest.py) and `read_info` store the same hash. For
+a 12 MP JPEG it is the same 1/8 DCT scale a 64-px decode gets."""
 
 _WHITE: Final = (255, 255, 255)
 
@@ -251,30 +259,45 @@ def read_info(path: str | os.PathLike[str]) -> ImageInfo:
     if _raw.is_raw_path(path):
         return _raw.read_info(path)
     with _errors(), _open_file(path) as fp:
-        img = _identify(fp)
-        width, height = img.size
-        fmt = img.format or "unknown"
-        # An MPO is a JPEG with extra pictures (a preview, a depth map or a
-        # stereo pair): a still photo for the user, not an animation.
-        frames = 1 if fmt == "MPO" else int(getattr(img, "n_frames", 1))
-        small = _decode_first_frame(img, _PHASH_DECODE_SIDE)
-        exif = _read_exif(img)
-        orientation = _orientation(exif)
-        phash = _phash(_apply_orientation(small, orientation))
-        taken_at = _taken_at(exif)
-        camera = _camera(exif)
+        return _info_and_image(_identify(fp), INGEST_SIDE)[0]
+
+
+def decode_bytes(data: bytes, min_side: int = INGEST_SIDE) -> tuple[ImageInfo, Image.Image]:
+    """`read_info` and `open_image(min_side=...)` of a (non-RAW) file's bytes, from one
+    decode: the one-pass ingest reads a file once and derives everything from this.
+    Raises `ImageError` for anything wrong with the data."""
+    if not data:
+        raise ImageError("file is empty")
+    with _errors():
+        return _info_and_image(_identify(io.BytesIO(data)), min_side)
+
+
+def _info_and_image(img: ImageFile.ImageFile, min_side: int) -> tuple[ImageInfo, Image.Image]:
+    """The info of an identified photo and its first frame decoded at `min_side`,
+    display-oriented; the phash comes from that image."""
+    width, height = img.size
+    fmt = img.format or "unknown"
+    # An MPO is a JPEG with extra pictures (a preview, a depth map or a
+    # stereo pair): a still photo for the user, not an animation.
+    frames = 1 if fmt == "MPO" else int(getattr(img, "n_frames", 1))
+    rgb = _decode_first_frame(img, min_side)
+    exif = _read_exif(img)
+    orientation = _orientation(exif)
+    shown = _apply_orientation(rgb, orientation)
+    phash = _phash(_reduce(shown, _PHASH_DECODE_SIDE))
     if orientation >= 5:  # 5..8 turn the picture a quarter: the display swaps w and h
         width, height = height, width
-    return ImageInfo(
+    info = ImageInfo(
         width=width,
         height=height,
         orientation=orientation,
-        taken_at=taken_at,
-        camera=camera,
+        taken_at=_taken_at(exif),
+        camera=_camera(exif),
         format=fmt,
         phash=phash,
         frames=frames,
     )
+    return info, shown
 
 
 def open_image(path: str | os.PathLike[str], min_side: int | None = None) -> Image.Image:

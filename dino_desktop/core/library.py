@@ -49,6 +49,7 @@ from dino_desktop.core.fileops import FileOps
 from dino_desktop.core.identity import Move
 from dino_desktop.core.images import crop_box, open_image
 from dino_desktop.core.index import IndexCache, VectorIndex, search_hits
+from dino_desktop.core.ingest import Ingest
 from dino_desktop.core.keeper import (
     DEFAULT_FORMAT_ORDER,
     DEFAULT_RULES,
@@ -171,10 +172,13 @@ class Library:
         folder_ids: Iterable[int] | None = None,
         hold: scanner.Hold | None = None,
         record_changes: bool = False,
+        one_pass: bool = True,
     ) -> Job[ScanResult]:
         """Add `paths` as folders (none: every registered folder, or `folder_ids`), scan
         them, embed what waits. `hold` and `record_changes`: see `scanner.scan` (the
-        watcher uses them)."""
+        watcher uses them). `one_pass`: each new photo read and decoded once for its
+        row, thumbnail and vector (core/ingest.py); False: the scan probes, then
+        the embedding reads every photo again (the older path, kept to compare)."""
         cancel = cancel or CancelToken()
         # A file operation killed mid-way is settled first, so its moved files'
         # rows follow them instead of looking vanished and new to the walk.
@@ -184,6 +188,14 @@ class Library:
             ids = [f.id for f in added]
         else:
             ids = list(folder_ids) if folder_ids is not None else catalog.folder_ids(self.sessions)
+        ingest = None
+        if one_pass:
+            ingest = Ingest(
+                self.paths.cache_dir,
+                self.embedder if embed else None,
+                self.model_id,
+                self.settings.batch_size,
+            )
         report = yield from scanner.scan(
             self.sessions,
             ids,
@@ -191,11 +203,13 @@ class Library:
             on_moves=self._carry_thumbnails,
             record_changes=record_changes,
             hold=hold,
+            ingest=ingest,
         )
         result = ScanResult(**{f.name: getattr(report, f.name) for f in fields(report)})
         if embed and not report.cancelled:
             try:
-                result.embedded, failed = yield from self.embed_pending(cancel)
+                embedded, failed = yield from self.embed_pending(cancel)
+                result.embedded += embedded
                 result.failed.extend(failed)
             except emb.WeightsUnavailable as exc:
                 result.weights_missing = str(exc)

@@ -126,13 +126,14 @@ class ScanReport:
     changes: list[tuple[str, str, str | None]] = field(default_factory=list)
     """(what, path, old path): "added", "updated", "moved" (old path set) or "removed", when
     the scan was asked to record them (the watcher)."""
+    embedded: int = 0
+    """Vectors written: by the one-pass scan (core/ingest.py), then by the pending pass."""
 
 
 @dataclass(slots=True)
 class ScanResult(ScanReport):
     """A scan's report (`scanner.scan` makes the ScanReport) plus what the embedding step did."""
 
-    embedded: int = 0
     pending: int = 0
     weights_missing: str | None = None  # the WeightsUnavailable message, when embedding waited
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import logging
 import os
 import stat
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -45,14 +45,15 @@ from dino_desktop.core.companions import COMPANION_EXTENSIONS, group_names
 from dino_desktop.core.db import Embedding, Folder, ImageRow
 from dino_desktop.core.identity import Found
 from dino_desktop.core.images import IMAGE_EXTENSIONS, RAW_EXTENSIONS, ImageError, read_info
+from dino_desktop.core.ingest import Ingest, Key, sha256_file
 from dino_desktop.core.journal import in_flight
 from dino_desktop.core.progress import CancelToken, Job, Progress
 from dino_desktop.core.records import ScanReport
+from dino_desktop.core.vectors import write_vectors
 
 log = logging.getLogger(__name__)
 
 COMMIT_EVERY = 200
-_CHUNK = 1 << 20
 
 
 _Found = Found  # one file as the walk found it (core/identity.py)
@@ -73,14 +74,6 @@ class _Walk:
     # videos of no photo and orphan sidecars: (the file, kind). See core/companions.py.
     companions: list[tuple[str, _Entry, str]] = field(default_factory=list)
     loose: list[tuple[_Entry, str]] = field(default_factory=list)
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _is_image_name(name: str) -> bool:
@@ -428,6 +421,14 @@ def _probe(found: _Found) -> _Probe:
     return _Probe(found, digest, info, None)
 
 
+def _probe_for(found: _Found, ingest: Ingest | None) -> tuple[_Probe, Any]:
+    """The scan's probe of one file, or the one-pass read (probe and model input)."""
+    if ingest is None:
+        return _probe(found), None
+    read = ingest.read(found)
+    return _Probe(found, read.sha256, read.info, read.error), read.input
+
+
 def _values(probe: _Probe, now: datetime) -> dict[str, Any]:
     """The image row's columns for one probed file (readable or not)."""
     found, info = probe.found, probe.info
@@ -475,13 +476,16 @@ def scan(
     on_moves: Callable[[list[identity.Move]], None] | None = None,
     record_changes: bool = False,
     hold: Hold | None = None,
+    ingest: Ingest | None = None,
 ) -> Job[ScanReport]:
     """Scan the given folders; yields Progress, returns a ScanReport.
 
     `on_moves` is told of the photos recognised at a new path (core/identity.py),
     after their rows moved. `record_changes` fills `report.changes` with every
     added, updated, moved and removed path (the watcher prints them). `hold`: files
-    to leave for a later scan (see `Hold`).
+    to leave for a later scan (see `Hold`). `ingest`: the one-pass index (core/
+    ingest.py): each new or changed file read and decoded once for its row, its
+    thumbnail and its vector, written with the row.
     """
     report = ScanReport()
     changes = report.changes if record_changes else None
@@ -527,6 +531,8 @@ def scan(
                         known_rows = reading.result()
                     if known_rows is not None:
                         _diff_batches(folder_id, backlog, known_rows, changed, todo, report, hold)
+                    if ingest is not None and todo:
+                        ingest.start_loading()  # the model loads while the walk goes on
                     walked += len(batch)
                     if walked >= next_report and batch:
                         next_report = walked + 500
@@ -587,32 +593,43 @@ def scan(
 
     total = len(todo)
     yield Progress("index", 0, total, None, "reading new and changed photos")
-    pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2)
+    pool = ThreadPoolExecutor(max_workers=nworkers, thread_name_prefix="scan-read")
     try:
         pending: list[_Probe] = []
         done = 0
-        window = max(8, 4 * (workers or os.cpu_count() or 2))
-        futures: list[Future[_Probe]] = []
+        commit_every = COMMIT_EVERY
+        window = max(8, 4 * nworkers)
+        if ingest is not None and todo:
+            # Whole model batches per commit, and decoding two batches ahead of
+            # the model (measured: bench/ingest.py).
+            per_run = ingest.batch_size
+            commit_every = per_run * max(1, round(COMMIT_EVERY / per_run))
+            window = max(window, 2 * per_run)
+        futures: deque[Future[tuple[_Probe, Any]]] = deque()
         it = iter(todo)
         for found in it:
-            futures.append(pool.submit(_probe, found))
+            futures.append(pool.submit(_probe_for, found, ingest))
             if len(futures) >= window:
                 break
         while futures:
-            probe = futures.pop(0).result()
+            probe, arr = futures.popleft().result()
             nxt = next(it, None)
             if nxt is not None:
-                futures.append(pool.submit(_probe, nxt))
+                futures.append(pool.submit(_probe_for, nxt, ingest))
             pending.append(probe)
+            if arr is not None and ingest is not None:
+                ingest.add((probe.found.folder_id, probe.found.relpath), arr)
             done += 1
-            if len(pending) >= COMMIT_EVERY or not futures:
-                _commit(sessions, pending, known, report, changes)
+            if len(pending) >= commit_every or not futures:
+                _commit(sessions, pending, known, report, changes, ingest)
                 pending = []
             yield Progress("index", done, total, probe.found.path)
             if cancel.cancelled:
                 for future in futures:
                     future.cancel()
-                _commit(sessions, pending, known, report, changes)
+                if ingest is not None:
+                    ingest.drop_queued()  # their rows land now; vectors come later
+                _commit(sessions, pending, known, report, changes, ingest)
                 report.cancelled = True
                 return report
     finally:
@@ -719,11 +736,14 @@ def _commit(
     known: dict[tuple[int, str], tuple[int, int, int, str, str | None]],
     report: ScanReport,
     changes: list[tuple[str, str, str | None]] | None = None,
+    ingest: Ingest | None = None,
 ) -> None:
     """Write one batch in one transaction, with bulk statements (no ORM objects:
-    a scan of a million files must not feed the garbage collector)."""
+    a scan of a million files must not feed the garbage collector); with the
+    one-pass `ingest`, the batch's vectors in the same transaction."""
     if not probes:
         return
+    model_id, vectors = ingest.take_vectors() if ingest is not None else (None, {})
     now = datetime.now()
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
@@ -773,3 +793,35 @@ def _commit(
                 [{**k, **{c: u[c] for c in columns}} for k, u in zip(keys, updates, strict=True)],
             )
             report.updated += len(updates) if result.rowcount < 0 else result.rowcount
+        if vectors and model_id is not None:
+            report.embedded += _write_vectors(session, t, model_id, vectors, probes)
+
+
+def _write_vectors(
+    session: Session,
+    t: Table,
+    model_id: int,
+    vectors: dict[Key, Any],
+    probes: list[_Probe],
+) -> int:
+    """The one-pass vectors of the rows this batch just wrote, found by folder and
+    relpath, and only where the row still has the size and mtime that was read (a
+    file operation that moved another photo's row here meanwhile keeps its own)."""
+    stamps = {(f.folder_id, f.relpath): (f.size, f.mtime_ns) for f in (p.found for p in probes)}
+    by_folder: dict[int, list[str]] = {}
+    for folder_id, rel in vectors:
+        by_folder.setdefault(folder_id, []).append(rel)
+    rows: list[tuple[int, Any]] = []
+    for folder_id, rels in by_folder.items():
+        for start in range(0, len(rels), 500):
+            found = session.execute(
+                select(t.c.id, t.c.relpath, t.c.size, t.c.mtime_ns).where(
+                    t.c.folder_id == folder_id, t.c.relpath.in_(rels[start : start + 500])
+                )
+            )
+            for image_id, rel, size, mtime_ns in found:
+                key = (folder_id, rel)
+                if stamps.get(key) == (size, mtime_ns):
+                    rows.append((image_id, vectors[key]))
+    write_vectors(session, model_id, rows)
+    return len(rows)

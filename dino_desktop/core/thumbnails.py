@@ -46,6 +46,7 @@ __all__ = [
     "PruneResult",
     "carry",
     "prune",
+    "store_thumbnail",
     "thumbnail_file",
     "thumbnail_name",
     "thumbnail_path",
@@ -97,10 +98,28 @@ def thumbnail_file(
         return target
     # Decode with the shorter side >= edge: then the longer side is too, and
     # JPEG draft mode can still skip most of a large photo's decode work.
-    image = open_image(path, min_side=edge)
+    return store_thumbnail(cache_dir, path, mtime_ns, size, open_image(path, min_side=edge), edge)
+
+
+def store_thumbnail(
+    cache_dir: Path,
+    path: str,
+    mtime_ns: int,
+    size: int,
+    decoded: Image.Image,
+    edge: int = DEFAULT_EDGE,
+) -> Path:
+    """Write the thumbnail of a photo from an image already decoded the way
+    `thumbnail_file` decodes it (`open_image(path, min_side=edge)`: the one-pass
+    ingest's own decode), unless it is cached. `decoded` is not changed."""
+    target = thumbnail_path(cache_dir, path, mtime_ns, size, edge)
+    if target.is_file():
+        return target
+    image = decoded
     if max(image.size) > edge:
         # draft/reduce already got within 2x of the target, so a high-quality
         # filter costs little here.
+        image = image.copy()
         image.thumbnail((edge, edge), Image.Resampling.LANCZOS)
     target.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(image, target)

@@ -275,17 +275,38 @@ def store(sessions: Sessions, model_id: int, batch: Sequence[Result]) -> int:
             if vector is None and image_id in alive
         ]
         if vectors:
-            stmt = sqlite_insert(Embedding)
-            session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[Embedding.image_id, Embedding.model_id],
-                    set_={"vector": stmt.excluded.vector},
-                ),
-                vectors,
-            )
+            _upsert(session, vectors)
         if failures:
             session.execute(update(ImageRow), failures)
     return len(vectors)
+
+
+def write_vectors(session: Session, model_id: int, rows: Sequence[tuple[int, Any]]) -> None:
+    """Upsert (image id, vector) rows of one model in the caller's transaction (the
+    one-pass scan writes them with their image rows)."""
+    if rows:
+        _upsert(
+            session,
+            [
+                {
+                    "image_id": image_id,
+                    "model_id": model_id,
+                    "vector": np.asarray(vector, dtype=np.float32).tobytes(),
+                }
+                for image_id, vector in rows
+            ],
+        )
+
+
+def _upsert(session: Session, values: list[dict[str, Any]]) -> None:
+    stmt = sqlite_insert(Embedding)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[Embedding.image_id, Embedding.model_id],
+            set_={"vector": stmt.excluded.vector},
+        ),
+        values,
+    )
 
 
 # ---- what waits for a vector ----------------------------------------------------------

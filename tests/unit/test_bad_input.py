@@ -31,7 +31,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from dino_desktop.cli import main
-from dino_desktop.core import scanner
+from dino_desktop.core import ingest
 from dino_desktop.core.images import MAX_PIXELS
 
 LONG = os.environ.get("DINO_LONG_TESTS") == "1"
@@ -156,24 +156,25 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     build(root)
     loaded: list[tuple[int, int]] = []
     real_load = ImageFile.ImageFile.load
-    real_read_info = scanner.read_info
+    real_read = ingest._read_bytes
 
     def spy_load(self: ImageFile.ImageFile) -> Any:
         loaded.append(self.size)
         return real_load(self)
 
-    def hooked_read_info(path: str) -> Any:
+    def hooked_read(path: str) -> Any:
         name = os.path.basename(path)
         if name == "grows.jpg":
             with open(path, "ab") as f:  # a camera still writing it
                 f.write(b"\0" * 100_000)
         elif name == "vanishes.jpg":
             os.unlink(path)  # deleted between the walk and the read
-        return real_read_info(path)
+        return real_read(path)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ImageFile.ImageFile, "load", spy_load)
-        mp.setattr(scanner, "read_info", hooked_read_info)
+        # The scan's one-pass read of each new file (core/ingest.py).
+        mp.setattr(ingest, "_read_bytes", hooked_read)
         lib = str(base / "lib")
         code = main(["--library", lib, "scan", str(root), "--no-embed", "--json"])
     yield {"root": root, "lib": lib, "code": code, "loaded": loaded}

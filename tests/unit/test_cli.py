@@ -216,9 +216,11 @@ def test_entry_point_runs() -> None:
 def test_sigkill_mid_scan_leaves_a_sound_db_and_the_rescan_finishes(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
-    n = 120
+    # More than one commit of the one-pass scan (rows and vectors land together,
+    # ~200 photos a transaction), so the kill can fall between two.
+    n = 500
     for i in range(n):
-        imagegen.save_jpeg(photos / f"{i:03}.jpg", seed=i, size=(800, 600))
+        imagegen.save_jpeg(photos / f"{i:03}.jpg", seed=i, size=(320, 240))
     weightsgen.register_tiny_model()
     weights = weightsgen.write_meta_checkpoint(tmp_path / "tiny.pth", weightsgen.TINY)
     lib = tmp_path / "lib"
@@ -245,6 +247,15 @@ def test_sigkill_mid_scan_leaves_a_sound_db_and_the_rescan_finishes(tmp_path: Pa
     done = con.execute("SELECT count(*) FROM embeddings").fetchone()[0]
     con.close()
     assert done < n
+    if done:
+        # Every vector stored belongs to a row of a photo that was read.
+        con = sqlite3.connect(db_path)
+        orphans = con.execute(
+            "SELECT count(*) FROM embeddings e WHERE NOT EXISTS"
+            " (SELECT 1 FROM images i WHERE i.id = e.image_id AND i.status = 'ok')"
+        ).fetchone()[0]
+        con.close()
+        assert orphans == 0
 
     proc = _cli(*args, "scan", "--json")
     out, err = proc.communicate(timeout=300)

@@ -43,10 +43,10 @@ def _cli(*args: str, gate: tuple[int, int] | None = None) -> subprocess.Popen[st
     `go` is written to or closed. Synchronisation, not timing."""
     code = (
         "import os, sys, threading\n"
-        "from dino_desktop.core import scanner\n"
+        "from dino_desktop.core import ingest\n"
         f"gate = {gate!r}\n"
         "if gate:\n"
-        "    real, lock, opened = scanner.read_info, threading.Lock(), []\n"
+        "    real, lock, opened = ingest._read_bytes, threading.Lock(), []\n"
         "    def held(path):\n"
         "        with lock:\n"
         "            if not opened:\n"
@@ -54,7 +54,7 @@ def _cli(*args: str, gate: tuple[int, int] | None = None) -> subprocess.Popen[st
         "                os.read(gate[1], 1)\n"
         "                opened.append(True)\n"
         "        return real(path)\n"
-        "    scanner.read_info = held\n"
+        "    ingest._read_bytes = held\n"
         "from dino_desktop.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
