@@ -30,12 +30,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -49,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 import weightsgen  # noqa: E402
+from _common import ips, print_report, timed  # noqa: E402
 from scan import make_photos  # noqa: E402
 
 from dino_desktop.core import device as D  # noqa: E402
@@ -61,19 +60,9 @@ from dino_desktop.core.progress import drive  # noqa: E402
 MODEL = "vit_small_patch14_dinov2"
 
 
-def _ips(n: int, seconds: float) -> float:
-    return round(n / seconds, 2) if seconds > 0 else 0.0
-
-
-def _timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def model_only(emb: E.Embedder, x: np.ndarray, batches: int) -> float:
     emb._forward(x)  # warm-up (allocator, oneDNN primitives)
-    return _ips(batches * len(x), _timed(lambda: [emb._forward(x) for _ in range(batches)]))
+    return ips(batches * len(x), timed(lambda: [emb._forward(x) for _ in range(batches)]))
 
 
 def decode(paths: list[str], workers: int) -> float:
@@ -82,17 +71,17 @@ def decode(paths: list[str], workers: int) -> float:
             out = list(pool.map(E._decode, paths))
         assert all(a is not None for a, _ in out)
 
-    return _ips(len(paths), _timed(run))
+    return ips(len(paths), timed(run))
 
 
 def pipeline(lib: Library, n: int) -> float:
     with lib.sessions() as session, session.begin():
         session.query(Embedding).delete()
     result: list[Any] = []
-    seconds = _timed(lambda: result.append(drive(lib.embed_pending())))
+    seconds = timed(lambda: result.append(drive(lib.embed_pending())))
     embedded, failed = result[0]
     assert embedded == n and not failed, (embedded, failed)
-    return _ips(n, seconds)
+    return ips(n, seconds)
 
 
 def naive(emb: E.Embedder, paths: list[str]) -> float:
@@ -101,7 +90,7 @@ def naive(emb: E.Embedder, paths: list[str]) -> float:
             x = E.preprocess(open_image(p))[None]  # full decode, EXIF orientation applied
             emb._forward(x, dtype=torch.float32)
 
-    return _ips(len(paths), _timed(run))
+    return ips(len(paths), timed(run))
 
 
 def precision_check(
@@ -120,7 +109,7 @@ def precision_check(
     cos = np.sum(ref * low, axis=1)
     out["bf16_cos_mean"] = round(float(cos.mean()), 6)
     out["bf16_cos_min"] = round(float(cos.min()), 6)
-    out["bf16_model_ips"] = _ips(len(x), bf16_s)
+    out["bf16_model_ips"] = ips(len(x), bf16_s)
     out["bf16_native"] = D.native_bf16(emb.device)
     if emb.device.type == "cpu":
         q = int8 or E.Embedder(MODEL, emb.weights, device="cpu", precision="int8")
@@ -128,13 +117,13 @@ def precision_check(
         qv = q._forward(x)
         fp32_s, int8_s = [], []
         for _ in range(rounds):
-            fp32_s.append(_timed(lambda: emb._forward(x, dtype=torch.float32)))
-            int8_s.append(_timed(lambda: q._forward(x)))
+            fp32_s.append(timed(lambda: emb._forward(x, dtype=torch.float32)))
+            int8_s.append(timed(lambda: q._forward(x)))
         qcos = np.sum(ref * qv, axis=1)
         out["int8_cos_mean"] = round(float(qcos.mean()), 6)
         out["int8_cos_min"] = round(float(qcos.min()), 6)
-        out["int8_model_ips"] = _ips(len(x), min(int8_s))
-        out["int8_vs_fp32_model_ips"] = _ips(len(x), min(fp32_s))
+        out["int8_model_ips"] = ips(len(x), min(int8_s))
+        out["int8_vs_fp32_model_ips"] = ips(len(x), min(fp32_s))
         out["int8_adoptable"] = bool(min(int8_s) < min(fp32_s) and qcos.min() >= 0.995)
     return out
 
@@ -234,10 +223,7 @@ def main() -> None:
             report["pipeline_int8_over_naive"] = round(
                 best["pipeline_int8_ips"] / best["naive_ips"], 2
             )
-    if not args.json:
-        for k, v in report.items():
-            print(f"{k}: {v}")
-    print(json.dumps(report))
+    print_report(report, args.json)
 
 
 if __name__ == "__main__":

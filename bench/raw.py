@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -47,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 import imagegen  # noqa: E402
 import rawgen  # noqa: E402
+from _common import print_report  # noqa: E402
 
 from dino_desktop.core import device as D  # noqa: E402
 from dino_desktop.core import embedder as E  # noqa: E402
@@ -163,10 +163,7 @@ def main() -> None:
         "generate_s": round(generate_s, 1),
         "date": datetime.date.today().isoformat(),
     }
-    if not args.json:
-        for k, v in report.items():
-            print(f"{k}: {v}")
-    print(json.dumps(report))
+    print_report(report, args.json)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ browse on a machine where importing torch is slow or the weights are missing.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,6 +54,8 @@ log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
 
 PROBE_IMAGES = 8  # the fixed batch auto precision compares bf16 against fp32 on
+PROBE_CACHE_NAME = "precision-probe.json"  # in cache_dir: the probe's answers, by key
+_probe_lock = threading.Lock()
 LOOKAHEAD_BATCHES = 3  # decoded batches kept ready ahead of the model
 
 
@@ -127,6 +131,14 @@ def _read_item(path: str) -> _Item:
     return _decode_item(path)
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # missing or damaged: probing again is always correct
+    return data if isinstance(data, dict) else {}
+
+
 def probe_batch(n: int = PROBE_IMAGES, seed: int = 0) -> FloatArray:
     """`n` fixed photo-like inputs (smooth colour fields, edges and noise), preprocessed.
 
@@ -196,11 +208,10 @@ class Embedder:
         features = getattr(self.model, "num_features", self.dim)
         if features != self.dim:
             raise WeightsError(f"{name}: model gives {features}-d features, spec says {self.dim}")
+        self._sha256: str | None = None  # the probe's cache key asks for it
         self.dtype: torch.dtype = torch.float32  # the probe below runs before the choice
         self.quantized = False
-        choice = choose_precision(
-            precision, self.device, lambda: self.low_precision_min_cosine(torch.bfloat16)
-        )
+        choice = choose_precision(precision, self.device, self._bf16_probe)
         self.dtype, self.precision_note = choice.dtype, choice.note
         if choice.int8:
             try:
@@ -220,7 +231,6 @@ class Embedder:
         # Decoded batches kept ready ahead of the model. (On the 2-core CPU, decoding
         # only between forward passes, lookahead 0, measured the same as 3.)
         self.lookahead = LOOKAHEAD_BATCHES
-        self._sha256: str | None = None
         log.info(
             "embedder %s on %s, %s, batch %d, %s decoding",
             name,
@@ -253,6 +263,47 @@ class Embedder:
 
     def low_precision_min_cosine(self, dtype: torch.dtype) -> float:
         return float(self.low_precision_cosines(dtype).min())
+
+    def probe_key(self) -> str:
+        """What the bf16 probe's answer depends on: model, weights (sha256), device
+        (with its bf16 feature or GPU name) and torch version."""
+        import torch
+
+        from dino_desktop.core.device import native_bf16
+
+        where = str(self.device)
+        if self.device.type == "cuda":
+            where += f" {torch.cuda.get_device_name(self.device)}"
+        parts = (self.name, self.weights_sha256, where, str(native_bf16(self.device)))
+        return "|".join((*parts, torch.__version__, f"probe{PROBE_IMAGES}"))
+
+    def _bf16_probe(self) -> float:
+        """The bf16 probe's minimum cosine, remembered in `cache_dir` (PROBE_CACHE_NAME)
+        per `probe_key`: ~2 s of two forward passes at every start otherwise."""
+        import torch
+
+        if self.cache_dir is None:
+            return self.low_precision_min_cosine(torch.bfloat16)
+        memo_path = self.cache_dir / PROBE_CACHE_NAME
+        key = self.probe_key()
+        with _probe_lock:
+            memo = _read_json(memo_path)
+        known = memo.get(key)
+        if isinstance(known, float):
+            log.info("bf16 probe: %.5f (remembered)", known)
+            return known
+        cosine = self.low_precision_min_cosine(torch.bfloat16)
+        with _probe_lock:
+            memo = _read_json(memo_path)
+            memo[key] = cosine
+            try:  # a read-only cache only costs the probe again next time
+                memo_path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = memo_path.with_name(f".{PROBE_CACHE_NAME}.{os.getpid()}.part")
+                tmp.write_text(json.dumps(memo, indent=1, sort_keys=True), encoding="utf-8")
+                os.replace(tmp, memo_path)
+            except OSError as exc:
+                log.debug("bf16 probe not remembered: %s", exc)
+        return cosine
 
     @property
     def weights_sha256(self) -> str:

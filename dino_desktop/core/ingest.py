@@ -221,6 +221,11 @@ class Ingest:
         if len(self._inputs) >= self.batch_size:
             self._run()
 
+    @property
+    def queued(self) -> int:
+        """Model inputs waiting for a full batch."""
+        return len(self._inputs)
+
     def _run(self) -> None:
         keys, inputs = self._keys, self._inputs
         self._keys, self._inputs = [], []

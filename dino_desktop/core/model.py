@@ -157,6 +157,8 @@ class ModelState:
                     device=self.device,
                     batch_size=self.settings.batch_size,
                     precision=self.settings.precision,
+                    # The weights' sha256 and the bf16 probe are remembered there.
+                    cache_dir=self.models_dir,
                 )
             except ValueError as exc:  # e.g. --device cuda on a machine without CUDA
                 raise _setting_error(exc) from exc

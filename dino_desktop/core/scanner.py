@@ -33,6 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from time import monotonic
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, exists, select, update
@@ -54,6 +55,8 @@ from dino_desktop.core.vectors import write_vectors
 log = logging.getLogger(__name__)
 
 COMMIT_EVERY = 200
+COMMIT_S = 1.0
+"""The one-pass scan commits at least this often (at model-batch boundaries)."""
 
 
 _Found = Found  # one file as the walk found it (core/identity.py)
@@ -605,6 +608,7 @@ def scan(
             per_run = ingest.batch_size
             commit_every = per_run * max(1, round(COMMIT_EVERY / per_run))
             window = max(window, 2 * per_run)
+        last = monotonic()
         futures: deque[Future[tuple[_Probe, Any]]] = deque()
         it = iter(todo)
         for found in it:
@@ -620,9 +624,14 @@ def scan(
             if arr is not None and ingest is not None:
                 ingest.add((probe.found.folder_id, probe.found.relpath), arr)
             done += 1
-            if len(pending) >= commit_every or not futures:
+            # With the one-pass ingest a batch also lands once COMMIT_S passed and
+            # the model has just run (the grid shows rows as they land, with their
+            # thumbnails: at ~8 photos/s, 200 photos would be 25 s apart).
+            landed = ingest is not None and not ingest.queued and monotonic() - last >= COMMIT_S
+            if len(pending) >= commit_every or not futures or landed:
                 _commit(sessions, pending, known, report, changes, ingest)
                 pending = []
+                last = monotonic()
             yield Progress("index", done, total, probe.found.path)
             if cancel.cancelled:
                 for future in futures:

@@ -423,3 +423,32 @@ def test_int8_is_an_opt_in_cpu_precision(tiny_pth: Path) -> None:
     img = photo(5)
     a, b = fp32.embed_images([img])[0], int8.embed_images([img])[0]
     assert b.dtype == np.float32 and cos(a, b) > 0.98
+
+
+def test_the_bf16_probe_runs_once_per_model_weights_device_and_torch(
+    tmp_path: Path, tiny_pth: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CPU with native bf16 (forced: the host's own features do not matter).
+    monkeypatch.setattr(D, "cpu_bf16_feature", lambda: "amx_bf16")
+    probes: list[float] = []
+    real = Embedder.low_precision_min_cosine
+
+    def counted(self: Embedder, dtype: torch.dtype) -> float:
+        probes.append(real(self, dtype))
+        return probes[-1]
+
+    monkeypatch.setattr(Embedder, "low_precision_min_cosine", counted)
+    cache = tmp_path / "models"
+    first = Embedder(TINY, tiny_pth, device="cpu", cache_dir=cache)
+    assert len(probes) == 1 and "amx_bf16" in first.precision_note
+    again = Embedder(TINY, tiny_pth, device="cpu", cache_dir=cache)
+    assert len(probes) == 1  # remembered
+    assert (again.dtype, again.precision_note) == (first.dtype, first.precision_note)
+    # Another torch version (or weights, or device) is another key: probed again.
+    monkeypatch.setattr(torch, "__version__", "9.9.9")
+    Embedder(TINY, tiny_pth, device="cpu", cache_dir=cache)
+    assert len(probes) == 2
+    # A damaged memo only costs the probe again.
+    (cache / E.PROBE_CACHE_NAME).write_text("{not json")
+    Embedder(TINY, tiny_pth, device="cpu", cache_dir=cache)
+    assert len(probes) == 3

@@ -243,3 +243,26 @@ def test_a_copy_of_a_photo_gets_the_same_row_values_as_the_original(
     assert rows["a.jpg"] == rows["b.jpg"]
     v = _vectors(lib)
     np.testing.assert_array_equal(v["a.jpg"], v["b.jpg"])
+
+
+def test_rows_land_during_the_scan_with_their_thumbnails_already_cached(
+    tmp_path: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The grid refreshes while a scan runs: every row it can read already has its
+    # thumbnail in the cache (made from the ingest's decode, not by the grid).
+    from dino_desktop.core import scanner
+
+    monkeypatch.setattr(scanner, "COMMIT_S", 0.0)  # land each model batch at once
+    photos = _jpegs(tmp_path / "photos", 40, (320, 240))
+    lib = _lib(tmp_path / "lib", tiny_weights)
+    lib.settings.batch_size = 8
+    seen: list[int] = []
+    for step in lib.scan([photos]):
+        if isinstance(step, Progress) and step.phase == "index":
+            with lib.sessions() as s:
+                landed = s.execute(select(db.ImageRow.relpath)).scalars().all()
+            for rel in landed:
+                assert _cached(lib, str(photos / rel)).is_file(), rel
+            seen.append(len(landed))
+    assert 0 < min(n for n in seen if n) < 40  # rows landed before the scan ended
+    assert len(set(seen)) >= 4  # in several batches
