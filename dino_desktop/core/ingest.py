@@ -31,10 +31,12 @@ development.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import os
 import stat
+import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -111,6 +113,35 @@ def decode_once(path: str) -> tuple[str, ImageInfo, Image.Image]:
     return hashlib.sha256(data).hexdigest(), info, image
 
 
+_HEAP_TUNED = False
+
+
+def _return_big_buffers_to_the_os() -> None:
+    """On glibc, serve allocations of 1 MiB and more (a photo's bytes, a full decode)
+    with mmap, so freeing them gives the memory back.
+
+    glibc's default threshold adapts upwards after the first large free, after
+    which multi-MB buffers freed on the pool's threads stay in fragmented heaps:
+    measured with bench/ingest.py, the peak RSS of a one-pass index grew with
+    the number of photos (1,235 MB at 100, 1,316 MB at 1,200) and stayed flat
+    with a fixed 1 MiB threshold (1,108 MB at 1,200). Elsewhere: nothing to do.
+    """
+    global _HEAP_TUNED
+    if _HEAP_TUNED:
+        return
+    _HEAP_TUNED = True
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and others: no mallopt
+        return
+    m_mmap_threshold = -3
+    if not mallopt(m_mmap_threshold, 1 << 20):
+        log.debug("mallopt(M_MMAP_THRESHOLD) refused")
+
+
 class Ingest:
     """What the scan's index stage makes besides the rows: thumbnails and vectors.
 
@@ -128,6 +159,7 @@ class Ingest:
         model_id: Callable[[], int] | None = None,
         batch_size: int = 16,
     ) -> None:
+        _return_big_buffers_to_the_os()
         self.thumbs_dir = thumbs_dir
         self._batch = batch_size
         self._load = load_embedder
