@@ -93,12 +93,13 @@ class Read:
 
 def _read_bytes(path: str) -> bytes | None:
     """The file's bytes, or None when it is too large to hold (then read by path)."""
+    # Checked before open: opening a FIFO put where a photo was would block.
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError("not a regular file")
+    if st.st_size > BUFFER_MAX:
+        return None
     with open(path, "rb") as handle:
-        st = os.fstat(handle.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ImageError("not a regular file")
-        if st.st_size > BUFFER_MAX:
-            return None
         return handle.read()
 
 

@@ -261,11 +261,7 @@ def store(sessions: Sessions, model_id: int, batch: Sequence[Result]) -> int:
         wanted = [image_id for image_id, _, _ in batch]
         alive = set(session.scalars(select(ImageRow.id).where(ImageRow.id.in_(wanted))))
         vectors = [
-            {
-                "image_id": image_id,
-                "model_id": model_id,
-                "vector": np.asarray(vector, dtype=np.float32).tobytes(),
-            }
+            (image_id, vector)
             for image_id, vector, _ in batch
             if vector is not None and image_id in alive  # else removed meanwhile
         ]
@@ -274,38 +270,31 @@ def store(sessions: Sessions, model_id: int, batch: Sequence[Result]) -> int:
             for image_id, vector, error in batch
             if vector is None and image_id in alive
         ]
-        if vectors:
-            _upsert(session, vectors)
+        write_vectors(session, model_id, vectors)
         if failures:
             session.execute(update(ImageRow), failures)
     return len(vectors)
 
 
 def write_vectors(session: Session, model_id: int, rows: Sequence[tuple[int, Any]]) -> None:
-    """Upsert (image id, vector) rows of one model in the caller's transaction (the
-    one-pass scan writes them with their image rows)."""
-    if rows:
-        _upsert(
-            session,
-            [
-                {
-                    "image_id": image_id,
-                    "model_id": model_id,
-                    "vector": np.asarray(vector, dtype=np.float32).tobytes(),
-                }
-                for image_id, vector in rows
-            ],
-        )
-
-
-def _upsert(session: Session, values: list[dict[str, Any]]) -> None:
+    """Upsert (image id, vector) rows of one model in the caller's transaction (`store`,
+    and the one-pass scan, which writes them with their image rows)."""
+    if not rows:
+        return
     stmt = sqlite_insert(Embedding)
     session.execute(
         stmt.on_conflict_do_update(
             index_elements=[Embedding.image_id, Embedding.model_id],
             set_={"vector": stmt.excluded.vector},
         ),
-        values,
+        [
+            {
+                "image_id": image_id,
+                "model_id": model_id,
+                "vector": np.asarray(vector, dtype=np.float32).tobytes(),
+            }
+            for image_id, vector in rows
+        ],
     )
 
 
