@@ -2,12 +2,17 @@
 
 A library is one folder (``--library DIR``, env ``DINO_DESKTOP_HOME``, else the
 platform's user data dir) holding the SQLite database, the FAISS index, the
-thumbnail cache, the model weights cache and ``settings.toml``.
+thumbnail cache, the model weights cache and ``settings.toml``. A shared library
+(``--library postgresql://...``) keeps its catalog on the server; this machine's
+own part of it (caches, weights, settings such as where the shared folders are
+mounted here) lives in a folder of the user data dir named for the server and
+database (`shared_home`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tomllib
@@ -30,25 +35,59 @@ def default_home() -> Path:
     return platformdirs.user_data_path(APP_NAME, appauthor=False)
 
 
+_URL_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
+
+
+def is_shared(target: object) -> bool:
+    """Whether a library given by the user is a shared one (a PostgreSQL URL)."""
+    return isinstance(target, str) and target.startswith(_URL_SCHEMES)
+
+
+def library_target(override: str | os.PathLike[str] | None = None) -> str | Path:
+    """The library the user asked for: explicit option, then the environment, then the
+    default folder. A folder as a resolved Path; a shared library as its URL."""
+    chosen = override or os.environ.get(HOME_ENV)
+    if not chosen:
+        return default_home()
+    if is_shared(chosen):
+        return str(chosen)
+    return Path(chosen).expanduser().resolve()
+
+
 def library_home(override: str | os.PathLike[str] | None = None) -> Path:
-    """Resolve the library folder: explicit option, then the environment, then the default."""
-    if override:
-        return Path(override).expanduser().resolve()
-    env = os.environ.get(HOME_ENV)
-    if env:
-        return Path(env).expanduser().resolve()
-    return default_home()
+    """The local folder of a library: the folder itself, or a shared library's own."""
+    target = library_target(override)
+    return shared_home(target) if isinstance(target, str) else target
+
+
+def shared_home(url: str) -> Path:
+    """This machine's folder of a shared library: named for its server and database
+    (never the password), under the user data dir."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    where = f"{parsed.username or ''}@{parsed.host or 'local'}:{parsed.port or 5432}/"
+    where += f"{parsed.database or ''}?{parsed.query.get('host', '')}"
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{parsed.host or 'local'}-{parsed.database or ''}")
+    digest = hashlib.sha256(where.encode()).hexdigest()[:10]
+    return platformdirs.user_data_path(APP_NAME, appauthor=False) / "shared" / f"{slug}-{digest}"
 
 
 @dataclass(frozen=True, slots=True)
 class LibraryPaths:
-    """The files of one library, all under `home`."""
+    """The files of one library, all under `home`; `url`: a shared library's server."""
 
     home: Path
+    url: str | None = None
 
     @property
     def db(self) -> Path:
         return self.home / "library.sqlite3"
+
+    @property
+    def database(self) -> Path | str:
+        """What the engine opens: the SQLite file, or the shared library's URL."""
+        return self.url if self.url is not None else self.db
 
     @property
     def index_dir(self) -> Path:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +32,28 @@ def _no_host_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
     from dino_desktop.core import device
 
     monkeypatch.setattr(device, "cpu_bf16_feature", lambda: None)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """The session's PostgreSQL + pgvector server (tests/pg.py), started on first use."""
+    import pg
+
+    server = pg.Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """A fresh shared library's URL: an empty database of the current schema."""
+    return str(pg_server.fresh())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def library_at(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a core test opens its library, once per backend: a SQLite folder, or a
+    fresh database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return tmp_path / "lib"
+    return str(request.getfixturevalue("pg_url"))

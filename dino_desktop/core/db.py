@@ -1,36 +1,44 @@
-"""SQLite storage: engine, typed ORM tables and schema migrations.
+"""Storage: the engine of a library and its typed ORM tables, on two backends.
 
-The schema is built only by the numbered migrations below (``PRAGMA user_version``
-holds the number applied), so a fresh library and an upgraded one run the very
-same DDL. A new release appends a migration; it never edits an old one.
+A library's database is a SQLite file in its folder (the embedded default) or
+a PostgreSQL server with pgvector (a shared library: `open_engine` takes a
+``postgresql://`` URL). The same tables serve both; the few columns whose
+storage differs say so in their type (`Int64`, `VectorBytes`). The schema is
+built and upgraded only by Alembic's revisions (core/migrations), so a fresh
+library and an upgraded one run the very same DDL.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Engine,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     create_engine,
     event,
+    false,
 )
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
-from dino_desktop.core.records import SchemaTooNew
+from dino_desktop.config import is_shared
+from dino_desktop.core.records import SharedLibraryError
 
 
 class FsPath(TypeDecorator[str]):
@@ -59,6 +67,45 @@ class FsPath(TypeDecorator[str]):
         return value  # type: ignore[no-any-return]
 
 
+Int64 = BigInteger().with_variant(Integer(), "sqlite")
+"""A 64-bit integer (a size, an mtime in ns, an inode): SQLite's INTEGER is 64-bit
+already (and its DDL keeps saying INTEGER); PostgreSQL's is 32-bit: BIGINT there."""
+
+
+class VectorBytes(TypeDecorator[bytes]):
+    """An embedding as the code sees it: float32 bytes, L2-normalised.
+
+    SQLite stores those bytes (a BLOB). PostgreSQL stores a pgvector ``halfvec``
+    (half the space; search runs in the database): bytes are converted on the way
+    in and back to float32 bytes on the way out, so a vector read from a shared
+    library equals the written one to float16 precision (~1e-3).
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            from pgvector.sqlalchemy import HALFVEC
+
+            return dialect.type_descriptor(HALFVEC())
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "postgresql":
+            return value
+        import numpy as np
+
+        return np.frombuffer(value, dtype=np.float32)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
+        if value is None or dialect.name != "postgresql":
+            return value  # type: ignore[no-any-return]
+        import numpy as np
+
+        return np.asarray(value.to_numpy(), dtype=np.float32).tobytes()
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -68,7 +115,7 @@ class Folder(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(FsPath, unique=True)
-    is_reference: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_reference: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     added_at: Mapped[datetime] = mapped_column(DateTime)
     # Schema 8: the drive the folder was last seen on (core/volumes.py), so an
     # unmounted drive is told apart from deleted photos and found at a new mount point.
@@ -83,12 +130,17 @@ class Folder(Base):
 
 class ImageRow(Base):
     __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("folder_id", "relpath"),
+        Index("ix_images_sha256", "sha256"),
+        Index("ix_images_status", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
     relpath: Mapped[str] = mapped_column(FsPath)
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Int64)
+    mtime_ns: Mapped[int] = mapped_column(Int64)
     sha256: Mapped[str | None] = mapped_column(String(64))
     phash: Mapped[str | None] = mapped_column(String(16))
     width: Mapped[int | None] = mapped_column(Integer)
@@ -101,14 +153,15 @@ class ImageRow(Base):
     scanned_at: Mapped[datetime] = mapped_column(DateTime)
     # Schema 2: the file's identity on disk, so hard links are known to be one file.
     format: Mapped[str | None] = mapped_column(String(16))
-    dev: Mapped[int | None] = mapped_column(Integer)
-    inode: Mapped[int | None] = mapped_column(Integer)
+    dev: Mapped[int | None] = mapped_column(Int64)
+    inode: Mapped[int | None] = mapped_column(Int64)
 
     folder: Mapped[Folder] = relationship(back_populates="images")
 
 
 class ModelRow(Base):
     __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("name", "weights_sha256"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
@@ -119,6 +172,7 @@ class ModelRow(Base):
 
 class Embedding(Base):
     __tablename__ = "embeddings"
+    __table_args__ = (Index("ix_embeddings_model", "model_id"),)
 
     image_id: Mapped[int] = mapped_column(
         ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
@@ -126,7 +180,7 @@ class Embedding(Base):
     model_id: Mapped[int] = mapped_column(
         ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
     )
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    vector: Mapped[bytes] = mapped_column(VectorBytes)
 
 
 class JournalRow(Base):
@@ -143,6 +197,7 @@ class ClusterRunRow(Base):
     """One k-means run (auto-folders) over one model's vectors."""
 
     __tablename__ = "cluster_runs"
+    __table_args__ = (Index("ix_cluster_runs_model", "model_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
@@ -152,6 +207,7 @@ class ClusterRunRow(Base):
 
 class ClusterRow(Base):
     __tablename__ = "clusters"
+    __table_args__ = (UniqueConstraint("run_id", "idx"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("cluster_runs.id", ondelete="CASCADE"))
@@ -162,6 +218,7 @@ class ClusterRow(Base):
 
 class ClusterMember(Base):
     __tablename__ = "cluster_members"
+    __table_args__ = (Index("ix_cluster_members_image", "image_id"),)
 
     cluster_id: Mapped[int] = mapped_column(
         ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True
@@ -170,7 +227,7 @@ class ClusterMember(Base):
         ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
     )
     score: Mapped[float] = mapped_column(Float)  # cosine to the cluster's centroid
-    is_outlier: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_outlier: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ClusterExclusion(Base):
@@ -201,6 +258,7 @@ class SortExample(Base):
     """A photo the user said is (`positive`) or is not an example of a label."""
 
     __tablename__ = "sort_examples"
+    __table_args__ = (Index("ix_sort_examples_image", "image_id"),)
 
     label_id: Mapped[int] = mapped_column(
         ForeignKey("sort_labels.id", ondelete="CASCADE"), primary_key=True
@@ -220,6 +278,10 @@ class CompanionRow(Base):
     """
 
     __tablename__ = "companions"
+    __table_args__ = (
+        UniqueConstraint("folder_id", "relpath"),
+        Index("ix_companions_image", "image_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
@@ -228,8 +290,8 @@ class CompanionRow(Base):
     )
     relpath: Mapped[str] = mapped_column(FsPath)
     kind: Mapped[str] = mapped_column(String(8))
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Int64)
+    mtime_ns: Mapped[int] = mapped_column(Int64)
 
 
 class EmbeddingGeneration(Base):
@@ -237,7 +299,7 @@ class EmbeddingGeneration(Base):
 
     __tablename__ = "embedding_generations"
 
-    model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     generation: Mapped[int] = mapped_column(Integer)
 
 
@@ -265,6 +327,7 @@ class DupeDismissalMember(Base):
     holds only while (size, mtime, sha256) are unchanged."""
 
     __tablename__ = "dupe_dismissal_members"
+    __table_args__ = (Index("ix_dupe_dismissal_members_image", "image_id"),)
 
     dismissal_id: Mapped[int] = mapped_column(
         ForeignKey("dupe_dismissals.id", ondelete="CASCADE"), primary_key=True
@@ -272,209 +335,9 @@ class DupeDismissalMember(Base):
     image_id: Mapped[int] = mapped_column(
         ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
     )
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Int64)
+    mtime_ns: Mapped[int] = mapped_column(Int64)
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
-
-
-def _v1(conn: Connection) -> None:
-    """The schema of DESIGN.md §3."""
-    for ddl in (
-        """CREATE TABLE folders (
-            id INTEGER PRIMARY KEY,
-            path VARCHAR NOT NULL UNIQUE,
-            is_reference BOOLEAN NOT NULL DEFAULT 0,
-            added_at DATETIME NOT NULL)""",
-        """CREATE TABLE images (
-            id INTEGER PRIMARY KEY,
-            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
-            relpath VARCHAR NOT NULL,
-            size INTEGER NOT NULL,
-            mtime_ns INTEGER NOT NULL,
-            sha256 VARCHAR(64),
-            phash VARCHAR(16),
-            width INTEGER,
-            height INTEGER,
-            orientation INTEGER,
-            taken_at DATETIME,
-            camera TEXT,
-            status VARCHAR(8) NOT NULL,
-            error TEXT,
-            scanned_at DATETIME NOT NULL,
-            UNIQUE (folder_id, relpath))""",
-        """CREATE TABLE models (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL,
-            weights_sha256 VARCHAR(64) NOT NULL,
-            dim INTEGER NOT NULL,
-            image_size INTEGER NOT NULL,
-            UNIQUE (name, weights_sha256))""",
-        """CREATE TABLE embeddings (
-            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
-            model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
-            vector BLOB NOT NULL,
-            PRIMARY KEY (image_id, model_id))""",
-        """CREATE TABLE journal (
-            id INTEGER PRIMARY KEY,
-            created_at DATETIME NOT NULL,
-            action TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            undone_at DATETIME)""",
-        "CREATE INDEX ix_embeddings_model ON embeddings (model_id)",
-    ):
-        conn.exec_driver_sql(ddl)
-
-
-def _v2(conn: Connection) -> None:
-    """File identity (device, inode) and format; indexes for duplicate lookups."""
-    for ddl in (
-        "ALTER TABLE images ADD COLUMN format VARCHAR(16)",
-        "ALTER TABLE images ADD COLUMN dev INTEGER",
-        "ALTER TABLE images ADD COLUMN inode INTEGER",
-        "CREATE INDEX ix_images_sha256 ON images (sha256)",
-        "CREATE INDEX ix_images_status ON images (status)",
-    ):
-        conn.exec_driver_sql(ddl)
-
-
-def _v3(conn: Connection) -> None:
-    """Auto-folders: saved k-means runs, their clusters (with centroids) and members."""
-    for ddl in (
-        """CREATE TABLE cluster_runs (
-            id INTEGER PRIMARY KEY,
-            created_at DATETIME NOT NULL,
-            model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
-            k INTEGER NOT NULL)""",
-        """CREATE TABLE clusters (
-            id INTEGER PRIMARY KEY,
-            run_id INTEGER NOT NULL REFERENCES cluster_runs(id) ON DELETE CASCADE,
-            idx INTEGER NOT NULL,
-            name TEXT NOT NULL,
-            centroid BLOB NOT NULL,
-            UNIQUE (run_id, idx))""",
-        """CREATE TABLE cluster_members (
-            cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
-            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
-            score FLOAT NOT NULL,
-            is_outlier BOOLEAN NOT NULL DEFAULT 0,
-            PRIMARY KEY (cluster_id, image_id))""",
-        "CREATE INDEX ix_cluster_runs_model ON cluster_runs (model_id)",
-        # Deleting an image cascades here: without this index each delete scans the table.
-        "CREATE INDEX ix_cluster_members_image ON cluster_members (image_id)",
-    ):
-        conn.exec_driver_sql(ddl)
-
-
-def _v4(conn: Connection) -> None:
-    """Photos excluded from a clustering run, so they stay out of "New photos" too."""
-    conn.exec_driver_sql(
-        """CREATE TABLE cluster_exclusions (
-            run_id INTEGER NOT NULL REFERENCES cluster_runs(id) ON DELETE CASCADE,
-            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
-            PRIMARY KEY (run_id, image_id))"""
-    )
-
-
-def _v5(conn: Connection) -> None:
-    """Sort by example: labels (from a folder or made in the app) and their examples."""
-    for ddl in (
-        """CREATE TABLE sort_labels (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL UNIQUE,
-            folder VARCHAR,
-            created_at DATETIME NOT NULL)""",
-        """CREATE TABLE sort_examples (
-            label_id INTEGER NOT NULL REFERENCES sort_labels(id) ON DELETE CASCADE,
-            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
-            positive BOOLEAN NOT NULL,
-            PRIMARY KEY (label_id, image_id))""",
-        "CREATE INDEX ix_sort_examples_image ON sort_examples (image_id)",
-    ):
-        conn.exec_driver_sql(ddl)
-
-
-def _v6(conn: Connection) -> None:
-    """A per-model counter of embedding changes, kept by triggers, for the index stamp.
-
-    The index stamp (count, max id, sum of ids) cannot see a photo re-embedded
-    under the same id (a changed file): its old vector would be served from a
-    saved index. Every insert, update or delete of an embedding bumps this
-    counter, whoever writes (any process, any code path).
-    """
-    conn.exec_driver_sql(
-        """CREATE TABLE embedding_generations (
-            model_id INTEGER PRIMARY KEY,
-            generation INTEGER NOT NULL)"""
-    )
-    for ddl in (
-        """CREATE TRIGGER embeddings_generation_insert AFTER INSERT ON embeddings BEGIN
-            INSERT INTO embedding_generations (model_id, generation) VALUES (NEW.model_id, 1)
-            ON CONFLICT (model_id) DO UPDATE SET generation = generation + 1;
-        END""",
-        """CREATE TRIGGER embeddings_generation_update AFTER UPDATE ON embeddings BEGIN
-            INSERT INTO embedding_generations (model_id, generation) VALUES (NEW.model_id, 1)
-            ON CONFLICT (model_id) DO UPDATE SET generation = generation + 1;
-        END""",
-        """CREATE TRIGGER embeddings_generation_delete AFTER DELETE ON embeddings BEGIN
-            INSERT INTO embedding_generations (model_id, generation) VALUES (OLD.model_id, 1)
-            ON CONFLICT (model_id) DO UPDATE SET generation = generation + 1;
-        END""",
-    ):
-        conn.exec_driver_sql(ddl)
-
-
-def _v7(conn: Connection) -> None:
-    """Companion files of photo items (RAW originals, Live Photo videos, sidecars) and
-    the loose videos and orphan sidecars beside them (core/companions.py)."""
-    for ddl in (
-        """CREATE TABLE companions (
-            id INTEGER PRIMARY KEY,
-            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
-            image_id INTEGER REFERENCES images(id) ON DELETE CASCADE,
-            relpath VARCHAR NOT NULL,
-            kind VARCHAR(8) NOT NULL,
-            size INTEGER NOT NULL,
-            mtime_ns INTEGER NOT NULL,
-            UNIQUE (folder_id, relpath))""",
-        "CREATE INDEX ix_companions_image ON companions (image_id)",
-    ):
-        conn.exec_driver_sql(ddl)
-
-
-def _v8(conn: Connection) -> None:
-    """The drive each folder was last seen on: filesystem identity, path under its
-    mount point, the mount point (core/volumes.py). Filled in by the next scan."""
-    for ddl in (
-        "ALTER TABLE folders ADD COLUMN volume TEXT",
-        "ALTER TABLE folders ADD COLUMN volume_path VARCHAR",
-        "ALTER TABLE folders ADD COLUMN mount VARCHAR",
-    ):
-        conn.exec_driver_sql(ddl)
-
-
-def _v9(conn: Connection) -> None:
-    """Duplicate proposals the user dismissed (core/dismissals.py)."""
-    for ddl in (
-        """CREATE TABLE dupe_dismissals (
-            id INTEGER PRIMARY KEY,
-            created_at DATETIME NOT NULL,
-            kind VARCHAR(16) NOT NULL,
-            subject_id INTEGER REFERENCES images(id) ON DELETE CASCADE,
-            undone_at DATETIME)""",
-        """CREATE TABLE dupe_dismissal_members (
-            dismissal_id INTEGER NOT NULL REFERENCES dupe_dismissals(id) ON DELETE CASCADE,
-            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
-            size INTEGER NOT NULL,
-            mtime_ns INTEGER NOT NULL,
-            sha256 VARCHAR(64),
-            PRIMARY KEY (dismissal_id, image_id))""",
-        "CREATE INDEX ix_dupe_dismissal_members_image ON dupe_dismissal_members (image_id)",
-    ):
-        conn.exec_driver_sql(ddl)
-
-
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -495,41 +358,93 @@ def _on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
-def schema_version(conn: Connection) -> int:
-    return int(conn.exec_driver_sql("PRAGMA user_version").scalar_one())
+POSTGRESQL_MIN: Final = 160000  # server_version_num of PostgreSQL 16
+PGVECTOR_MIN: Final = (0, 7)
 
 
-def migrate(engine: Engine, target: int = SCHEMA_VERSION) -> int:
-    """Apply the missing migrations, each in its own transaction; return the new version."""
-    with engine.connect() as conn:
-        current = schema_version(conn)
-    if current > SCHEMA_VERSION:
-        raise SchemaTooNew(
-            f"this library uses schema {current}, but this release knows only up to "
-            f"{SCHEMA_VERSION}; please update DINO Desktop"
-        )
-    for version in range(current + 1, target + 1):
-        with engine.begin() as conn:
-            MIGRATIONS[version - 1](conn)
-            conn.exec_driver_sql(f"PRAGMA user_version = {version}")
-    return max(current, target)
-
-
-def open_engine(path: Path, *, upgrade: bool = True) -> Engine:
-    """Open (creating if needed) the library database and bring its schema up to date."""
+def open_engine(target: Path | str, *, upgrade: bool = True) -> Engine:
+    """Open (creating if needed) a library database and bring its schema up to date:
+    a SQLite file by path, a shared library by ``postgresql://`` URL.
+    Raises `SchemaTooNew`, and for a server `SharedLibraryError`."""
+    if is_shared(target):
+        return _open_postgresql(str(target), upgrade=upgrade)
+    path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
     event.listen(engine, "connect", _on_connect)
     event.listen(engine, "begin", _on_begin)
     if upgrade:
+        from dino_desktop.core import migrations
         from dino_desktop.core.lock import waiting_lock
 
         # Two processes opening a new (or older) library at once would both run
         # the same migrations ("table folders already exists"): one at a time,
         # and the second then finds the schema current.
         with waiting_lock(path.with_name(path.name + ".migrate-lock")):
-            migrate(engine)
+            migrations.upgrade(engine)
     return engine
+
+
+def _open_postgresql(target: str, *, upgrade: bool) -> Engine:
+    url = make_url(target).set(drivername="postgresql+psycopg")
+    shown = url.render_as_string(hide_password=True)
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,  # a server restarted under a long-lived GUI
+        connect_args={"connect_timeout": 10, "application_name": "dino-desktop"},
+    )
+    try:
+        with engine.connect() as conn:
+            _check_server(conn, shown)
+        if upgrade:
+            from dino_desktop.core import migrations
+
+            migrations.upgrade(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise SharedLibraryError(connect_message(shown, url.host, url.port, exc)) from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _check_server(conn: Connection, shown: str) -> None:
+    number = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
+    if number < POSTGRESQL_MIN:
+        raise SharedLibraryError(
+            f"{shown}: PostgreSQL {number // 10000} is too old; a shared library needs 16 or newer"
+        )
+    row = conn.exec_driver_sql(
+        "SELECT default_version, installed_version FROM pg_available_extensions "
+        "WHERE name = 'vector'"
+    ).first()
+    if row is None:
+        raise SharedLibraryError(
+            f"{shown}: the server has no pgvector extension; install pgvector "
+            "(0.7 or newer) on it, then connect again"
+        )
+    version = row[1] or row[0]
+    if tuple(int(p) for p in version.split(".")[:2]) < PGVECTOR_MIN:
+        raise SharedLibraryError(
+            f"{shown}: pgvector {version} is too old; a shared library needs 0.7 or newer"
+        )
+
+
+def connect_message(shown: str, host: str | None, port: int | None, exc: Exception) -> str:
+    """One line for a failed connection: which failure, in the user's words."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    where = f"{host or 'localhost'}:{port or 5432}"
+    low = text.lower()
+    if "password authentication failed" in low:
+        return f"{shown}: wrong user name or password"
+    if "no password supplied" in low:
+        return f"{shown}: the server asks for a password; put it in the URL or ~/.pgpass"
+    if "does not exist" in low and "database" in low:
+        return f"{shown}: no such database on the server ({text.splitlines()[0]})"
+    if "connection refused" in low or "could not connect" in low or "timeout" in low:
+        return f"cannot reach the PostgreSQL server at {where}: is it running? ({shown})"
+    return f"{shown}: {text.splitlines()[0] if text else type(exc).__name__}"
 
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:

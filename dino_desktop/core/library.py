@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dino_desktop.config import LibraryPaths, Settings, library_home
+from dino_desktop.config import LibraryPaths, Settings, library_target, shared_home
 from dino_desktop.core import (
     catalog,
     clusters,
@@ -97,11 +97,15 @@ class Library:
         weights: str | os.PathLike[str] | None = None,
         device: str | None = None,
     ) -> None:
-        self.paths = LibraryPaths(library_home(home))
+        target = library_target(home)
+        if isinstance(target, str):
+            self.paths = LibraryPaths(shared_home(target), url=target)
+        else:
+            self.paths = LibraryPaths(target)
         self.paths.ensure()
         self.settings = Settings.load(self.paths.settings)
         emb.get_spec(model or self.settings.model)  # fail early on an unknown model name
-        self.engine = open_engine(self.paths.db)
+        self.engine = open_engine(self.paths.database)
         self.sessions = session_factory(self.engine)
         self.fileops = FileOps(self.sessions)
         # Write jobs (scan, embed, file operations) of one process at a time (core/lock.py).

@@ -185,6 +185,11 @@ class SchemaTooNew(Exception):
     """The library was written by a newer release; opening it here could damage it."""
 
 
+class SharedLibraryError(Exception):
+    """A shared (PostgreSQL) library cannot be opened: the server is down, the
+    password is wrong, pgvector is missing... The message says which, in one line."""
+
+
 class LibraryBusy(Exception):
     """Another process runs a write job on this library; the message says which."""
 

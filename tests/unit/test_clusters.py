@@ -19,6 +19,7 @@ from dino_desktop.core import clusters, db
 from dino_desktop.core.export_plan import plan_export, sanitize_folder_name
 from dino_desktop.core.fileops import FileOps
 from dino_desktop.core.library import Library
+from dino_desktop.core.migrations import legacy
 from dino_desktop.core.progress import drive
 from dino_desktop.core.records import LibraryError, ReferenceFolderError
 
@@ -342,7 +343,7 @@ def test_file_new_photos_goes_to_the_nearest_centroid() -> None:
 def test_upgrade_from_schema_2_adds_cluster_tables_with_cascades(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     old = db.open_engine(path, upgrade=False)
-    db.migrate(old, target=2)
+    legacy.migrate(old, target=2)
     with old.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO folders (id, path, is_reference, added_at) "
@@ -379,7 +380,7 @@ def test_upgrade_from_schema_2_adds_cluster_tables_with_cascades(tmp_path: Path)
         assert session.scalars(select(db.ClusterRow)).all() == []
     engine.dispose()
     con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION >= 3
+    assert con.execute("PRAGMA user_version").fetchone()[0] == legacy.SCHEMA_VERSION >= 3
     con.close()
 
 

@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import inspect, select
 
 from dino_desktop.core import db
+from dino_desktop.core.migrations import legacy
+from dino_desktop.core.records import SchemaTooNew
 
 
 def test_fresh_library_uses_wal_foreign_keys_and_current_schema(tmp_path: Path) -> None:
@@ -17,7 +19,7 @@ def test_fresh_library_uses_wal_foreign_keys_and_current_schema(tmp_path: Path) 
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
-        assert db.schema_version(conn) == db.SCHEMA_VERSION
+        assert legacy.schema_version(conn) == legacy.SCHEMA_VERSION
 
 
 def test_orm_matches_the_schema_the_migrations_build(tmp_path: Path) -> None:
@@ -31,7 +33,7 @@ def test_orm_matches_the_schema_the_migrations_build(tmp_path: Path) -> None:
 def test_upgrade_from_schema_1_keeps_photos_and_vectors(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     old = db.open_engine(path, upgrade=False)
-    db.migrate(old, target=1)
+    legacy.migrate(old, target=1)
     with old.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO folders (id, path, is_reference, added_at) "
@@ -52,7 +54,7 @@ def test_upgrade_from_schema_1_keeps_photos_and_vectors(tmp_path: Path) -> None:
 
     engine = db.open_engine(path)
     with engine.connect() as conn:
-        assert db.schema_version(conn) == db.SCHEMA_VERSION
+        assert legacy.schema_version(conn) == legacy.SCHEMA_VERSION
     sessions = db.session_factory(engine)
     with sessions() as session:
         image = session.scalars(select(db.ImageRow)).one()
@@ -68,9 +70,9 @@ def test_upgrade_from_schema_1_keeps_photos_and_vectors(tmp_path: Path) -> None:
 def test_a_newer_schema_is_refused_not_damaged(tmp_path: Path) -> None:
     path = tmp_path / "future.sqlite3"
     con = sqlite3.connect(path)
-    con.execute(f"PRAGMA user_version = {db.SCHEMA_VERSION + 5}")
+    con.execute(f"PRAGMA user_version = {legacy.SCHEMA_VERSION + 5}")
     con.close()
-    with pytest.raises(db.SchemaTooNew, match="update DINO Desktop"):
+    with pytest.raises(SchemaTooNew, match="update DINO Desktop"):
         db.open_engine(path)
 
 

@@ -21,10 +21,12 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, func, select
 
-from dino_desktop.core import db
+from dino_desktop.core import db, migrations
 from dino_desktop.core.library import Library
+from dino_desktop.core.migrations import legacy
+from dino_desktop.core.records import SchemaTooNew
 
-PAST_VERSIONS = range(1, db.SCHEMA_VERSION)
+PAST_VERSIONS = range(1, legacy.SCHEMA_VERSION)
 
 
 def _vector(seed: int) -> bytes:
@@ -210,7 +212,7 @@ def _schema(engine: Engine) -> dict[str, Any]:
                     )
                     for row in sql(f"PRAGMA index_list({name})")
                 )
-        out["user_version"] = db.schema_version(conn)
+        out["user_version"] = legacy.schema_version(conn)
     return out
 
 
@@ -242,7 +244,7 @@ def test_upgrade_keeps_every_row_and_matches_a_fresh_schema(
 ) -> None:
     path = tmp_path / "library.sqlite3"
     old = db.open_engine(path, upgrade=False)
-    assert db.migrate(old, target=version) == version
+    assert legacy.migrate(old, target=version) == version
     _populate(old, version)
     before = _rows(old)
     old.dispose()
@@ -256,7 +258,10 @@ def test_upgrade_keeps_every_row_and_matches_a_fresh_schema(
         assert sorted(kept, key=repr) == rows, table
         for row in after[table]:
             assert all(row[k] is None for k in row.keys() - rows[0].keys()) if rows else True
-    assert all(after[t] == [] for t in after.keys() - before.keys() - {"embedding_generations"})
+    new_tables = after.keys() - before.keys() - {"embedding_generations", "alembic_version"}
+    assert all(after[t] == [] for t in new_tables)
+    # Stamped with Alembic's baseline and upgraded from there: the head is recorded.
+    assert after["alembic_version"] == [{"version_num": migrations.head()}]
     with upgraded.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
@@ -268,7 +273,7 @@ def test_an_upgraded_library_works_with_the_current_code(tmp_path: Path, version
     home = tmp_path / "lib"
     home.mkdir()
     old = db.open_engine(home / "library.sqlite3", upgrade=False)
-    db.migrate(old, target=version)
+    legacy.migrate(old, target=version)
     _populate(old, version)
     old.dispose()
 
@@ -295,11 +300,39 @@ def test_an_upgraded_library_works_with_the_current_code(tmp_path: Path, version
 def test_a_library_from_a_newer_release_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "library.sqlite3"
     con = sqlite3.connect(path)
-    con.execute(f"PRAGMA user_version = {db.SCHEMA_VERSION + 1}")
+    con.execute(f"PRAGMA user_version = {legacy.SCHEMA_VERSION + 1}")
     con.close()
-    with pytest.raises(db.SchemaTooNew):
+    with pytest.raises(SchemaTooNew):
         db.open_engine(path)
     con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION + 1
+    assert con.execute("PRAGMA user_version").fetchone()[0] == legacy.SCHEMA_VERSION + 1
     assert con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
     con.close()
+
+
+def test_a_library_at_an_unknown_alembic_revision_is_refused_naming_both(tmp_path: Path) -> None:
+    path = tmp_path / "library.sqlite3"
+    db.open_engine(path).dispose()
+    con = sqlite3.connect(path)
+    con.execute("UPDATE alembic_version SET version_num = 'f00dcafe'")
+    con.commit()
+    before = con.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    con.close()
+    with pytest.raises(SchemaTooNew, match=rf"f00dcafe.*{migrations.head()}"):
+        db.open_engine(path)
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == before
+    assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [("f00dcafe",)]
+    con.close()
+
+
+def test_a_fresh_library_is_at_the_head_and_reads_as_legacy_nine_to_old_releases(
+    tmp_path: Path,
+) -> None:
+    engine = db.open_engine(tmp_path / "library.sqlite3")
+    assert migrations.current_revision(engine) == migrations.head()
+    with engine.connect() as conn:
+        # A release from before Alembic sees the schema it knows, not an empty file.
+        later = sum(1 for _ in migrations.script().walk_revisions()) - 1
+        assert legacy.schema_version(conn) == legacy.SCHEMA_VERSION + later
+    engine.dispose()
