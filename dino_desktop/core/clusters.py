@@ -41,7 +41,6 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, insert, select, update
@@ -54,6 +53,7 @@ from dino_desktop.core.db import (
     ClusterRow,
     ClusterRunRow,
     ImageRow,
+    Raw,
 )
 from dino_desktop.core.export_plan import plan_export
 from dino_desktop.core.progress import CancelToken, Job, Progress
@@ -395,7 +395,7 @@ def load_latest(
         # Every member of the run in one query, straight from the DB-API cursor:
         # 100,000 members through the ORM, a query per folder, took 0.6 s.
         by_cluster: dict[int, list[tuple[int, float, int]]] = {row.id: [] for row in rows}
-        dbapi: Any = session.connection().connection.driver_connection
+        dbapi = Raw(session)
         for cluster_id, image_id, score, outlier in dbapi.execute(
             "SELECT m.cluster_id, m.image_id, m.score, m.is_outlier FROM cluster_members m"
             " JOIN clusters c ON c.id = m.cluster_id WHERE c.run_id = ?"

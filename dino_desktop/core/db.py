@@ -11,6 +11,7 @@ library and an upgraded one run the very same DDL.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -35,7 +36,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    sessionmaker,
+)
 
 from dino_desktop.config import is_shared
 from dino_desktop.core.records import SharedLibraryError
@@ -103,7 +111,8 @@ class VectorBytes(TypeDecorator[bytes]):
             return value  # type: ignore[no-any-return]
         import numpy as np
 
-        return np.asarray(value.to_numpy(), dtype=np.float32).tobytes()
+        values = value.to_numpy() if hasattr(value, "to_numpy") else value  # pgvector's versions
+        return np.asarray(values, dtype=np.float32).tobytes()
 
 
 class Base(DeclarativeBase):
@@ -442,9 +451,48 @@ def connect_message(shown: str, host: str | None, port: int | None, exc: Excepti
         return f"{shown}: the server asks for a password; put it in the URL or ~/.pgpass"
     if "does not exist" in low and "database" in low:
         return f"{shown}: no such database on the server ({text.splitlines()[0]})"
-    if "connection refused" in low or "could not connect" in low or "timeout" in low:
+    unreachable = ("connection refused", "could not connect", "timeout", "no such file", "no route")
+    if any(words in low for words in unreachable):
         return f"cannot reach the PostgreSQL server at {where}: is it running? ({shown})"
     return f"{shown}: {text.splitlines()[0] if text else type(exc).__name__}"
+
+
+def insert(session: Session, table: Any) -> Any:
+    """An INSERT with ``on_conflict_do_nothing / _do_update`` in the session's dialect
+    (SQLite's and PostgreSQL's take the same arguments)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+class Raw:
+    """The DB-API connection under a session's transaction, for the few hot paths that
+    skip SQLAlchemy's per-row cost. It takes SQLite's ``?`` placeholders on both
+    backends (turned into psycopg's ``%s``), so those statements are written once."""
+
+    def __init__(self, session: Session) -> None:
+        self.conn: Any = session.connection().connection.driver_connection
+        self.postgresql = session.get_bind().dialect.name == "postgresql"
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s") if self.postgresql else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; returns the driver's cursor (iterate, fetchone, fetchmany)."""
+        if self.postgresql:
+            return self.conn.execute(self._sql(sql), params or None)
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self.postgresql:
+            with self.conn.cursor() as cursor:
+                cursor.executemany(self._sql(sql), rows)
+        else:
+            self.conn.executemany(sql, rows)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:

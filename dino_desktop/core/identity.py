@@ -34,7 +34,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from dino_desktop.core.db import FsPath, ImageRow
+from dino_desktop.core.db import FsPath, ImageRow, Raw
 from dino_desktop.core.journal import in_flight
 from dino_desktop.core.progress import CancelToken, Job, Progress
 
@@ -251,7 +251,7 @@ def apply_moves(
         if live:
             # The raw cursor: SQLAlchemy's per-row parameter handling is most of the
             # cost of 10,000 updates. Relpaths that are not UTF-8 go through FsPath.
-            dbapi: Any = session.connection().connection.driver_connection
+            dbapi = Raw(session)
             fs, dialect = FsPath(), session.get_bind().dialect
             dbapi.executemany(
                 "UPDATE images SET folder_id = ?, relpath = ?, size = ?, mtime_ns = ?,"

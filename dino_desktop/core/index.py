@@ -34,6 +34,7 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core import catalog
+from dino_desktop.core.db import Raw
 from dino_desktop.core.lock import waiting_lock
 from dino_desktop.core.records import SearchHit
 from dino_desktop.core.vectors import load_vectors
@@ -68,22 +69,16 @@ def current_stamp(session: Session, model_id: int) -> Stamp:
     # "+model_id" keeps SQLite off the model_id index, whose every hit costs a table
     # lookup (the vectors' pages): the primary key index (image_id, model_id) covers
     # the query instead, ~8x faster (11 ms at 100,000 vectors here).
-    count, max_id, id_sum = (
-        session.connection()
-        .exec_driver_sql(
-            "SELECT count(image_id), coalesce(max(image_id), 0), coalesce(sum(image_id), 0)"
-            " FROM embeddings WHERE +model_id = ?",
-            (model_id,),
-        )
-        .one()
-    )
-    generation = (
-        session.connection()
-        .exec_driver_sql(
-            "SELECT generation FROM embedding_generations WHERE model_id = ?", (model_id,)
-        )
-        .scalar()
-    )
+    raw = Raw(session)
+    count, max_id, id_sum = raw.execute(
+        "SELECT count(image_id), coalesce(max(image_id), 0), coalesce(sum(image_id), 0)"
+        " FROM embeddings WHERE +model_id = ?",
+        (model_id,),
+    ).fetchone()
+    row = raw.execute(
+        "SELECT generation FROM embedding_generations WHERE model_id = ?", (model_id,)
+    ).fetchone()
+    generation = row[0] if row else 0
     return Stamp(model_id, int(count), int(max_id), int(id_sum), int(generation or 0))
 
 
@@ -300,17 +295,31 @@ class IndexCache:
     private connection that never writes changes whenever *any* other connection
     (this process's pool, or another process such as the CLI) commits; only then
     is the stamp checked again, and the index reloaded or rebuilt if it moved on.
+    On a shared library (`db` None) the change counter is the sum of the
+    per-model generations that PostgreSQL's trigger bumps on every vector change.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], db: Path, folder: Path) -> None:
+    def __init__(self, sessions: sessionmaker[Session], db: Path | None, folder: Path) -> None:
         self._sessions = sessions
         self._folder = folder
-        self._conn = sqlite3.connect(db, check_same_thread=False, isolation_level=None)
+        self._conn = (
+            None
+            if db is None
+            else sqlite3.connect(db, check_same_thread=False, isolation_level=None)
+        )
         self._lock = threading.Lock()
         self._index: VectorIndex | None = None
         self._version: int | None = None
 
     def _data_version(self) -> int:
+        if self._conn is None:
+            with self._sessions() as session:
+                (total,) = (
+                    Raw(session)
+                    .execute("SELECT coalesce(sum(generation), 0) FROM embedding_generations")
+                    .fetchone()
+                )
+                return int(total)
         return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     def get(self, model_id: int, dim: int) -> VectorIndex:
@@ -326,4 +335,5 @@ class IndexCache:
             return self._index
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()

@@ -422,7 +422,11 @@ class Library:
         """The FAISS index of the current model, kept in memory while valid (`IndexCache`)."""
         model_id = self.model_id()
         if self._index_cache is None:
-            self._index_cache = IndexCache(self.sessions, self.paths.db, self.paths.index_dir)
+            self._index_cache = IndexCache(
+                self.sessions,
+                None if self.paths.url else self.paths.db,
+                self.paths.index_dir,
+            )
         return self._index_cache.get(model_id, self._dim())
 
     def query_vector(self, image: str | os.PathLike[str]) -> np.ndarray:

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.config import WEIGHTS_ENV, Settings
 from dino_desktop.core import weights as wts
 from dino_desktop.core.db import ModelRow
+from dino_desktop.core.db import insert as db_insert
 from dino_desktop.core.progress import CancelToken, Job
 from dino_desktop.core.records import LibraryError
 
@@ -221,7 +221,7 @@ class ModelState:
         # writer added meanwhile is kept, and read back by the same transaction.
         with self.sessions() as session, session.begin():
             session.execute(
-                sqlite_insert(ModelRow)
+                db_insert(session, ModelRow)
                 .values(name=self.name, weights_sha256=sha, dim=spec.dim, image_size=wts.IMAGE_SIZE)
                 .on_conflict_do_nothing(index_elements=["name", "weights_sha256"])
             )

@@ -185,7 +185,7 @@ class SchemaTooNew(Exception):
     """The library was written by a newer release; opening it here could damage it."""
 
 
-class SharedLibraryError(Exception):
+class SharedLibraryError(LibraryError):
     """A shared (PostgreSQL) library cannot be opened: the server is down, the
     password is wrong, pgvector is missing... The message says which, in one line."""
 

@@ -37,13 +37,13 @@ from time import monotonic
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, exists, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core import catalog, identity, volumes
 from dino_desktop.core.companion_rows import sync_companions
 from dino_desktop.core.companions import COMPANION_EXTENSIONS, group_names
-from dino_desktop.core.db import Embedding, Folder, ImageRow
+from dino_desktop.core.db import Embedding, Folder, ImageRow, Raw
+from dino_desktop.core.db import insert as db_insert
 from dino_desktop.core.identity import Found
 from dino_desktop.core.images import IMAGE_EXTENSIONS, RAW_EXTENSIONS, ImageError, read_info
 from dino_desktop.core.ingest import Ingest, Key, sha256_file
@@ -268,7 +268,17 @@ def _known_rows(sessions: sessionmaker[Session], folder_id: int) -> _Known:
     failed: dict[str, str | None] = {}
     rows: dict[str, _Row] = {}
     with sessions() as session, _gc_paused():
-        dbapi: Any = session.connection().connection.driver_connection
+        dbapi = Raw(session)
+        if dbapi.postgresql:
+            # PostgreSQL text holds neither NUL nor undecodable names: row by row.
+            for rel, size, mtime, status, error in dbapi.execute(
+                "SELECT relpath, size, mtime_ns, status, error FROM images WHERE folder_id = ?",
+                (folder_id,),
+            ):
+                sigs[rel] = f"{-1 if size is None else size}:{-1 if mtime is None else mtime}"
+                if status != "ok":
+                    failed[rel] = error
+            return _Known(sigs, failed, rows)
         lo, hi = dbapi.execute(
             "SELECT min(id), max(id) FROM images WHERE folder_id = ?", (folder_id,)
         ).fetchone()
@@ -308,7 +318,7 @@ def _rows_for(
     out = {rel: known.rows[rel] for rel in rels if rel in known.rows}
     wanted = [rel for rel in rels if rel not in known.rows]
     with sessions() as session:
-        dbapi: Any = session.connection().connection.driver_connection
+        dbapi = Raw(session)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -773,8 +783,8 @@ def _commit(
         if inserts:
             # A row that a file operation moved to this path meanwhile keeps it
             # (with its vector): the file it describes is the one found here.
-            dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-            result: Any = session.execute(dialect.insert(t).on_conflict_do_nothing(), inserts)
+            stmt = db_insert(session, t).on_conflict_do_nothing()
+            result: Any = session.execute(stmt, inserts)
             report.added += len(inserts) if result.rowcount < 0 else result.rowcount
         if updates:
             # Only rows still where the scan read them: one that a file operation

@@ -19,11 +19,11 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core import catalog
 from dino_desktop.core.db import SortExample, SortLabel
+from dino_desktop.core.db import insert as db_insert
 from dino_desktop.core.export_plan import plan_export
 from dino_desktop.core.records import LibraryError, SortLabelInfo
 from dino_desktop.core.sorting import LabelExamples, SortResult
@@ -154,7 +154,7 @@ def label_photos(
                 )
             )
         # Core upsert: a rejection of a former example (or the reverse) flips it.
-        stmt = insert(SortExample).values(
+        stmt = db_insert(session, SortExample).values(
             [{"label_id": label_id, "image_id": i, "positive": positive} for i in wanted]
         )
         session.execute(

@@ -1,4 +1,5 @@
-"""Library: scan → embed → store → search, end to end with a tiny random ViT."""
+"""Library: scan → embed → store → search, end to end with a tiny random ViT, on both
+backends (a SQLite folder and a shared PostgreSQL library: `library_at`)."""
 
 from __future__ import annotations
 
@@ -37,15 +38,15 @@ def photos(tmp_path: Path) -> Path:
     return root
 
 
-def _lib(tmp_path: Path, weights: Path | None) -> Library:
+def _lib(where: str | Path, weights: Path | None) -> Library:
     weightsgen.register_tiny_model()
-    return Library(tmp_path / "lib", model=weightsgen.TINY, weights=weights, device="cpu")
+    return Library(where, model=weightsgen.TINY, weights=weights, device="cpu")
 
 
 def test_scan_embeds_every_readable_photo_and_search_finds_itself(
-    tmp_path: Path, photos: Path, tiny_weights: Path
+    library_at: str | Path, tmp_path: Path, photos: Path, tiny_weights: Path
 ) -> None:
-    lib = _lib(tmp_path, tiny_weights)
+    lib = _lib(library_at, tiny_weights)
     result = drive(lib.scan([str(photos)]))
     assert (result.added, result.embedded, result.pending) == (10, 9, 0)
     assert [p for p, _ in result.failed] == [str(photos / "broken.jpg")]
@@ -66,9 +67,9 @@ def test_scan_embeds_every_readable_photo_and_search_finds_itself(
 
 
 def test_search_by_a_file_outside_the_library(
-    tmp_path: Path, photos: Path, tiny_weights: Path
+    library_at: str | Path, tmp_path: Path, photos: Path, tiny_weights: Path
 ) -> None:
-    lib = _lib(tmp_path, tiny_weights)
+    lib = _lib(library_at, tiny_weights)
     drive(lib.scan([str(photos)]))
     outside = tmp_path / "query.png"
     imagegen.save_as(outside, "PNG", seed=3, size=(320, 240))  # the same picture as p3.jpg
@@ -81,9 +82,9 @@ def test_search_by_a_file_outside_the_library(
 
 
 def test_without_weights_files_are_indexed_and_embedding_waits(
-    tmp_path: Path, photos: Path, tiny_weights: Path
+    library_at: str | Path, tmp_path: Path, photos: Path, tiny_weights: Path
 ) -> None:
-    lib = _lib(tmp_path, None)
+    lib = _lib(library_at, None)
     result = drive(lib.scan([str(photos)]))
     assert (result.added, result.embedded, result.pending) == (10, 0, 9)
     assert result.weights_missing and "model import" in result.weights_missing
@@ -92,16 +93,16 @@ def test_without_weights_files_are_indexed_and_embedding_waits(
     lib.close()
 
     # Once the weights are imported, the next scan embeds what waited.
-    lib = _lib(tmp_path, None)
+    lib = _lib(library_at, None)
     lib.import_weights(tiny_weights)
     again = drive(lib.scan())
     assert (again.unchanged, again.embedded, again.pending) == (10, 9, 0)
 
 
 def test_index_is_persisted_and_rebuilt_when_stale(
-    tmp_path: Path, photos: Path, tiny_weights: Path
+    library_at: str | Path, tmp_path: Path, photos: Path, tiny_weights: Path
 ) -> None:
-    lib = _lib(tmp_path, tiny_weights)
+    lib = _lib(library_at, tiny_weights)
     drive(lib.scan([str(photos)]))
     assert lib.index().size == 9
     saved = list(lib.paths.index_dir.glob("*.faiss"))
@@ -113,13 +114,13 @@ def test_index_is_persisted_and_rebuilt_when_stale(
 
 
 def test_new_weights_never_mix_with_old_vectors(
-    tmp_path: Path, photos: Path, tiny_weights: Path
+    library_at: str | Path, tmp_path: Path, photos: Path, tiny_weights: Path
 ) -> None:
-    lib = _lib(tmp_path, tiny_weights)
+    lib = _lib(library_at, tiny_weights)
     drive(lib.scan([str(photos)]))
     lib.close()
     other = weightsgen.write_meta_checkpoint(tmp_path / "other.pth", weightsgen.TINY, seed=7)
-    lib = _lib(tmp_path, other)
+    lib = _lib(library_at, other)
     assert lib.pending_count() == 9
     result = drive(lib.scan())
     assert result.embedded == 9
@@ -128,8 +129,10 @@ def test_new_weights_never_mix_with_old_vectors(
     assert lib.index().size == 9
 
 
-def test_reference_folders_and_removal(tmp_path: Path, photos: Path) -> None:
-    lib = _lib(tmp_path, None)
+def test_reference_folders_and_removal(
+    library_at: str | Path, tmp_path: Path, photos: Path
+) -> None:
+    lib = _lib(library_at, None)
     drive(lib.scan([str(photos)], reference=True, embed=False))
     (folder,) = lib.folders()
     assert folder.is_reference and folder.images == 9 and folder.failed == 1
@@ -140,7 +143,7 @@ def test_reference_folders_and_removal(tmp_path: Path, photos: Path) -> None:
         lib.add_folder(photos / "p0.jpg")
 
 
-def test_photos_sorted_and_filtered(tmp_path: Path) -> None:
+def test_photos_sorted_and_filtered(library_at: str | Path, tmp_path: Path) -> None:
     from datetime import datetime
 
     a = tmp_path / "a"
@@ -151,7 +154,7 @@ def test_photos_sorted_and_filtered(tmp_path: Path) -> None:
     imagegen.save_jpeg(b / "Apple.jpg", seed=2, taken_at=datetime(2023, 5, 1))
     imagegen.save_jpeg(a / "mango.jpg", seed=3)  # no date: after the dated ones
     (a / "broken.jpg").write_bytes(b"x")
-    lib = _lib(tmp_path, None)
+    lib = _lib(library_at, None)
     drive(lib.scan([str(a), str(b)], embed=False))
     names = lambda rows: [Path(r.path).name for r in rows]  # noqa: E731
     assert names(lib.photos(sort="date")) == ["zebra.jpg", "Apple.jpg", "mango.jpg"]
@@ -163,8 +166,10 @@ def test_photos_sorted_and_filtered(tmp_path: Path) -> None:
         lib.photos(sort="size")
 
 
-def test_search_by_region_embeds_the_crop(tmp_path: Path, photos: Path, tiny_weights: Path) -> None:
-    lib = _lib(tmp_path, tiny_weights)
+def test_search_by_region_embeds_the_crop(
+    library_at: str | Path, tmp_path: Path, photos: Path, tiny_weights: Path
+) -> None:
+    lib = _lib(library_at, tiny_weights)
     drive(lib.scan([str(photos)]))
     # A crop of p2 saved as its own photo is found first when searching by that region.
     from PIL import Image
@@ -178,7 +183,9 @@ def test_search_by_region_embeds_the_crop(tmp_path: Path, photos: Path, tiny_wei
         lib.search_region(photos / "p2.jpg", (10, 10, 12, 12))
 
 
-def test_prune_thumbnails_keeps_what_the_app_shows_and_drops_the_rest(tmp_path: Path) -> None:
+def test_prune_thumbnails_keeps_what_the_app_shows_and_drops_the_rest(
+    library_at: str | Path, tmp_path: Path
+) -> None:
     """Thumbnails made the way the app makes them (from PhotoRow) survive; those of a
     removed photo and of an edited photo's old version go."""
     from dino_desktop.core.thumbnails import thumbnail_file
@@ -186,7 +193,7 @@ def test_prune_thumbnails_keeps_what_the_app_shows_and_drops_the_rest(tmp_path: 
     root = tmp_path / "photos"
     for i in range(3):
         imagegen.save_jpeg(root / f"p{i}.jpg", seed=i, size=(300, 200))
-    lib = Library(tmp_path / "lib")
+    lib = Library(library_at)
     drive(lib.scan([str(root)], embed=False))
     cache = lib.paths.cache_dir
     made = {p.path: thumbnail_file(cache, p.path, p.mtime_ns, p.size) for p in lib.photos()}

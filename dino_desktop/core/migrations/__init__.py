@@ -82,11 +82,11 @@ def upgrade(engine: Engine) -> str:
     """Bring the library's schema to this release's head; return that revision."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as lock:
-            lock.exec_driver_sql(f"SELECT pg_advisory_lock({_PG_LOCK})")
+            lock.exec_driver_sql("SELECT pg_advisory_lock(%s)", (_PG_LOCK,))
             try:
                 return _upgrade(engine)
             finally:
-                lock.exec_driver_sql(f"SELECT pg_advisory_unlock({_PG_LOCK})")
+                lock.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (_PG_LOCK,))
                 lock.commit()
     return _upgrade(engine)
 

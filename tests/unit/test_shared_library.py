@@ -1,0 +1,177 @@
+"""A shared library on PostgreSQL + pgvector: the same answers as a SQLite library,
+clear messages when the server cannot be used, safe scans from two machines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import imagegen
+import pytest
+import weightsgen
+from sqlalchemy import create_engine, text
+
+from dino_desktop.cli import main
+from dino_desktop.core import migrations
+from dino_desktop.core.db import open_engine
+from dino_desktop.core.library import Library
+from dino_desktop.core.records import SchemaTooNew, SharedLibraryError
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    for i in range(6):
+        imagegen.save_jpeg(root / f"p{i}.jpg", seed=i, size=(240, 180))
+    imagegen.save_jpeg(root / "sub" / "copy of p1.jpg", seed=1, size=(240, 180))  # same pixels
+    (root / "sub" / "p2 again.jpg").write_bytes((root / "p2.jpg").read_bytes())  # same bytes
+    (root / "broken.jpg").write_bytes(b"not a photo")
+    return root
+
+
+def _answers(capsys: pytest.CaptureFixture[str], base: list[str], photos: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"scan": run(capsys, *base, "scan", str(photos), "--json")}
+    out["status"] = run(capsys, *base, "status", "--json")
+    out["search"] = run(capsys, *base, "search", str(photos / "p3.jpg"), "--top", "4", "--json")
+    for method in ("exact", "phash", "dino"):
+        out[method] = run(capsys, *base, "duplicates", "--method", method, "--json")
+    out["cluster"] = run(capsys, *base, "cluster", "--k", "2", "--json")
+    dest = str(photos.parent / "out")
+    out["export"] = run(capsys, *base, "export-clusters", dest, "--dry-run", "--json")
+    return out
+
+
+def _without_scores(value: Any) -> Any:
+    """The answer with scores left out (compared apart: halfvec keeps ~3 digits)."""
+    if isinstance(value, dict):
+        return {k: _without_scores(v) for k, v in value.items() if k not in ("score", "why")}
+    if isinstance(value, list):
+        return [_without_scores(v) for v in value]
+    return value
+
+
+def _scores(value: Any) -> list[float]:
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in ([v] if k == "score" else _scores(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _scores(v)]
+    return []
+
+
+def test_search_duplicates_clusters_and_export_answer_as_on_sqlite(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, photos: Path, pg_url: str
+) -> None:
+    weightsgen.register_tiny_model()
+    weights = weightsgen.write_meta_checkpoint(tmp_path / "tiny.pth", weightsgen.TINY)
+    common = ["--model", weightsgen.TINY, "--weights", str(weights), "--device", "cpu"]
+    local = _answers(capsys, ["--library", str(tmp_path / "lib"), *common], photos)
+    shared = _answers(capsys, ["--library", pg_url, *common], photos)
+
+    assert local["scan"]["added"] == 9 and local["scan"]["embedded"] == 8
+    assert local["exact"] and local["phash"] and local["search"][0]["path"].endswith("p3.jpg")
+    for key in local:
+        assert _without_scores(shared[key]) == _without_scores(local[key]), key
+        assert shared[key] if local[key] else True
+        assert _scores(shared[key]) == pytest.approx(_scores(local[key]), abs=5e-3), key
+
+
+def test_the_vectors_read_back_in_bulk_are_the_stored_ones(pg_url: str) -> None:
+    """The binary COPY read (duplicates, k-means) returns every vector of the model,
+    by image id, equal to what was written to halfvec precision."""
+    import numpy as np
+
+    from dino_desktop.core import vectors
+
+    lib = Library(pg_url)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 24)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    with lib.sessions() as session, session.begin():
+        session.execute(text("INSERT INTO folders (path, added_at) VALUES ('/p', now())"))
+        session.execute(
+            text(
+                "INSERT INTO images (folder_id, relpath, size, mtime_ns, status, scanned_at)"
+                " SELECT 1, 'p' || g, 1, 1, 'ok', now() FROM generate_series(1, 300) g"
+            )
+        )
+        session.execute(
+            text(
+                "INSERT INTO models (name, weights_sha256, dim, image_size)"
+                " VALUES ('m', 'w', 24, 224)"
+            )
+        )
+        order = rng.permutation(300)  # written out of order: read back by id
+        vectors.write_vectors(session, 1, [(int(i) + 1, x[i]) for i in order])
+    ids, got = vectors.all_vectors(lib.sessions, 1, 24)
+    lib.close()
+    assert ids.tolist() == list(range(1, 301))
+    assert np.abs(got - x).max() < 2e-3 and got.dtype == np.float32
+
+
+def test_a_server_that_cannot_be_reached_is_one_clear_line(tmp_path: Path) -> None:
+    url = f"postgresql://me@/photos?host={tmp_path}"  # no server listens there
+    with pytest.raises(SharedLibraryError, match="cannot reach the PostgreSQL server"):
+        Library(url)
+
+
+def test_a_missing_database_is_named(pg_server: Any) -> None:
+    url = pg_server.url("no_such_db")
+    with pytest.raises(SharedLibraryError, match="no such database"):
+        Library(url)
+
+
+def test_the_cli_says_what_is_wrong_with_the_server(
+    capsys: pytest.CaptureFixture[str], pg_server: Any
+) -> None:
+    code = main(["--library", pg_server.url("no_such_db"), "status"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "no such database" in err
+    assert "Traceback" not in err
+
+
+def test_a_shared_library_of_a_newer_release_is_refused_naming_both(pg_url: str) -> None:
+    engine = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'beefcafe'"))
+    with pytest.raises(SchemaTooNew, match=rf"beefcafe.*{migrations.head()}"):
+        open_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "beefcafe"
+    engine.dispose()
+
+
+def test_two_machines_scanning_one_folder_at_once_store_each_photo_once(
+    tmp_path: Path, pg_url: str
+) -> None:
+    root = tmp_path / "nas"
+    root.mkdir()
+    for i in range(60):
+        imagegen.save_jpeg(root / f"IMG_{i:03}.jpg", seed=i, size=(64, 48))
+    procs = []
+    for machine in ("a", "b"):
+        # Each "machine" has its own user data dir, hence its own local lock.
+        env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / machine)}
+        cmd = [sys.executable, "-m", "dino_desktop", "--library", pg_url]
+        cmd += ["scan", str(root), "--json"]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True))
+    outs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(o["added"] for o in outs) >= 60
+    engine = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT relpath FROM images")).scalars().all()
+        folders = conn.execute(text("SELECT count(*) FROM folders")).scalar()
+    engine.dispose()
+    assert sorted(rows) == sorted(p.name for p in root.iterdir()) and folders == 1
