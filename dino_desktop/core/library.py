@@ -32,6 +32,7 @@ from dino_desktop.core import (
     dismissals,
     duplicates,
     live,
+    queue,
     scanner,
     sorting,
     sortstore,
@@ -120,6 +121,8 @@ class Library:
             device=device,
         )
         self._index_cache: IndexCache | None = None
+        # A shared library's job queue and its workers (core/queue.py).
+        self.workers = queue.Workers(self)
 
     def close(self) -> None:
         if self._index_cache is not None:
@@ -219,6 +222,8 @@ class Library:
                 result.weights_missing = str(exc)
             result.cancelled = cancel.cancelled
         result.pending = self.pending_count()
+        if self.is_shared and result.pending and not result.cancelled:
+            result.queued = self.workers.enqueue_pending()
         counts = (result.added, result.updated, result.moved, result.removed, len(result.failed))
         log.info("scan: %d added, %d updated, %d moved, %d removed, %d unreadable", *counts)
         return result
@@ -289,6 +294,11 @@ class Library:
                 self.sessions, self.model_id(), self.embedder, cancel, EMBED_COMMIT_EVERY
             )
         )
+
+    @property
+    def is_shared(self) -> bool:
+        """Whether the catalog is on a PostgreSQL server (several clients, workers)."""
+        return self.paths.url is not None
 
     def pending_count(self) -> int:
         """Readable photos still waiting for an embedding from the current model."""

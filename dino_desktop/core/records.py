@@ -136,6 +136,7 @@ class ScanResult(ScanReport):
 
     pending: int = 0
     weights_missing: str | None = None  # the WeightsUnavailable message, when embedding waited
+    queued: int = 0  # a shared library: pending photos handed to its workers' queue
 
 
 @dataclass(frozen=True, slots=True)

@@ -413,6 +413,35 @@ def pending_rows(sessions: Sessions, model_id: int) -> list[tuple[int, str]]:
         return [(image_id, os.path.join(root, rel)) for image_id, root, rel in rows]
 
 
+def rows_lacking(sessions: Sessions, model_id: int, ids: Iterable[int]) -> list[tuple[int, str]]:
+    """(image id, path) of those of `ids` that are readable and lack a vector of the model."""
+    wanted = sorted({int(i) for i in ids})
+    with sessions() as session:
+        rows = session.execute(
+            select(ImageRow.id, Folder.path, ImageRow.relpath)
+            .join(Folder)
+            .where(ImageRow.id.in_(wanted), ImageRow.status == "ok")
+            .where(_lacking([model_id]))
+            .order_by(ImageRow.id)
+        )
+        return [(image_id, os.path.join(root, rel)) for image_id, root, rel in rows]
+
+
+def embed_ids(sessions: Sessions, model_id: int, embedder: Embedder, ids: Iterable[int]) -> int:
+    """Embed those of `ids` still without a vector of the model, written in one
+    transaction (a shared library's job: core/queue.py); returns how many."""
+    todo = rows_lacking(sessions, model_id, ids)
+    if not todo:
+        return 0
+    job = embed_job(sessions, model_id, embedder, todo, None, len(todo) + 1)
+    while True:
+        try:
+            next(job)
+        except StopIteration as stop:
+            embedded: int = stop.value[0]
+            return embedded
+
+
 def pending_count(sessions: Sessions, model_id: int | None) -> int:
     """Readable photos without a vector of the model (None: no model yet, all wait)."""
     with sessions() as session:

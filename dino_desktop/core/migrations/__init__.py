@@ -11,8 +11,9 @@
 * an empty database: every revision runs.
 
 On SQLite, ``user_version`` keeps counting (9 at revision 0001, one more per
-later revision), so a release from before Alembic refuses a library that a later
-one has upgraded instead of opening a schema it does not know. Two processes
+later revision that changes SQLite's tables: `sqlite_version`), so a release
+from before Alembic refuses a library that a later one has upgraded instead of
+opening a schema it does not know. Two processes
 opening one library at once upgrade it one at a time (a lock file beside a
 SQLite database, an advisory lock on PostgreSQL).
 """
@@ -54,9 +55,16 @@ def head() -> str:
     return rev
 
 
-def _chain_length() -> int:
-    """Revisions from the baseline to the head, both included."""
-    return sum(1 for _ in script().walk_revisions("base", "heads"))
+def sqlite_version() -> int:
+    """The ``user_version`` of a SQLite library at the head: legacy 9 at the baseline,
+    one more per later revision that changes SQLite's schema (a revision for
+    PostgreSQL alone says ``changes_sqlite = False``)."""
+    later = [
+        rev
+        for rev in script().walk_revisions("base", "heads")
+        if rev.revision != BASELINE and getattr(rev.module, "changes_sqlite", True)
+    ]
+    return legacy.SCHEMA_VERSION + len(later)
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -115,6 +123,6 @@ def _upgrade(engine: Engine) -> str:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
             if sqlite:
-                legacy.set_schema_version(conn, legacy.SCHEMA_VERSION + _chain_length() - 1)
+                legacy.set_schema_version(conn, sqlite_version())
         log.info("library schema upgraded from %s to %s", revision, target)
     return target
