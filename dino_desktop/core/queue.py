@@ -227,14 +227,10 @@ def run_worker(
 class Workers:
     """A library's side of the queue (`Library.workers`): what its scans, its
     `dino-desktop worker` and its status use. On a SQLite library every call
-    but `available` raises LibraryError: one machine indexes it itself."""
+    raises LibraryError: one machine indexes it itself (`Library.is_shared`)."""
 
     def __init__(self, library: Library) -> None:
         self._lib = library
-
-    @property
-    def available(self) -> bool:
-        return self._lib.paths.url is not None
 
     def _url(self) -> str:
         url = self._lib.paths.url

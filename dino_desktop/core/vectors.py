@@ -45,7 +45,7 @@ from dino_desktop.core.db import (
 )
 from dino_desktop.core.db import insert as db_insert
 from dino_desktop.core.images import ImageError
-from dino_desktop.core.progress import CancelToken, Job, Progress
+from dino_desktop.core.progress import CancelToken, Job, Progress, drive
 from dino_desktop.core.records import LibraryError
 
 if TYPE_CHECKING:
@@ -433,13 +433,8 @@ def embed_ids(sessions: Sessions, model_id: int, embedder: Embedder, ids: Iterab
     todo = rows_lacking(sessions, model_id, ids)
     if not todo:
         return 0
-    job = embed_job(sessions, model_id, embedder, todo, None, len(todo) + 1)
-    while True:
-        try:
-            next(job)
-        except StopIteration as stop:
-            embedded: int = stop.value[0]
-            return embedded
+    embedded, _failed = drive(embed_job(sessions, model_id, embedder, todo, None, len(todo) + 1))
+    return embedded
 
 
 def pending_count(sessions: Sessions, model_id: int | None) -> int:
