@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dino_desktop import __version__, cli_dupes, cli_live
+from dino_desktop import __version__, cli_dupes, cli_live, cli_shared
 from dino_desktop.config import HOME_ENV, WEIGHTS_ENV
 from dino_desktop.logs import log_file, setup_logging
 
@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("journal", nargs="?", type=int, metavar="JOURNAL")
     cli_live.add_parsers(sub, common)
     cli_dupes.add_parsers(sub, common)
+    cli_shared.add_parsers(sub, common)
     sub.add_parser(
         "prune-thumbnails",
         parents=[common],
@@ -272,6 +273,7 @@ def _cmd_scan(lib: Library, args: argparse.Namespace) -> int:
                 "orphan_sidecars": result.orphan_sidecars,
                 "moved": result.moved,
                 "offline": result.offline,
+                "queued": result.queued,
             }
         )
     else:
@@ -281,6 +283,8 @@ def _cmd_scan(lib: Library, args: argparse.Namespace) -> int:
             f"{result.unchanged} unchanged; {result.embedded} embedded, "
             f"{result.pending} pending; {len(failed)} could not be read"
         )
+        if result.queued:
+            print(f"{result.queued} queued for the indexing workers (dino-desktop worker)")
         if result.companions:
             print(f"{result.companions} companion file(s) (RAW, Live Photo video, sidecars)")
         if result.videos:
@@ -296,6 +300,7 @@ def _cmd_scan(lib: Library, args: argparse.Namespace) -> int:
 
 def _cmd_status(lib: Library, args: argparse.Namespace) -> int:
     st = lib.status()
+    queue = lib.workers.state() if lib.is_shared else None
     folders = [
         {
             "path": f.path,
@@ -320,10 +325,21 @@ def _cmd_status(lib: Library, args: argparse.Namespace) -> int:
                 "companions": st.companions,
                 "videos_not_indexed": st.videos,
                 "orphan_sidecars": st.orphan_sidecars,
+                **(
+                    {}
+                    if queue is None
+                    else {
+                        "queue": {
+                            "photos_left": queue.photos_left,
+                            "jobs": queue.jobs,
+                            "workers": queue.workers,
+                        }
+                    }
+                ),
             }
         )
     else:
-        print(f"Library: {lib.paths.home}")
+        print(f"Library: {lib.where}")
         print(
             f"Photos: {st.images} ({st.embedded} embedded, {st.pending} pending), "
             f"{st.failed} could not be read"
@@ -334,6 +350,8 @@ def _cmd_status(lib: Library, args: argparse.Namespace) -> int:
                 f"sidecars without a photo: {st.orphan_sidecars}"
             )
         print(f"Model: {st.model}; weights: {st.weights or 'not installed'}")
+        if queue is not None:
+            print(f"Indexing workers: {queue.describe()}, {queue.jobs} job(s) queued")
         for f in folders:
             mark = " [reference]" if f["reference"] else ""
             print(f"  {f['path']}{mark}: {f['images']} photos, {f['failed']} unreadable")
@@ -722,6 +740,7 @@ COMMANDS: dict[str, Callable[[Library, argparse.Namespace], int]] = {
     "prune-thumbnails": _cmd_prune_thumbnails,
     "watch": cli_live.cmd_watch,
     "relocate": cli_live.cmd_relocate,
+    "worker": cli_shared.cmd_worker,
 }
 
 

@@ -300,6 +300,15 @@ class Library:
         """Whether the catalog is on a PostgreSQL server (several clients, workers)."""
         return self.paths.url is not None
 
+    @property
+    def where(self) -> str:
+        """The library as shown to the user: its folder, or its server without the password."""
+        if self.paths.url is None:
+            return str(self.paths.home)
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.paths.url).render_as_string(hide_password=True)
+
     def pending_count(self) -> int:
         """Readable photos still waiting for an embedding from the current model."""
         # No row for the model (no weights, never used): every readable photo waits.

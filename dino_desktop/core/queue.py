@@ -94,8 +94,11 @@ def pending_ids(session: Session, model: str) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def enqueue_pending(sessions: sessionmaker[Session], url: str, model: str) -> int:
-    """Enqueue the photos pending for `model` that no waiting job holds; how many."""
+def enqueue_pending(
+    sessions: sessionmaker[Session], url: str, model: str, job_photos: int = BATCH
+) -> int:
+    """Enqueue the photos pending for `model` that no waiting job holds, `job_photos`
+    per job; how many."""
     with sessions() as session:
         queued = _queued_ids(session)
         todo = [i for i in pending_ids(session, model) if i not in queued]
@@ -103,7 +106,8 @@ def enqueue_pending(sessions: sessionmaker[Session], url: str, model: str) -> in
         return 0
     app = sync_app(url)
     with app.open():
-        jobs = [{"ids": todo[i : i + BATCH]} for i in range(0, len(todo), BATCH)]
+        step = max(1, job_photos)
+        jobs = [{"ids": todo[i : i + step]} for i in range(0, len(todo), step)]
         app.tasks[TASK].batch_defer(*jobs)  # type: ignore[arg-type]
     log.info("queued %d photo(s) for the workers in %d job(s)", len(todo), len(jobs))
     return len(todo)
@@ -182,6 +186,31 @@ class _Watch(threading.Thread):
                 log.exception("could not check for stalled jobs")
 
 
+@dataclass(frozen=True, slots=True)
+class JobDone:
+    """One finished job, as a worker reports it."""
+
+    photos: int  # photos in the job
+    embedded: int  # vectors it wrote (the others: embedded meanwhile, removed, unreadable)
+    seconds: float
+
+
+def waiting(session: Session, stalled_after: float) -> tuple[int, int]:
+    """(jobs waiting to start, running jobs whose worker is silent or gone)."""
+    raw = Raw(session)
+    (todo,) = raw.execute(
+        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = ? AND status = 'todo'",
+        (TASK,),
+    ).fetchone()
+    (silent,) = raw.execute(
+        "SELECT count(*) FROM procrastinate_jobs j LEFT JOIN procrastinate_workers w"
+        " ON w.id = j.worker_id WHERE j.task_name = ? AND j.status = 'doing' AND"
+        " (w.id IS NULL OR w.last_heartbeat < now() - make_interval(secs => ?))",
+        (TASK, stalled_after),
+    ).fetchone()
+    return int(todo), int(silent)
+
+
 def run_worker(
     url: str,
     embed: Callable[[list[int]], int],
@@ -189,9 +218,11 @@ def run_worker(
     concurrency: int = 1,
     heartbeat: float = HEARTBEAT_S,
     wait: bool = True,
+    on_job: Callable[[JobDone], None] | None = None,
 ) -> None:
     """Run jobs until stopped (SIGINT/SIGTERM), or with `wait` False until the queue
-    is empty. `embed(ids)` embeds the photos of one job that still need it."""
+    is empty. `embed(ids)` embeds the photos of one job that still need it;
+    `on_job` hears of each job done (from the job's thread)."""
     import procrastinate
 
     stalled_after = 3 * heartbeat
@@ -200,10 +231,12 @@ def run_worker(
 
     def job(ids: list[int]) -> None:
         t0 = time.perf_counter()
-        done = embed([int(i) for i in ids])
+        done = JobDone(len(ids), embed([int(i) for i in ids]), time.perf_counter() - t0)
         log.info(
-            "job of %d photo(s): %d embedded in %.1f s", len(ids), done, time.perf_counter() - t0
+            "job of %d photo(s): %d embedded in %.1f s", *(done.photos, done.embedded), done.seconds
         )
+        if on_job is not None:
+            on_job(done)
 
     app.task(name=TASK, queue=QUEUE)(job)
     watch = _Watch(url, heartbeat, stalled_after)
@@ -231,6 +264,7 @@ class Workers:
 
     def __init__(self, library: Library) -> None:
         self._lib = library
+        self.job_photos = BATCH  # photos per job this client enqueues
 
     def _url(self) -> str:
         url = self._lib.paths.url
@@ -244,7 +278,9 @@ class Workers:
     def enqueue_pending(self) -> int:
         """Hand the photos waiting for a vector of this model (any weights) and in no
         job yet to the workers; returns how many were queued."""
-        return enqueue_pending(self._lib.sessions, self._url(), self._lib.model_name)
+        return enqueue_pending(
+            self._lib.sessions, self._url(), self._lib.model_name, self.job_photos
+        )
 
     def state(self) -> QueueState:
         """Photos left for the model, jobs waiting, workers alive (any client)."""
@@ -253,22 +289,44 @@ class Workers:
             return progress(session, self._lib.pending_count())
 
     def run(
-        self, *, concurrency: int = 1, heartbeat: float = HEARTBEAT_S, wait: bool = True
+        self,
+        *,
+        concurrency: int = 1,
+        heartbeat: float = HEARTBEAT_S,
+        once: bool = False,
+        on_job: Callable[[JobDone], None] | None = None,
     ) -> None:
         """Embed queued photos with this machine's model until stopped (SIGINT/SIGTERM),
-        or with `wait` False until the queue is empty. Raises WeightsUnavailable
-        before any work when there are no weights."""
+        or with `once` until no job is left for it: none waiting, and none held by
+        a worker that went silent (those are waited for, then taken over). Raises
+        WeightsUnavailable before any work when there are no weights."""
         from dino_desktop.core import vectors
 
         url = self._url()
         lib = self._lib
         embedder = lib.embedder()  # no weights: say so now, not in every job
         model_id = lib.model_id()
-        self.enqueue_pending()  # photos no scan queued (an older client, a lost job)
-        run_worker(
-            url,
-            lambda ids: vectors.embed_ids(lib.sessions, model_id, embedder, ids),
-            concurrency=concurrency,
-            heartbeat=heartbeat,
-            wait=wait,
-        )
+        stalled_after = 3 * heartbeat
+
+        def embed(ids: list[int]) -> int:
+            return vectors.embed_ids(lib.sessions, model_id, embedder, ids)
+
+        while True:
+            self.enqueue_pending()  # photos no scan queued (an older client, a lost job)
+            run_worker(
+                url,
+                embed,
+                concurrency=concurrency,
+                heartbeat=heartbeat,
+                wait=not once,
+                on_job=on_job,
+            )
+            if not once:
+                return
+            with lib.sessions() as session:
+                todo, silent = waiting(session, stalled_after)
+            if not todo and not silent:
+                return
+            # A dead worker's jobs: given back once its heartbeat has lapsed.
+            time.sleep(heartbeat)
+            retry_stalled(url, stalled_after)

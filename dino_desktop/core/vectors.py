@@ -304,10 +304,13 @@ def embed_job(
     todo: Sequence[tuple[int, str]],
     cancel: CancelToken | None = None,
     commit_every: int = 256,
+    *,
+    keep_existing: bool = False,
 ) -> Job[tuple[int, list[tuple[str, str]]]]:
     """Embed the (image id, path) photos and store the results every `commit_every`
     photos, so a cancel or a crash loses at most one batch. Returns (vectors
-    written, [(path, error)] of the photos that failed to decode)."""
+    written, [(path, error)] of the photos that failed to decode).
+    `keep_existing`: see `store`."""
     total = len(todo)
     yield Progress("embed", 0, total, None, "computing embeddings")
     embedded = 0
@@ -319,17 +322,21 @@ def embed_job(
         if error is not None:
             failed.append((paths[index], error))
         if len(batch) >= commit_every:
-            embedded += store(sessions, model_id, batch)
+            embedded += store(sessions, model_id, batch, keep_existing=keep_existing)
             batch = []
         yield Progress("embed", done, total, paths[index])
-    embedded += store(sessions, model_id, batch)
+    embedded += store(sessions, model_id, batch, keep_existing=keep_existing)
     log.info("embedded %d photo(s), %d unreadable", embedded, len(failed))
     return embedded, failed
 
 
-def store(sessions: Sessions, model_id: int, batch: Sequence[Result]) -> int:
+def store(
+    sessions: Sessions, model_id: int, batch: Sequence[Result], *, keep_existing: bool = False
+) -> int:
     """Write one batch of embedding results in one transaction: vectors for rows
-    that still exist, status `failed` for decode errors. Returns vectors written."""
+    that still exist, status `failed` for decode errors. Returns vectors written.
+    `keep_existing`: a vector already stored (another worker's) stays and is not
+    counted, so work done twice is never written twice."""
     if not batch:
         return 0
     with sessions() as session, session.begin():
@@ -345,32 +352,44 @@ def store(sessions: Sessions, model_id: int, batch: Sequence[Result]) -> int:
             for image_id, vector, error in batch
             if vector is None and image_id in alive
         ]
-        write_vectors(session, model_id, vectors)
+        written = write_vectors(session, model_id, vectors, keep_existing=keep_existing)
         if failures:
             session.execute(update(ImageRow), failures)
-    return len(vectors)
+    return written
 
 
-def write_vectors(session: Session, model_id: int, rows: Sequence[tuple[int, Any]]) -> None:
+def write_vectors(
+    session: Session,
+    model_id: int,
+    rows: Sequence[tuple[int, Any]],
+    *,
+    keep_existing: bool = False,
+) -> int:
     """Upsert (image id, vector) rows of one model in the caller's transaction (`store`,
-    and the one-pass scan, which writes them with their image rows)."""
+    and the one-pass scan, which writes them with their image rows); with
+    `keep_existing` rows already there are left alone. Returns rows written."""
     if not rows:
-        return
+        return 0
     stmt = db_insert(session, Embedding)
+    index = [Embedding.image_id, Embedding.model_id]
+    values = [
+        {
+            "image_id": image_id,
+            "model_id": model_id,
+            "vector": np.asarray(vector, dtype=np.float32).tobytes(),
+        }
+        for image_id, vector in rows
+    ]
+    if keep_existing:
+        # RETURNING names the rows really inserted: a skipped row returns nothing
+        # (and fires no generation trigger).
+        done = stmt.on_conflict_do_nothing(index_elements=index).returning(Embedding.image_id)
+        return len(session.scalars(done, values).all())
     session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[Embedding.image_id, Embedding.model_id],
-            set_={"vector": stmt.excluded.vector},
-        ),
-        [
-            {
-                "image_id": image_id,
-                "model_id": model_id,
-                "vector": np.asarray(vector, dtype=np.float32).tobytes(),
-            }
-            for image_id, vector in rows
-        ],
+        stmt.on_conflict_do_update(index_elements=index, set_={"vector": stmt.excluded.vector}),
+        values,
     )
+    return len(rows)
 
 
 # ---- what waits for a vector ----------------------------------------------------------
@@ -433,7 +452,8 @@ def embed_ids(sessions: Sessions, model_id: int, embedder: Embedder, ids: Iterab
     todo = rows_lacking(sessions, model_id, ids)
     if not todo:
         return 0
-    embedded, _failed = drive(embed_job(sessions, model_id, embedder, todo, None, len(todo) + 1))
+    job = embed_job(sessions, model_id, embedder, todo, None, len(todo) + 1, keep_existing=True)
+    embedded, _failed = drive(job)
     return embedded
 
 

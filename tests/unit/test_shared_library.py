@@ -81,6 +81,9 @@ def test_search_duplicates_clusters_and_export_answer_as_on_sqlite(
 
     assert local["scan"]["added"] == 9 and local["scan"]["embedded"] == 8
     assert local["exact"] and local["phash"] and local["search"][0]["path"].endswith("p3.jpg")
+    # Only a shared library has indexing workers: nothing left for them here.
+    assert shared["status"].pop("queue") == {"photos_left": 0, "jobs": 0, "workers": 0}
+    assert "queue" not in local["status"]
     for key in local:
         assert _without_scores(shared[key]) == _without_scores(local[key]), key
         assert shared[key] if local[key] else True
