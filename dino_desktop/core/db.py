@@ -418,6 +418,39 @@ def _open_postgresql(target: str, *, upgrade: bool) -> Engine:
     return engine
 
 
+def test_connection(target: str) -> str:
+    """Check a shared library's URL without changing anything; one line of what was
+    found (server, pgvector, library). Raises SharedLibraryError (or SchemaTooNew:
+    a newer release's library) with the same messages as opening it."""
+    from dino_desktop.core import migrations
+
+    engine = _open_postgresql(target, upgrade=False)
+    try:
+        with engine.connect() as conn:
+            version = conn.exec_driver_sql("SHOW server_version").scalar_one()
+            vector = conn.exec_driver_sql(
+                "SELECT coalesce(installed_version, default_version) FROM pg_available_extensions"
+                " WHERE name = 'vector'"
+            ).scalar_one()
+        revision = migrations.current_revision(engine)
+        migrations.refuse_unknown(revision)
+        if revision is None:
+            library = "an empty database: a new shared library will be made in it"
+        elif revision == migrations.head():
+            library = "a shared library of this release"
+        else:
+            library = (
+                f"a shared library of an older release (revision {revision}): upgraded on connect"
+            )
+        return f"PostgreSQL {version.split()[0]}, pgvector {vector}; {library}"
+    except OperationalError as exc:
+        url = make_url(target)
+        shown = url.render_as_string(hide_password=True)
+        raise SharedLibraryError(connect_message(shown, url.host, url.port, exc)) from exc
+    finally:
+        engine.dispose()
+
+
 def _check_server(conn: Connection, shown: str) -> None:
     number = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
     if number < POSTGRESQL_MIN:

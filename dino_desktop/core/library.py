@@ -79,6 +79,7 @@ from dino_desktop.core.sorting import SortResult
 from dino_desktop.core.watcher import Batch, FolderWatcher
 
 if TYPE_CHECKING:
+    from dino_desktop.core.changes import Changes
     from dino_desktop.core.embedder import Embedder
     from dino_desktop.core.overlay import OverlayEngine
 
@@ -299,6 +300,21 @@ class Library:
     def is_shared(self) -> bool:
         """Whether the catalog is on a PostgreSQL server (several clients, workers)."""
         return self.paths.url is not None
+
+    def listen(
+        self, on_change: Callable[[frozenset[str]], None], *, settle: float = 0.3
+    ) -> Changes | None:
+        """Hear what other clients change in a shared library: a started thread that
+        calls `on_change(table names)` (from itself) within about a second of their
+        commits; `stop()` it. None on a SQLite library (one machine: nobody else)."""
+        if self.paths.url is None:
+            return None
+        from dino_desktop.core.changes import Changes
+        from dino_desktop.core.queue import conninfo
+
+        changes = Changes(conninfo(self.paths.url), on_change, settle=settle)
+        changes.start()
+        return changes
 
     @property
     def where(self) -> str:

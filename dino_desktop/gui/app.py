@@ -19,14 +19,16 @@ from importlib.resources import files
 from types import TracebackType
 from typing import Any
 
-from PySide6.QtCore import QEventLoop, QObject, QSize, QTimer, Signal
+from PySide6.QtCore import QEventLoop, QObject, QSettings, QSize, QTimer, Signal
 from PySide6.QtGui import QIcon, QImageReader
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
+from dino_desktop.config import HOME_ENV
 from dino_desktop.core.library import Library
 from dino_desktop.core.records import LibraryError, SchemaTooNew
 from dino_desktop.gui import theme
 from dino_desktop.gui.main_window import MainWindow
+from dino_desktop.gui.shared import SETTING as SHARED_SETTING
 from dino_desktop.gui.workers import reader, start
 from dino_desktop.logs import log_file, setup_logging
 
@@ -182,14 +184,23 @@ def show_settings_problem(library: Library, parent: QWidget | None) -> bool:
     return True
 
 
-def open_library(args: argparse.Namespace) -> Library:
+def remembered_library(args: argparse.Namespace) -> str | None:
+    """The shared library connected to last time (File > Connect to a shared library…),
+    when neither --library nor the environment names one."""
+    if args.library is not None or os.environ.get(HOME_ENV):
+        return None
+    return str(QSettings().value(SHARED_SETTING, "") or "") or None
+
+
+def open_library(args: argparse.Namespace, target: str | None = None) -> Library:
     """Open the library in a worker: opening runs its migrations, which can take
     a while on a large catalog, and no SQL runs on the GUI thread. The GUI
     thread keeps processing events meanwhile; the worker's exception is re-raised."""
     loop = QEventLoop()
     outcome: list[Any] = []
+    target = target or args.library
     worker = reader(
-        lambda: Library(args.library, model=args.model, weights=args.weights, device=args.device)
+        lambda: Library(target, model=args.model, weights=args.weights, device=args.device)
     )
 
     def arrived(value: object) -> None:
@@ -219,20 +230,51 @@ def run_gui(args: argparse.Namespace) -> int:
     log.info("DINO Desktop starting; log file %s", log_path)
     try:
         try:
-            library = open_library(args)
+            remembered = remembered_library(args)
+            try:
+                library = open_library(args, remembered)
+            except (LibraryError, SchemaTooNew) as exc:
+                if remembered is None:
+                    raise
+                # The server away: the local library opens, the shared one stays remembered.
+                log.error("Cannot open the shared library: %s", exc)
+                QMessageBox.warning(
+                    None,
+                    APP_NAME,
+                    f"Cannot open the shared library: {exc}\n\nThe library on this "
+                    "computer opens instead; File > Connect to a shared library… tries again.",
+                )
+                library = open_library(args)
         except (LibraryError, SchemaTooNew, ValueError, OSError) as exc:
             log.error("Cannot open the library: %s", exc)
             QMessageBox.critical(None, APP_NAME, f"Cannot open the library: {exc}")
             return 1
-        window = MainWindow(library)
-        window.show()
+        libraries = [library]  # every one opened, closed at the end
+
+        def show(library: Library) -> MainWindow:
+            nonlocal window
+            old = window
+            window = MainWindow(library)
+            window.library_chosen.connect(switch)
+            window.show()
+            if old is not None:
+                old.close()  # its jobs are stopped; its library is closed at exit
+            return window
+
+        def switch(library: Library) -> None:
+            libraries.append(library)
+            log.info("library switched to %s", library.where)
+            show(library)
+
+        show(library)
         # After the window is up, so the warning sits on top of it.
         QTimer.singleShot(0, lambda: show_settings_problem(library, window))
         tune_gc()
         try:
             return int(app.exec())
         finally:
-            library.close()
+            for opened in libraries:
+                opened.close()
     finally:
         reporter.uninstall()
 

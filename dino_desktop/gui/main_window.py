@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QPoint, QSettings, Qt, QThreadPool, QTimer, QUrl
+from PySide6.QtCore import QPoint, QSettings, Qt, QThreadPool, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QCloseEvent,
     QDesktopServices,
@@ -62,6 +62,7 @@ from dino_desktop.gui.live import LiveFolders
 from dino_desktop.gui.menus import build_menus
 from dino_desktop.gui.offline import FOLDER_ROLE, Relocation, folder_item
 from dino_desktop.gui.pasted import PastedImages
+from dino_desktop.gui.shared import ConnectDialog, OtherClients
 from dino_desktop.gui.statusbar import StatusWidgets, scan_summary
 from dino_desktop.gui.thumbnails import ThumbnailLoader
 from dino_desktop.gui.viewer import ImageViewer
@@ -86,6 +87,10 @@ def _one(step: str, work: Callable[[], Any]) -> Job[Any]:
 
 class MainWindow(QMainWindow):
     """Folders and views on the left, photos in the middle, details on the right."""
+
+    # Another library opened from this window (File > Connect to a shared library…):
+    # the app shows it in a new window and closes this one.
+    library_chosen = Signal(object)
 
     def __init__(
         self, library: Library, *, scan_on_start: bool = True, prompt_for_weights: bool = True
@@ -160,6 +165,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(splitter)
         self._build_status_bar()
         self.live = LiveFolders(self)  # watches the folders while settings.watch_folders
+        self.others = OtherClients(self)  # a shared library: other clients' changes show
         self.rescan_action, self.undo_action = build_menus(self)
         self._restore_geometry()
         self.refresh()
@@ -830,6 +836,7 @@ class MainWindow(QMainWindow):
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/splitter", self.splitter.saveState())
         self.live.shutdown()  # no more batches; the watcher's threads end now
+        self.others.shutdown()
         # Stop a running scan cleanly: what it indexed so far is committed.
         for worker in (self.worker, self.search_worker, self.file_worker, self.prune_worker):
             if worker is not None:
@@ -841,6 +848,12 @@ class MainWindow(QMainWindow):
         self.photos_view.shutdown()
         self.loader.shutdown()
         super().closeEvent(event)
+
+    def connect_shared(self) -> ConnectDialog:
+        dialog = ConnectDialog(self, self.library.paths.url or "")
+        dialog.connected.connect(self.library_chosen.emit)
+        dialog.open()
+        return dialog
 
     def about(self) -> None:
         # The model from the library, the weights from the last counts read (no SQL here).

@@ -30,6 +30,7 @@ def build_menus(window: MainWindow) -> tuple[QAction, QAction]:
     rescan = add(file_menu, "&Rescan all folders", lambda: window.start_scan([]), "F5")
     add(file_menu, "Files that could not be read…", window.show_failed_files)
     add(file_menu, "Clean up the thumbnail cache", window.prune_thumbnails)
+    add(file_menu, "Connect to a shared library…", window.connect_shared)
     file_menu.addSeparator()
     add(file_menu, "&Settings…", window.open_settings, "Ctrl+,")
     file_menu.addSeparator()

@@ -178,3 +178,41 @@ def test_two_machines_scanning_one_folder_at_once_store_each_photo_once(
         folders = conn.execute(text("SELECT count(*) FROM folders")).scalar()
     engine.dispose()
     assert sorted(rows) == sorted(p.name for p in root.iterdir()) and folders == 1
+
+
+def test_a_second_client_sees_the_first_ones_trash_within_seconds(
+    tmp_path: Path, pg_url: str
+) -> None:
+    import queue
+    import time
+
+    root = tmp_path / "nas"
+    root.mkdir()
+    for i in range(4):
+        imagegen.save_jpeg(root / f"IMG_{i}.jpg", seed=i, size=(64, 48))
+    victim = root / "IMG_2.jpg"
+    heard: queue.Queue[frozenset[str]] = queue.Queue()
+    with Library(pg_url) as desk:
+        from dino_desktop.core.progress import drive
+
+        drive(desk.scan([root]))
+        changes = desk.listen(heard.put)
+        assert changes is not None and changes.listening.wait(10)
+        try:
+            before = {p.path for p in desk.photos()}
+            assert str(victim) in before
+            # The other desktop: another process, its own user data dir.
+            env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "other-desk")}
+            cmd = [sys.executable, "-m", "dino_desktop", "--library", pg_url]
+            subprocess.run([*cmd, "trash", str(victim)], env=env, check=True, timeout=60)
+            done = time.monotonic()
+            tables: set[str] = set()
+            while "images" not in tables:
+                tables |= heard.get(timeout=5)
+            assert time.monotonic() - done < 5
+            assert before - {p.path for p in desk.photos()} == {str(victim)}
+            assert not victim.exists()
+        finally:
+            changes.stop()
+    with Library(tmp_path / "lib") as local:
+        assert local.listen(heard.put) is None  # one machine: nobody else to hear

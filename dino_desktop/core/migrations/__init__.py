@@ -72,7 +72,7 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def _refuse_unknown(revision: str | None) -> None:
+def refuse_unknown(revision: str | None) -> None:
     if revision is None:
         return
     try:
@@ -101,7 +101,7 @@ def upgrade(engine: Engine) -> str:
 
 def _upgrade(engine: Engine) -> str:
     revision = current_revision(engine)
-    _refuse_unknown(revision)
+    refuse_unknown(revision)
     target = head()
     sqlite = engine.dialect.name == "sqlite"
     if revision is None and sqlite:
