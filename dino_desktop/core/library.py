@@ -103,6 +103,7 @@ class Library:
         if isinstance(target, str):
             self.paths = LibraryPaths(shared_home(target), url=target)
         else:
+            refuse_network_sqlite(target)
             self.paths = LibraryPaths(target)
         self.paths.ensure()
         self.settings = Settings.load(self.paths.settings)
@@ -824,6 +825,23 @@ class Library:
     def use_model(self, name: str) -> None:
         """Switch model (or re-read device and precision): the next embedding builds it anew."""
         self.model_state.use(name)
+
+
+def refuse_network_sqlite(home: Path) -> None:
+    """A SQLite library on NFS or SMB is refused: their locks do not hold for SQLite
+    (PhotoPrism's and digiKam's users lost catalogs that way). Photos on a share
+    are fine; the catalog belongs on a local disk or on a server."""
+    from dino_desktop.core.volumes import network_fstype
+
+    fstype = network_fstype(str(home))
+    if fstype is not None:
+        raise LibraryError(
+            f"the library folder {home} is on a network filesystem ({fstype}), where a "
+            "SQLite catalog gets corrupted when two computers use it. Keep the library on "
+            "this computer (its photo folders can stay on the share, --library DIR), or "
+            "make it a shared library on a PostgreSQL server: --library "
+            "postgresql://user@server/database (README: Shared library)"
+        )
 
 
 def _check_mode(mode: str) -> None:

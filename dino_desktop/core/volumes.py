@@ -41,6 +41,10 @@ NETWORK_FSTYPES = frozenset(
 )  # fmt: skip
 
 
+# Polled like a share (no change events), but its files are on this machine's disks.
+LOCAL_POOLS = frozenset({"fuse.mergerfs"})
+
+
 @dataclass(frozen=True, slots=True)
 class Mount:
     point: str
@@ -188,6 +192,60 @@ def is_below(path: str, root: str) -> bool:
     """Whether `path` is `root` or inside it (lexically)."""
     root = root.rstrip(os.sep) or os.sep
     return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
+
+
+def _existing(path: str) -> str:
+    current = os.path.abspath(path)
+    while not os.path.exists(current) and os.path.dirname(current) != current:
+        current = os.path.dirname(current)
+    return current
+
+
+def network_fstype(path: str) -> str | None:
+    """The network filesystem `path` (or its nearest existing ancestor) is on, e.g.
+    "nfs4", "cifs", "smbfs"; None for a local disk or where it cannot be told."""
+    path = _existing(path)
+    if sys.platform == "win32":
+        return _windows_network(path)
+    if sys.platform == "darwin":
+        return _macos_fstype(path)
+    point = mount_point(path)
+    found = [m for m in mounts() if m.point == point]
+    if found and found[-1].fstype in NETWORK_FSTYPES - LOCAL_POOLS:
+        return found[-1].fstype
+    return None
+
+
+def _windows_network(path: str) -> str | None:
+    if path.startswith(("\\\\", "//")):
+        return "SMB"  # a UNC path: \\server\share
+    if sys.platform != "win32":  # (for the type checker: called on Windows only)
+        return None
+    import ctypes
+
+    drive = os.path.splitdrive(path)[0] + "\\"
+    remote = 4  # DRIVE_REMOTE: a mapped network drive
+    return "SMB" if ctypes.windll.kernel32.GetDriveTypeW(drive) == remote else None
+
+
+def _macos_fstype(path: str) -> str | None:
+    # `mount` lists "//user@nas/photos on /Volumes/photos (smbfs, nodev, ...)".
+    import subprocess
+
+    try:
+        listing = subprocess.run(
+            ["/sbin/mount"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    point = mount_point(path)
+    for line in listing.splitlines():
+        where, _, rest = line.partition(" on ")
+        mounted, _, options = rest.rpartition(" (")
+        if where and mounted == point:
+            fstype = options.split(",")[0].strip(" )")
+            return fstype if fstype in {"smbfs", "nfs", "afpfs", "webdav", "cifs"} else None
+    return None
 
 
 def supported() -> bool:

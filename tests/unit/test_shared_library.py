@@ -19,7 +19,7 @@ from dino_desktop.cli import main
 from dino_desktop.core import migrations
 from dino_desktop.core.db import open_engine
 from dino_desktop.core.library import Library
-from dino_desktop.core.records import SchemaTooNew, SharedLibraryError
+from dino_desktop.core.records import LibraryError, SchemaTooNew, SharedLibraryError
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
@@ -216,3 +216,36 @@ def test_a_second_client_sees_the_first_ones_trash_within_seconds(
             changes.stop()
     with Library(tmp_path / "lib") as local:
         assert local.listen(heard.put) is None  # one machine: nobody else to hear
+
+
+@pytest.mark.parametrize("fstype", ["nfs4", "cifs", "smb3", "fuse.sshfs"])
+def test_a_sqlite_library_on_a_network_share_is_refused_pointing_to_shared_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fstype: str
+) -> None:
+    from dino_desktop.core import volumes
+
+    share = tmp_path / "nas"
+    share.mkdir()
+    monkeypatch.setattr(volumes.sys, "platform", "linux")
+    monkeypatch.setattr(volumes, "mount_point", lambda path: str(share))
+    mounted = volumes.Mount(str(share), fstype, "//nas/photos", (0, 50))
+    monkeypatch.setattr(volumes, "mounts", lambda: [mounted])
+    with pytest.raises(LibraryError, match=rf"network filesystem \({fstype}\).*postgresql://"):
+        Library(share / "library")
+    assert not (share / "library").exists()  # nothing written there
+    code = main(["--library", str(share / "library"), "status"])
+    assert code == 1
+
+
+def test_a_sqlite_library_on_a_local_disk_or_a_local_pool_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dino_desktop.core import volumes
+
+    monkeypatch.setattr(volumes.sys, "platform", "linux")
+    pool = volumes.Mount(str(tmp_path), "fuse.mergerfs", "disk1:disk2", (0, 51))
+    monkeypatch.setattr(volumes, "mount_point", lambda path: str(tmp_path))
+    monkeypatch.setattr(volumes, "mounts", lambda: [pool])
+    with Library(tmp_path / "library") as lib:
+        assert lib.status().images == 0
+    assert volumes.network_fstype(str(tmp_path / "not" / "made" / "yet")) is None
