@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", parents=[common], help="nearest photos to any image file")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--top", type=int, default=10, metavar="K", help="how many (default 10)")
+    p.add_argument(
+        "--folder", metavar="DIR", help="only photos under DIR (a library folder or inside one)"
+    )
+    p.add_argument("--label", metavar="NAME", help="only the examples of a sort label")
 
     p = sub.add_parser(
         "overlay", parents=[common], help="PCA overlay of DINOv2 patch features as a PNG"
@@ -391,7 +395,8 @@ def _cmd_search(lib: Library, args: argparse.Namespace) -> int:
     if args.top < 1:
         print("dino-desktop: error: --top must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    hits = lib.search(args.image, top=args.top)
+    scope = lib.search_scope(args.folder, args.label)
+    hits = lib.search(args.image, top=args.top, scope=scope)
     if args.json:
         _print_json(
             [{"path": h.path, "score": round(h.score, 6), "offline": h.offline} for h in hits]

@@ -248,12 +248,9 @@ class VectorIndex:
         return cls(index, stamp)
 
 
-def search_hits(
-    sessions: sessionmaker[Session], index: VectorIndex, vector: np.ndarray, top: int
-) -> list[SearchHit]:
-    """The `top` photos of `index` nearest to `vector` with their paths, best first
-    (a hit whose photo is no longer in the library is left out)."""
-    hits = index.search(vector, top)
+def search_hits(sessions: sessionmaker[Session], hits: list[tuple[int, float]]) -> list[SearchHit]:
+    """(image id, score) hits with their paths, in the same order (a hit whose photo
+    is no longer in the library is left out)."""
     paths = catalog.paths_of(sessions, (i for i, _ in hits))
     # Photos on a drive that is not mounted still answer, marked (core/volumes.py).
     offline = catalog.offline_roots(sessions)

@@ -34,6 +34,7 @@ from dino_desktop.core import (
     live,
     queue,
     scanner,
+    search,
     sorting,
     sortstore,
     vectors,
@@ -75,6 +76,7 @@ from dino_desktop.core.records import (
     WatchEvent,
 )
 from dino_desktop.core.relocate import Relocated, relocate_folder
+from dino_desktop.core.search import Scope
 from dino_desktop.core.sorting import SortResult
 from dino_desktop.core.watcher import Batch, FolderWatcher
 
@@ -469,9 +471,27 @@ class Library:
         """The embedding of any image file: the stored one if it is an unchanged library photo."""
         return vectors.query_vector(self.sessions, self.model_id, os.fspath(image), self.embedder)
 
-    def search(self, image: str | os.PathLike[str], top: int = 10) -> list[SearchHit]:
-        """The `top` photos nearest to an image file (inside the library or not), best first."""
-        return self.search_vector(self.query_vector(image), top)
+    def search(
+        self, image: str | os.PathLike[str], top: int = 10, scope: Scope | None = None
+    ) -> list[SearchHit]:
+        """The `top` photos nearest to an image file (inside the library or not), best
+        first; `scope`: only among a folder's photos or a label's examples."""
+        return self.search_vector(self.query_vector(image), top, scope)
+
+    def search_scope(
+        self, folder: str | os.PathLike[str] | None = None, label: str | None = None
+    ) -> Scope:
+        """The scope of a search among the photos under `folder` (a library folder or
+        one inside it) and/or the examples of the sort label named `label`."""
+        where = search.folder_scope(self.folders(), folder) if folder is not None else None
+        label_id = None
+        if label is not None:
+            names = {name: i for i, name in self.sort_label_names()}
+            if label not in names:
+                known = ", ".join(sorted(names)) or "none yet"
+                raise LibraryError(f"no sort label named {label!r} (labels: {known})")
+            label_id = names[label]
+        return Scope(where, label_id)
 
     def search_region(
         self, image: str | os.PathLike[str], box: tuple[int, int, int, int], top: int = 10
@@ -482,9 +502,22 @@ class Library:
             crop = crop_box(open_image(os.fspath(image)), box)
         return self.search_vector(self.embedder().embed_images([crop])[0], top)
 
-    def search_vector(self, vector: np.ndarray, top: int = 10) -> list[SearchHit]:
-        """The `top` photos nearest to an embedding, best first."""
-        return search_hits(self.sessions, self.index(), vector, top)
+    def search_vector(
+        self, vector: np.ndarray, top: int = 10, scope: Scope | None = None
+    ) -> list[SearchHit]:
+        """The `top` photos nearest to an embedding, best first (a shared library
+        searches on its server: core/server_search.py)."""
+        hits = search.nearest(
+            self.sessions,
+            self.model_id(),
+            self._dim(),
+            vector,
+            top,
+            scope or Scope(),
+            shared=self.is_shared,
+            index=self.index,
+        )
+        return search_hits(self.sessions, hits)
 
     # ---- changing files (journaled, undoable) --------------------------------
 

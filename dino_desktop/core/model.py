@@ -189,8 +189,14 @@ class ModelState:
         """The row of (model, weights file): vectors of different weights never mix."""
         with self._id_lock:
             if self._model_id is None:
-                self._model_id = self.lookup_model_id(create=True)
-            assert self._model_id is not None
+                model_id = self.lookup_model_id(create=True)
+                assert model_id is not None
+                engine = self.sessions.kw["bind"]
+                if engine.dialect.name == "postgresql":  # search on the server
+                    from dino_desktop.core.server_search import ensure_index
+
+                    ensure_index(engine, model_id, wts.get_spec(self.name).dim)
+                self._model_id = model_id
             return self._model_id
 
     def known_model_id(self) -> int | None:

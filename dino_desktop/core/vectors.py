@@ -181,6 +181,13 @@ def _read_copy(
     return ids[:filled], vecs[:filled]
 
 
+def read_where(
+    session: Session, model_id: int, dim: int, *conditions: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """(image ids ascending, vectors) of one model's embeddings matching `conditions`."""
+    return _read(session, model_id, dim, *conditions)
+
+
 def load_vectors(
     session: Session, model_id: int, dim: int, batch: int = 50_000
 ) -> tuple[np.ndarray, np.ndarray]:
