@@ -66,7 +66,7 @@ def test_searches_in_a_folder_or_a_label_are_exact_within_it(lib: Library) -> No
 
         with pytest.raises(LibraryError, match="not in a library folder"):
             lib.search_scope("/somewhere/else")
-        with pytest.raises(LibraryError, match="no sort label named 'cats'.*beach"):
+        with pytest.raises(LibraryError, match=r"no sort label named 'cats'.*beach"):
             lib.search_scope(label="cats")
 
 
