@@ -84,7 +84,7 @@ class Changes(threading.Thread):
         import psycopg
 
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
-            conn.execute(f"LISTEN {CHANNEL}")
+            conn.execute("LISTEN dino_desktop_changes")  # CHANNEL, spelled out: no SQL from values
             self.listening.set()
             log.info("hearing other clients' changes")
             if missed:

@@ -860,6 +860,16 @@ class Library:
         self.model_state.use(name)
 
 
+def test_shared(url: str) -> str:
+    """Reach a shared library's server without opening it (the GUI's connect dialog):
+    one line on the server, pgvector and the library there, or a LibraryError that
+    says in one line what is wrong (SharedLibraryError: unreachable, no database,
+    password, pgvector; SchemaTooNew: a newer release's library)."""
+    from dino_desktop.core.db import test_connection
+
+    return test_connection(url)
+
+
 def refuse_network_sqlite(home: Path) -> None:
     """A SQLite library on NFS or SMB is refused: their locks do not hold for SQLite
     (PhotoPrism's and digiKam's users lost catalogs that way). Photos on a share

@@ -29,6 +29,8 @@ from dino_desktop.core.vectors import read_where
 from dino_desktop.core.volumes import is_below
 
 _CHUNK = 20_000  # ids per IN list (SQLite allows 32,766 parameters)
+_TIE_DIGITS = 4  # scores equal to this many places are a tie (ordered by catalog id)
+_TIE_SLACK = 8  # hits fetched beyond `top` to settle a tie at the cut
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,29 @@ def nearest(
     index: Callable[[], VectorIndex],
 ) -> list[tuple[int, float]]:
     """The `top` (image id, cosine) in `scope` nearest to `vector`, best first."""
+    # A few more than asked for: a tie across the cut (a photo and its copy) is then
+    # decided by catalog order too, not by which of them the backend met first.
+    hits = _nearest(sessions, model_id, dim, vector, top + _TIE_SLACK, scope, shared, index)
+    return _ranked(hits)[:top]
+
+
+def _ranked(hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Hits best first, equal scores (a photo and its byte copy) in catalog order, so
+    both backends and every run list them alike: FAISS, HNSW and a sort leave ties in
+    any order, and a score is only good to ~1e-3 once stored as halfvec."""
+    return sorted(hits, key=lambda hit: (-round(hit[1], _TIE_DIGITS), hit[0]))
+
+
+def _nearest(
+    sessions: sessionmaker[Session],
+    model_id: int,
+    dim: int,
+    vector: np.ndarray,
+    top: int,
+    scope: Scope,
+    shared: bool,
+    index: Callable[[], VectorIndex],
+) -> list[tuple[int, float]]:
     within = scope.sql()
     if shared:
         with sessions() as session:

@@ -60,7 +60,7 @@ def ensure_index(engine: Engine, model_id: int, dim: int) -> None:
         conn.exec_driver_sql("SELECT pg_advisory_lock(%s)", (0x484E5357,))
         try:
             conn.exec_driver_sql(
-                f"CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw"
+                f"CREATE INDEX IF NOT EXISTS {index_name(model_id)} ON embeddings USING hnsw"
                 f" ({_cast(dim)} halfvec_cosine_ops) WHERE model_id = {int(model_id)}"
             )
         finally:
@@ -120,10 +120,9 @@ def _by_index(
     params: tuple[object, ...],
 ) -> list[tuple[int, float]]:
     raw.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
-    cast = _cast(dim)
     rows = raw.execute(
-        f"SELECT image_id, {cast} <=> ?::halfvec({int(dim)}) AS d FROM embeddings"
-        f" WHERE model_id = {model}{where} ORDER BY d LIMIT {int(top)}",
+        f"SELECT image_id, {_cast(dim)} <=> ?::halfvec({int(dim)}) AS d FROM embeddings"
+        f" WHERE model_id = {int(model)}{where} ORDER BY d LIMIT {int(top)}",
         (query, *params),
     ).fetchall()
     return [(int(i), 1.0 - float(d)) for i, d in rows]
@@ -135,7 +134,7 @@ def _exact(
     # The bare column, not the index's expression: the planner cannot use the index.
     rows = raw.execute(
         f"SELECT image_id, vector <=> ?::halfvec AS d FROM embeddings"
-        f" WHERE model_id = {model}{where} ORDER BY d LIMIT {int(top)}",
+        f" WHERE model_id = {int(model)}{where} ORDER BY d LIMIT {int(top)}",
         (query, *params),
     ).fetchall()
     return [(int(i), 1.0 - float(d)) for i, d in rows]

@@ -126,10 +126,10 @@ class ConnectDialog(QDialog):
     def test(self) -> None:
         if not self._busy("Testing…"):
             return
-        from dino_desktop.core.db import test_connection
+        from dino_desktop.core.library import test_shared
 
         url = self.url.text().strip()
-        self.worker = call(lambda: test_connection(url), self._tested, self._failed)
+        self.worker = call(lambda: test_shared(url), self._tested, self._failed)
 
     def _tested(self, found: str) -> None:
         self._idle()

@@ -227,7 +227,7 @@ def schema_version(conn: Connection) -> int:
 def set_schema_version(conn: Connection, version: int) -> None:
     if not isinstance(version, int):
         raise TypeError(f"a schema version is an int, not {version!r}")
-    conn.exec_driver_sql(f"PRAGMA user_version = {version}")  # an int: no value in SQL text
+    conn.exec_driver_sql(f"PRAGMA user_version = {int(version)}")  # an int: no value in SQL text
 
 
 def migrate(engine: Engine, target: int = SCHEMA_VERSION) -> int:
