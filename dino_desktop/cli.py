@@ -746,6 +746,7 @@ COMMANDS: dict[str, Callable[[Library, argparse.Namespace], int]] = {
     "watch": cli_live.cmd_watch,
     "relocate": cli_live.cmd_relocate,
     "worker": cli_shared.cmd_worker,
+    "roots": cli_shared.cmd_roots,
 }
 
 

@@ -1,4 +1,8 @@
-"""The command line's shared-library commands: `worker` (see cli.py).
+"""The command line's shared-library commands: `worker` and `roots` (see cli.py).
+
+`roots` lists the library folders as stored and as this machine reaches them, and
+maps a stored root (another computer's mount point of a share) to a path here
+(`roots map STORED LOCAL`, `roots unmap STORED`; core/roots.py).
 
 `worker` embeds the photos a shared library's clients queued (core/queue.py)
 on this machine, until SIGINT or SIGTERM (the jobs running then are finished
@@ -70,6 +74,47 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="stop when no job is left (else wait for new ones until Ctrl+C)",
     )
+
+    p = sub.add_parser(
+        "roots",
+        parents=[common],
+        help="library folders as stored and as this computer reaches them; map a "
+        "share's root to its path here",
+    )
+    rsub = p.add_subparsers(dest="roots_command", metavar="{map,unmap}")
+    rm = rsub.add_parser(
+        "map", parents=[common], help="reach the folders stored under STORED at LOCAL here"
+    )
+    rm.add_argument("stored", metavar="STORED", help="a folder root as the library stores it")
+    rm.add_argument("local", metavar="LOCAL", help="the same folder on this computer")
+    ru = rsub.add_parser("unmap", parents=[common], help="forget this computer's mapping")
+    ru.add_argument("stored", metavar="STORED", help="a mapped root, as listed by `roots`")
+
+
+def cmd_roots(lib: Library, args: argparse.Namespace) -> int:
+    if args.roots_command == "map":
+        lib.map_root(args.stored, args.local)
+    elif args.roots_command == "unmap":
+        lib.unmap_root(args.stored)
+    roots = lib.roots()
+    lib_folders = lib.folders()
+    folders = [
+        {"stored": roots.to_stored(f.path), "path": f.path, "offline": f.offline}
+        for f in lib_folders
+    ]
+    mapped = [{"stored": stored, "local": local} for stored, local in sorted(roots.pairs)]
+    if args.json:
+        print(json.dumps({"roots": mapped, "folders": folders}, indent=2))
+        return EXIT_OK
+    for m in mapped:
+        print(f"mapped: {m['stored']} -> {m['local']}")
+    for f in lib_folders:
+        stored = roots.to_stored(f.path)
+        where = f.path if f.path == stored else f"{stored} -> {f.path}"
+        print(where + (f"  [{f.offline}]" if f.offline else ""))
+    if not lib_folders:
+        print("no library folders yet")
+    return EXIT_OK
 
 
 def cmd_worker(lib: Library, args: argparse.Namespace) -> int:

@@ -149,6 +149,13 @@ def _check_rules(value: object) -> bool:
     return True
 
 
+def _check_roots(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip()
+        for k, v in value.items()
+    )
+
+
 _CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "model": (_check_model, "a model name"),
     "device": (_check_device, "auto, cpu, cuda, cuda:N or mps"),
@@ -158,6 +165,7 @@ _CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "keeper_rules": (_check_rules, "a list of keeper rules (see `duplicates --prefer`)"),
     "format_order": (_check_words, "a list of format names, best first"),
     "preferred_folders": (_check_words, "a list of folder paths"),
+    "roots": (_check_roots, "a table of stored folder root = this machine's path"),
 }
 
 
@@ -186,6 +194,9 @@ class Settings:
     keeper_rules: list[str] = field(default_factory=list)
     format_order: list[str] = field(default_factory=list)
     preferred_folders: list[str] = field(default_factory=list)
+    # Library folder roots as this machine reaches them (core/roots.py): the root as
+    # the library stores it (another computer's mount point) = this machine's path.
+    roots: dict[str, str] = field(default_factory=dict)
     problem: str | None = field(default=None, compare=False, repr=False)
     # Keys this release does not know (a newer one wrote them): written back
     # unchanged by `save`, so using an older app does not lose them.

@@ -47,6 +47,7 @@ from sqlalchemy.orm import (
 
 from dino_desktop.config import is_shared
 from dino_desktop.core.records import SharedLibraryError
+from dino_desktop.core.roots import RootMap
 
 
 class FsPath(TypeDecorator[str]):
@@ -73,6 +74,32 @@ class FsPath(TypeDecorator[str]):
         if isinstance(value, bytes):
             return os.fsdecode(value)
         return value  # type: ignore[no-any-return]
+
+
+class FolderPath(FsPath):
+    """A library folder's path: stored in the shared form, read as this machine
+    reaches it (core/roots.py). The mapping is the engine's: `use_roots` sets it on
+    the engine's dialect, the one object a column type is handed per engine."""
+
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
+        roots: RootMap | None = getattr(dialect, "dino_roots", None)
+        if value is not None and roots is not None:
+            value = roots.to_stored(value)
+        return super().process_bind_param(value, dialect)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        path = super().process_result_value(value, dialect)
+        roots: RootMap | None = getattr(dialect, "dino_roots", None)
+        if path is not None and roots is not None:
+            path = roots.to_local(path)
+        return path
+
+
+def use_roots(engine: Engine, roots: RootMap) -> None:
+    """Map library folder roots for everything that runs on `engine` from now on."""
+    engine.dialect.dino_roots = roots  # type: ignore[attr-defined]
 
 
 Int64 = BigInteger().with_variant(Integer(), "sqlite")
@@ -123,7 +150,7 @@ class Folder(Base):
     __tablename__ = "folders"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(FsPath, unique=True)
+    path: Mapped[str] = mapped_column(FolderPath, unique=True)
     is_reference: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     added_at: Mapped[datetime] = mapped_column(DateTime)
     # Schema 8: the drive the folder was last seen on (core/volumes.py), so an

@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,7 @@ from dino_desktop.core import thumbnails as thumbs
 from dino_desktop.core import weights as emb
 from dino_desktop.core.clusters import ClusterRun, NewPhoto
 from dino_desktop.core.companions import DiskGroups
-from dino_desktop.core.db import JournalRow, open_engine, session_factory
+from dino_desktop.core.db import JournalRow, open_engine, session_factory, use_roots
 from dino_desktop.core.dismissals import Dismissal
 from dino_desktop.core.duplicates import Group
 from dino_desktop.core.export_plan import plan_items
@@ -76,6 +76,7 @@ from dino_desktop.core.records import (
     WatchEvent,
 )
 from dino_desktop.core.relocate import Relocated, relocate_folder
+from dino_desktop.core.roots import RootMap, covers, map_hint
 from dino_desktop.core.search import Scope
 from dino_desktop.core.sorting import SortResult
 from dino_desktop.core.watcher import Batch, FolderWatcher
@@ -111,6 +112,7 @@ class Library:
         self.settings = Settings.load(self.paths.settings)
         emb.get_spec(model or self.settings.model)  # fail early on an unknown model name
         self.engine = open_engine(self.paths.database)
+        use_roots(self.engine, RootMap.of(self.settings.roots))
         self.sessions = session_factory(self.engine)
         self.fileops = FileOps(self.sessions)
         # Write jobs (scan, embed, file operations) of one process at a time (core/lock.py).
@@ -158,8 +160,57 @@ class Library:
         catalog.set_reference(self.sessions, folder_id, reference)
 
     def folders(self) -> list[FolderInfo]:
-        """Every folder with its counts; `offline` says why one cannot be scanned now."""
-        return catalog.folders(self.sessions)
+        """Every folder with its counts; `offline` says why one cannot be scanned now
+        (in a shared library, with how to map it when this machine reaches it elsewhere)."""
+        found = catalog.folders(self.sessions)
+        if not self.is_shared:
+            return found
+        roots = self.roots()
+        return [
+            replace(f, offline=f"{f.offline}; {map_hint(f.path)}")
+            if f.offline and not os.path.isdir(f.path) and not roots.maps(f.path)
+            else f
+            for f in found
+        ]
+
+    def roots(self) -> RootMap:
+        """This machine's root mappings (core/roots.py), from its settings."""
+        return RootMap.of(self.settings.roots)
+
+    def map_root(self, stored: str, local: str | os.PathLike[str]) -> RootMap:
+        """Reach the library folders stored under `stored` (another computer's mount
+        point of a share) at `local` on this machine; kept in this machine's settings.
+        Nothing in the catalog changes: every client keeps its own mapping."""
+        stored = stored.rstrip("/\\") or stored
+        here = os.path.realpath(os.fspath(local))
+        if not os.path.isdir(here):
+            raise LibraryError(f"{here} is not a folder on this computer")
+        others = {k: v for k, v in self.settings.roots.items() if k != stored}
+        known = sorted(self.roots().to_stored(f.path) for f in self.folders())
+        if not any(covers(stored, path) for path in known):
+            listed = ", ".join(known) or "none yet"
+            raise LibraryError(
+                f"no library folder is stored under {stored} (library folders as stored: {listed})"
+            )
+        self.settings.roots = {**others, stored: here}
+        self._set_roots()
+        log.info("root %s mapped to %s on this computer", stored, here)
+        return self.roots()
+
+    def unmap_root(self, stored: str) -> RootMap:
+        """Forget this machine's mapping of `stored`."""
+        stored = stored.rstrip("/\\") or stored
+        if stored not in self.settings.roots:
+            mapped = ", ".join(sorted(self.settings.roots)) or "none"
+            raise LibraryError(f"{stored} is not mapped on this computer (mapped: {mapped})")
+        self.settings.roots = {k: v for k, v in self.settings.roots.items() if k != stored}
+        self._set_roots()
+        log.info("root %s unmapped", stored)
+        return self.roots()
+
+    def _set_roots(self) -> None:
+        self.settings.save(self.paths.settings)
+        use_roots(self.engine, self.roots())
 
     @write_op("relocate")
     def relocate(self, old: str | os.PathLike[str], new: str | os.PathLike[str]) -> Relocated:

@@ -10,14 +10,18 @@ photo count and the reason as a tooltip (`folder_item`).
 (`FolderInfo.same_drive_at`), the one-click "This is the same drive (now at …)".
 Both run `Library.relocate` in a worker; a refusal (LibraryError: the new place
 holds none of the folder's photos, is a library folder already, ...) is shown as
-a message box.
+a message box. In a shared library, where a folder is offline on this computer
+because it mounts the share at another path, "On this computer at…" maps the
+folder's stored root to the chosen path for this computer alone
+(`Library.map_root`, core/roots.py); Relocate… re-points it for every client.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QPalette
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from dino_desktop.core.relocate import Relocated
     from dino_desktop.gui.main_window import MainWindow
 
+T = TypeVar("T")
 FOLDER_ROLE = Qt.ItemDataRole.UserRole
 OFFLINE_ROLE = Qt.ItemDataRole.UserRole + 1  # the offline reason, or None
 
@@ -100,16 +105,24 @@ class Relocation(QObject):
         self.relocate_button.clicked.connect(lambda _checked=False: self._choose_current())
         self.same_drive_button = QPushButton()
         self.same_drive_button.clicked.connect(lambda _checked=False: self._same_drive_current())
+        self.map_button = QPushButton("On this computer at…")
+        self.map_button.setToolTip(
+            "This computer reaches the share at another path: say where. Kept in this "
+            "computer's settings; the other computers keep their own paths."
+        )
+        self.map_button.clicked.connect(lambda _checked=False: self._map_current())
         self.update(None, busy=False)
 
     def buttons(self) -> list[QPushButton]:
-        return [self.same_drive_button, self.relocate_button]
+        return [self.same_drive_button, self.map_button, self.relocate_button]
 
     def update(self, folder: FolderInfo | None, *, busy: bool) -> None:
         """Show the actions that fit the chosen folder (an offline one), enabled when idle."""
         offline = folder is not None and folder.offline is not None
         self.relocate_button.setVisible(offline)
         self.relocate_button.setEnabled(not busy and self.worker is None)
+        self.map_button.setVisible(offline and self.window.library.is_shared)
+        self.map_button.setEnabled(not busy and self.worker is None)
         same = folder is not None and offline and folder.same_drive_at is not None
         self.same_drive_button.setVisible(same)
         self.same_drive_button.setEnabled(not busy and self.worker is None)
@@ -128,6 +141,8 @@ class Relocation(QObject):
         menu.addSeparator()
         if folder.same_drive_at:
             menu.addAction(same_drive_text(folder), lambda: self.same_drive(folder))
+        if self.window.library.is_shared:
+            menu.addAction("On this computer at…", lambda: self.choose_local(folder))
         menu.addAction("Relocate…", lambda: self.choose(folder))
 
     def folder_chosen(self, folder: FolderInfo | None) -> None:
@@ -144,6 +159,11 @@ class Relocation(QObject):
         if folder is not None:
             self.choose(folder)
 
+    def _map_current(self) -> None:
+        folder = self.window.current_folder()
+        if folder is not None:
+            self.choose_local(folder)
+
     def _same_drive_current(self) -> None:
         folder = self.window.current_folder()
         if folder is not None:
@@ -158,6 +178,24 @@ class Relocation(QObject):
         )
         return self.relocate(folder, new) if new else None
 
+    def choose_local(self, folder: FolderInfo) -> JobWorker | None:
+        """Ask where this computer reaches the folder, then map its root there."""
+        local = QFileDialog.getExistingDirectory(
+            self.window, f"Where does this computer reach {folder_name(folder.path)}?"
+        )
+        return self.map_root(folder, local) if local else None
+
+    def map_root(self, folder: FolderInfo, local: str) -> JobWorker | None:
+        """`Library.map_root(folder, local)` in a worker (it reads the folders)."""
+        library = self.window.library
+        stored = library.roots().to_stored(folder.path)  # settings only: no SQL
+        return self._start(
+            folder,
+            lambda: library.map_root(stored, local),
+            lambda _roots: f"{folder_name(stored)} is at {display_path(local)} on this computer",
+            "Cannot use that folder",
+        )
+
     def same_drive(self, folder: FolderInfo) -> JobWorker | None:
         """Re-point the folder to where its drive is mounted now."""
         return self.relocate(folder, folder.same_drive_at) if folder.same_drive_at else None
@@ -165,27 +203,41 @@ class Relocation(QObject):
     def relocate(self, folder: FolderInfo, new: str) -> JobWorker | None:
         """`Library.relocate(folder, new)` in a worker; None while a scan or another
         relocation runs."""
+        library, old = self.window.library, folder.path
+
+        def said(result: Relocated) -> str:
+            moved = plural(result.photos, "photo")
+            return f"{folder_name(old)} is now at {display_path(new)}: {moved} followed it"
+
+        return self._start(
+            folder, lambda: library.relocate(old, new), said, "Cannot relocate the folder"
+        )
+
+    def _start(
+        self,
+        folder: FolderInfo,
+        work: Callable[[], T],
+        said: Callable[[T], str],
+        refused: str,
+    ) -> JobWorker | None:
+        """Run `work` (it re-points the folder) in a worker; on success say `said` in the
+        status bar and re-read the window; a refusal in a box titled `refused`."""
         window = self.window
         if self.worker is not None or window.worker is not None:
             window.statusBar().showMessage("Wait for the running scan to finish.", 5000)
             return None
-        library, old = window.library, folder.path
 
-        def done(result: Relocated) -> None:
+        def done(result: T) -> None:
             self.worker = None
-            window.statusBar().showMessage(
-                f"{folder_name(old)} is now at {display_path(new)}: "
-                f"{plural(result.photos, 'photo')} followed it",
-                15000,
-            )
+            window.statusBar().showMessage(said(result), 15000)
             window._files_changed()  # the counts, the sidebar and the photos' paths
             window.live.rescan([folder.id])  # it may have changed while out of sight
 
         def failed(exc: Exception) -> None:
             self.worker = None
             window._update_actions()
-            QMessageBox.warning(window, "Cannot relocate the folder", describe(exc))
+            QMessageBox.warning(window, refused, describe(exc))
 
-        self.worker = call(lambda: library.relocate(old, new), done, failed)
+        self.worker = call(work, done, failed)
         window._update_actions()
         return self.worker

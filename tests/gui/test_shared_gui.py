@@ -95,3 +95,35 @@ def test_connect_tests_the_url_and_says_what_is_wrong(
     finally:
         opened[0].close()
         QSettings().remove(SETTING)
+
+
+def test_an_offline_shared_folder_is_found_on_this_computer_by_mapping_it(
+    qtbot: QtBot, window: MainWindow, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The share is mounted elsewhere on this desktop: "On this computer at…" maps the
+    folder here (this computer's settings), the catalog keeps the stored path."""
+    from PySide6.QtWidgets import QFileDialog
+
+    here = tmp_path / "mounted-here"
+    photos.rename(here)
+    window.refresh()
+    qtbot.waitUntil(lambda: window.folder_list.count() == 2, timeout=WAIT_MS)
+    item = window.folder_list.item(1)
+    qtbot.waitUntil(lambda: "offline" in window.folder_list.item(1).text(), timeout=WAIT_MS)
+    assert item is not None
+    window.folder_list.setCurrentItem(window.folder_list.item(1))
+    relocation = window.relocation
+    qtbot.waitUntil(lambda: relocation.map_button.isVisibleTo(window), timeout=WAIT_MS)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *_a, **_k: str(here))
+    relocation.map_button.click()
+    qtbot.waitUntil(lambda: relocation.worker is None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "offline" not in window.folder_list.item(1).text(), timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: (
+            all(p.path.startswith(str(here)) for p in window.photos_view.photos())
+            and len(window.photos_view.photos()) == 4
+        ),
+        timeout=WAIT_MS,
+    )
+    assert window.library.settings.roots == {str(photos): str(here)}
+    assert "on this computer" in window.statusBar().currentMessage()

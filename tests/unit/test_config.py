@@ -17,6 +17,7 @@ def test_settings_round_trip_through_tomli_w(tmp_path: Path) -> None:
         model='odd "name" \\ é', device="cuda:1", batch_size=64, precision="bf16",
         watch_folders=False, keeper_rules=["reference", "format", "pixels"],
         format_order=["HEIF", "JPEG", "PNG"], preferred_folders=["/photos/originals"],
+        roots={"/mnt/nas/photos": "/Volumes/photos", "P:\\photos": "/mnt/p"},
     )  # fmt: skip
     settings.save(path)
     assert tomllib.loads(path.read_text(encoding="utf-8")) == {
@@ -28,6 +29,7 @@ def test_settings_round_trip_through_tomli_w(tmp_path: Path) -> None:
         "keeper_rules": ["reference", "format", "pixels"],
         "format_order": ["HEIF", "JPEG", "PNG"],
         "preferred_folders": ["/photos/originals"],
+        "roots": {"/mnt/nas/photos": "/Volumes/photos", "P:\\photos": "/mnt/p"},
     }
     loaded = Settings.load(path)
     assert loaded == settings
@@ -120,6 +122,9 @@ def test_a_bad_value_falls_back_alone_and_is_reported(tmp_path: Path) -> None:
         ('keeper_rules = ["oldest", "newest"]', "keeper_rules"),
         ("format_order = [1, 2]", "format_order"),
         ('preferred_folders = [""]', "preferred_folders"),
+        ('roots = ["/mnt/nas"]', "roots"),
+        ('roots = {"/mnt/nas" = 3}', "roots"),
+        ('roots = {"/mnt/nas" = ""}', "roots"),
     ],
 )
 def test_wrong_types_and_values_are_rejected(tmp_path: Path, line: str, key: str) -> None:
