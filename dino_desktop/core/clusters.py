@@ -54,6 +54,7 @@ from dino_desktop.core.db import (
     ClusterRunRow,
     ImageRow,
     Raw,
+    rename_row,
 )
 from dino_desktop.core.export_plan import plan_export
 from dino_desktop.core.progress import CancelToken, Job, Progress
@@ -561,13 +562,17 @@ def _recentre(
         run.k = len(session.scalars(select(ClusterRow.id).where(ClusterRow.run_id == run_id)).all())
 
 
-def rename_cluster(sessions: sessionmaker[Session], cluster_id: int, name: str) -> str:
-    """Give a saved cluster a new name (stripped, non-empty); returns the name stored."""
+def rename_cluster(
+    sessions: sessionmaker[Session], cluster_id: int, name: str, was: str | None = None
+) -> str:
+    """Give a saved cluster a new name (stripped, non-empty); returns the name stored.
+    `was`: the name the caller saw; when another client renamed it since, nothing is
+    written (ConflictError) rather than its name silently overwritten."""
     name = name.strip()
     if not name:
         raise ValueError("a folder name cannot be empty")
     with sessions() as session, session.begin():
-        _cluster_row(session, cluster_id).name = name
+        rename_row(session, _cluster_row(session, cluster_id), name, was)
     return name
 
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
     create_engine,
     event,
     false,
+    update,
 )
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import OperationalError
@@ -557,3 +558,24 @@ class Raw:
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def rename_row(session: Session, row: ClusterRow | SortLabel, name: str, was: str | None) -> None:
+    """Set `row`'s name, or, with `was` (the name the caller saw), only while it is
+    still `was`: compare and set in one UPDATE, so two clients of a shared library
+    renaming one thing cannot overwrite each other unseen. Raises ConflictError
+    naming what the other client chose (unless it chose the same name)."""
+    from dino_desktop.core.records import ConflictError
+
+    kind = type(row)
+    query = update(kind).where(kind.id == row.id)
+    if was is not None:
+        query = query.where(kind.name == was)
+    if session.scalar(query.values(name=name).returning(kind.id)) is None:
+        session.refresh(row)
+        if row.name != name:
+            what = "auto-folder" if isinstance(row, ClusterRow) else "label"
+            raise ConflictError(
+                f"another client renamed the {what} “{was}” to “{row.name}” meanwhile; "
+                f"“{name}” was not saved (rename it again to replace “{row.name}”)"
+            )

@@ -755,10 +755,12 @@ class Library:
             self.sessions, self.model_id(), self._dim(), cluster_ids, image_ids
         )
 
-    def rename_cluster(self, cluster_id: int, name: str) -> str:
-        """Rename a folder of the latest run; returns the name stored (stripped)."""
+    def rename_cluster(self, cluster_id: int, name: str, was: str | None = None) -> str:
+        """Rename a folder of the latest run; returns the name stored (stripped).
+        `was`: the name shown to the user; another client's rename since then is
+        a ConflictError (nothing written), never silently overwritten."""
         with _user_errors():
-            return clusters.rename_cluster(self.sessions, cluster_id, name)
+            return clusters.rename_cluster(self.sessions, cluster_id, name, was)
 
     def merge_clusters(self, keep_id: int, other_id: int) -> None:
         """Merge folder `other_id` into `keep_id` (the other one is deleted)."""
@@ -833,8 +835,10 @@ class Library:
         targets = catalog.scan_targets(self.sessions, dirs)
         return (yield from self.scan(targets, cancel=cancel))
 
-    def rename_sort_label(self, label_id: int, name: str) -> None:
-        sortstore.rename_label(self.sessions, label_id, name)
+    def rename_sort_label(self, label_id: int, name: str, was: str | None = None) -> None:
+        """Rename a label; `was` as for `rename_cluster` (a ConflictError when another
+        client renamed it since)."""
+        sortstore.rename_label(self.sessions, label_id, name, was)
 
     def remove_sort_label(self, label_id: int) -> None:
         """Forget a label and its examples (no file is touched)."""

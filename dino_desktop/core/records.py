@@ -191,6 +191,11 @@ class SharedLibraryError(LibraryError):
     password is wrong, pgvector is missing... The message says which, in one line."""
 
 
+class ConflictError(LibraryError):
+    """Another client changed the same thing first (a shared library): nothing of
+    this edit was written; the message says what the other one holds now."""
+
+
 class LibraryBusy(Exception):
     """Another process runs a write job on this library; the message says which."""
 

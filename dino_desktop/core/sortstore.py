@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dino_desktop.core import catalog
-from dino_desktop.core.db import SortExample, SortLabel
+from dino_desktop.core.db import SortExample, SortLabel, rename_row
 from dino_desktop.core.db import insert as db_insert
 from dino_desktop.core.export_plan import plan_export
 from dino_desktop.core.records import LibraryError, SortLabelInfo
@@ -113,7 +113,9 @@ def labels_from_folders(sessions: Sessions, dirs: Iterable[str | os.PathLike[str
     return out
 
 
-def rename_label(sessions: Sessions, label_id: int, name: str) -> None:
+def rename_label(sessions: Sessions, label_id: int, name: str, was: str | None = None) -> None:
+    """Rename a label; `was`: the name the caller saw (another client's rename since
+    then is a ConflictError, nothing written)."""
     name = _clean_name(name)
     with sessions() as session, session.begin():
         label = session.get(SortLabel, label_id)
@@ -122,7 +124,7 @@ def rename_label(sessions: Sessions, label_id: int, name: str) -> None:
         clash = session.scalar(select(SortLabel.id).where(SortLabel.name == name))
         if clash is not None and clash != label_id:
             raise LibraryError(f"there is already a label “{name}”")
-        label.name = name
+        rename_row(session, label, name, was)
 
 
 def remove_label(sessions: Sessions, label_id: int) -> None:

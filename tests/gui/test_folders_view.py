@@ -165,6 +165,24 @@ def test_rename_is_shown_and_saved(qtbot: QtBot, view: FoldersView, lib: Library
     assert "Holidays" in [c.name for c in view.clusters()]
 
 
+def test_a_rename_another_client_made_first_is_not_overwritten(
+    qtbot: QtBot, view: FoldersView, lib: Library, tmp_path: Path, tiny_weights: Path
+) -> None:
+    _sorted(qtbot, view)
+    first = view.clusters()[0]
+    # Another client of the library renames it while this view still shows the old name.
+    with Library(tmp_path / "lib", model=weightsgen.TINY, weights=tiny_weights) as other:
+        other.rename_cluster(first.id, "Beach", was=first.name)
+    with qtbot.waitSignal(view.status_message, timeout=60000) as blocker:
+        view.rename(first.id, "Hike")
+    assert str(blocker.args[0]).startswith(
+        f"Could not rename: another client renamed the auto-folder “{first.name}” to “Beach”"
+    )
+    qtbot.waitUntil(lambda: view.cluster_list.topLevelItem(0).text(0) == "Beach", timeout=60000)
+    saved = lib.clusters()
+    assert saved is not None and saved.clusters[0].name == "Beach"
+
+
 def test_merge_leaves_one_folder_fewer(qtbot: QtBot, view: FoldersView, lib: Library) -> None:
     _sorted(qtbot, view, 3)
     before = view.clusters()

@@ -613,12 +613,15 @@ class FoldersView(QWidget):
         """Rename a folder in a worker (one row; no vectors read, so not a busy
         edit); a refusal (e.g. an empty name) becomes a message."""
         library = self.library
+        shown = self._cluster(cluster_id)
+        was = shown.name if shown is not None else None  # another client may rename it
 
         def failed(exc: Exception) -> None:
+            self.reload()  # a conflict: show the name the other client gave it
             self.status_message.emit(f"Could not rename: {describe(exc)}")
 
         return call(
-            lambda: library.rename_cluster(cluster_id, name),
+            lambda: library.rename_cluster(cluster_id, name, was),
             lambda stored: self._renamed(cluster_id, stored),
             failed,
         )

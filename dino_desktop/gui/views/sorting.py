@@ -644,9 +644,11 @@ class SortView(QWidget):
     def rename(self, label_id: int, name: str) -> JobWorker:
         """Rename a label in a worker; the last sort's predictions follow the name."""
         library = self.library
+        shown = self._label(label_id)
+        was = shown.name if shown is not None else None  # another client may rename it
         return self._run(
             "rename",
-            lambda: library.rename_sort_label(label_id, name),
+            lambda: library.rename_sort_label(label_id, name, was),
             lambda _none: self._renamed(label_id, name),
         )
 
