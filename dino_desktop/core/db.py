@@ -51,11 +51,37 @@ from dino_desktop.core.records import SharedLibraryError
 from dino_desktop.core.roots import RootMap
 
 
+NOT_UTF8: Final = "\uffff"
+"""Marks, on PostgreSQL, a path stored as the hex of its bytes (see `FsPath`): a
+Unicode noncharacter, which no file name a person made holds."""
+
+
+def path_param(value: str, dialect_name: str) -> str | bytes:
+    """A path as the database stores it: itself, or when it is not valid UTF-8, its
+    bytes (SQLite: a BLOB; PostgreSQL, whose text refuses them: NOT_UTF8 + hex)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(value)
+        return NOT_UTF8 + raw.hex() if dialect_name == "postgresql" else raw
+    return value
+
+
+def path_value(value: str | bytes) -> str:
+    """A stored path back as Python's str (surrogates where the bytes are not UTF-8)."""
+    if isinstance(value, bytes):
+        return os.fsdecode(value)
+    if value.startswith(NOT_UTF8):
+        return os.fsdecode(bytes.fromhex(value[1:]))
+    return value
+
+
 class FsPath(TypeDecorator[str]):
     """A file-system path that survives names which are not valid UTF-8.
 
-    Python decodes such bytes to lone surrogates (PEP 383) that SQLite cannot
-    store as text; those paths are stored as their raw bytes (a BLOB) instead
+    Python decodes such bytes to lone surrogates (PEP 383) that neither SQLite
+    nor PostgreSQL stores as text; those paths are stored as their raw bytes (a
+    BLOB) on SQLite, and as a marked hex string on PostgreSQL (`path_param`),
     and decoded back the same way, so every path round-trips exactly.
     """
 
@@ -63,18 +89,10 @@ class FsPath(TypeDecorator[str]):
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return os.fsencode(value)
-        return value
+        return None if value is None else path_param(value, dialect.name)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
-        if isinstance(value, bytes):
-            return os.fsdecode(value)
-        return value  # type: ignore[no-any-return]
+        return None if value is None else path_value(value)
 
 
 class FolderPath(FsPath):

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dino_desktop.core import catalog, identity, volumes
 from dino_desktop.core.companion_rows import sync_companions
 from dino_desktop.core.companions import COMPANION_EXTENSIONS, group_names
-from dino_desktop.core.db import Embedding, Folder, ImageRow, Raw
+from dino_desktop.core.db import Embedding, Folder, ImageRow, Raw, path_param, path_value
 from dino_desktop.core.db import insert as db_insert
 from dino_desktop.core.identity import Found
 from dino_desktop.core.images import IMAGE_EXTENSIONS, RAW_EXTENSIONS, ImageError, read_info
@@ -275,6 +275,7 @@ def _known_rows(sessions: sessionmaker[Session], folder_id: int) -> _Known:
                 "SELECT relpath, size, mtime_ns, status, error FROM images WHERE folder_id = ?",
                 (folder_id,),
             ):
+                rel = path_value(rel)  # a name not valid UTF-8 is stored marked (db.FsPath)
                 sigs[rel] = f"{-1 if size is None else size}:{-1 if mtime is None else mtime}"
                 if status != "ok":
                     failed[rel] = error
@@ -322,12 +323,15 @@ def _rows_for(
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
+            # Names not valid UTF-8 are only here on PostgreSQL (SQLite's are all in
+            # known.rows), where they are bound as stored: marked (db.FsPath).
+            bound = [path_param(rel, "postgresql") for rel in chunk] if dbapi.postgresql else chunk
             for rel, *row in dbapi.execute(
                 "SELECT relpath, id, size, mtime_ns, status, error FROM images"
                 f" WHERE folder_id = ? AND relpath IN ({marks})",
-                (folder_id, *chunk),
+                (folder_id, *bound),
             ):
-                out[rel] = tuple(row)
+                out[path_value(rel)] = tuple(row)
     return out
 
 

@@ -249,3 +249,29 @@ def test_a_sqlite_library_on_a_local_disk_or_a_local_pool_opens(
     with Library(tmp_path / "library") as lib:
         assert lib.status().images == 0
     assert volumes.network_fstype(str(tmp_path / "not" / "made" / "yet")) is None
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file names that are not UTF-8 need POSIX")
+def test_names_that_are_not_utf8_are_kept_on_the_server(tmp_path: Path, pg_url: str) -> None:
+    """Linux allows any bytes in a name; PostgreSQL text does not: such a folder and
+    photo are still scanned, found unchanged by a rescan, listed and trashed."""
+    try:
+        root = tmp_path / os.fsdecode(b"caf\xe9")
+        root.mkdir()
+        name = os.fsdecode(b"x \xff.jpg")
+        imagegen.save_jpeg(root / name, seed=1, size=(64, 48))
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    imagegen.save_jpeg(root / "plain.jpg", seed=2, size=(64, 48))
+    from dino_desktop.core.progress import drive
+
+    with Library(pg_url) as lib:
+        first = drive(lib.scan([root], embed=False))
+        assert (first.added, first.failed) == (2, [])
+        again = drive(lib.scan(embed=False))
+        assert (again.added, again.removed, again.unchanged) == (0, 0, 2)
+        assert {p.path for p in lib.photos()} == {str(root / name), str(root / "plain.jpg")}
+        assert [f.path for f in lib.folders()] == [str(root)]
+        assert lib.trash([root / name]).failed == []
+        assert not (root / name).exists()
+        assert {p.path for p in lib.photos()} == {str(root / "plain.jpg")}
