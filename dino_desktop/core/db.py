@@ -50,7 +50,6 @@ from dino_desktop.config import is_shared
 from dino_desktop.core.records import SharedLibraryError
 from dino_desktop.core.roots import RootMap
 
-
 NOT_UTF8: Final = "\uffff"
 """Marks, on PostgreSQL, a path stored as the hex of its bytes (see `FsPath`): a
 Unicode noncharacter, which no file name a person made holds."""
