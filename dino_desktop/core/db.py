@@ -441,7 +441,8 @@ def open_engine(target: Path | str, *, upgrade: bool = True) -> Engine:
 
 def _open_postgresql(target: str, *, upgrade: bool) -> Engine:
     url = make_url(target).set(drivername="postgresql+psycopg")
-    shown = url.render_as_string(hide_password=True)
+    # As the user wrote it (postgresql://...), without the password.
+    shown = url.set(drivername="postgresql").render_as_string(hide_password=True)
     engine = create_engine(
         url,
         pool_pre_ping=True,  # a server restarted under a long-lived GUI

@@ -162,7 +162,11 @@ class Library:
     def folders(self) -> list[FolderInfo]:
         """Every folder with its counts; `offline` says why one cannot be scanned now
         (in a shared library, with how to map it when this machine reaches it elsewhere)."""
-        found = catalog.folders(self.sessions)
+        return self._hinted(catalog.folders(self.sessions))
+
+    def _hinted(self, found: list[FolderInfo]) -> list[FolderInfo]:
+        """In a shared library, an offline folder that no root mapping covers says
+        how to map it (this computer may reach the share at another path)."""
         if not self.is_shared:
             return found
         roots = self.roots()
@@ -439,7 +443,8 @@ class Library:
     def status(self) -> Status:
         """Photo counts, folders, model and weights file (the `status` command)."""
         weights = self.model_state.installed()
-        return catalog.status(self.sessions, self.pending_count(), self.model_name, weights)
+        found = catalog.status(self.sessions, self.pending_count(), self.model_name, weights)
+        return replace(found, folders=self._hinted(found.folders))
 
     def images(self, *, failed_only: bool = False) -> Iterator[ImageRecord]:
         """Every indexed file (or only the unreadable ones), in folder and path order."""

@@ -148,9 +148,14 @@ class Relocation(QObject):
     def folder_chosen(self, folder: FolderInfo | None) -> None:
         """A folder was chosen in the sidebar: an offline one says why in the status bar."""
         if folder is not None and folder.offline:
+            what = (
+                "On this computer at… if this computer reaches it elsewhere"
+                if self.window.library.is_shared
+                else "Relocate… if it moved"
+            )
             self.window.statusBar().showMessage(
                 f"{folder_name(folder.path)} is offline — {folder.offline}. Its photos "
-                "stay browsable; Relocate… if it moved.",
+                f"stay browsable; {what}.",
                 15000,
             )
 
