@@ -108,7 +108,9 @@ class FileOps(Recovery):
     operation first settles the entries that an earlier one left unfinished (a
     crash, a kill): see `_settle`. Callers hold the library's write lock
     (core/lock.py), so an unfinished entry not running in this process is
-    one that was interrupted.
+    one that was interrupted. That lock is per machine: in a shared library the
+    entries are marked with their computer (`client`), and only this one's are
+    settled or undone here.
     """
 
     # ---- public API ----------------------------------------------------------
@@ -256,11 +258,15 @@ class FileOps(Recovery):
         self.recover()  # an interrupted entry is first settled from the disk
         with self._sessions() as session:
             if journal_id is None:
-                row = session.scalar(
+                # This computer's latest (in a shared library the others have theirs).
+                candidates = session.scalars(
                     select(JournalRow)
                     .where(JournalRow.undone_at.is_(None))
                     .order_by(JournalRow.id.desc())
-                    .limit(1)
+                    .execution_options(yield_per=100)
+                )
+                row = next(
+                    (r for r in candidates if self.mine(self.client_of(r.payload[:200]))), None
                 )
                 if row is None:
                     raise FileOpError("nothing to undo")
@@ -268,6 +274,12 @@ class FileOps(Recovery):
                 row = session.get(JournalRow, journal_id)
                 if row is None:
                     raise FileOpError(f"no file operation #{journal_id}")
+                other = self.client_of(row.payload[:200])
+                if not self.mine(other):
+                    raise FileOpError(
+                        f"file operation #{row.id} was made on another computer "
+                        f"({(other or '').split('/')[0]}); undo it there, where its paths are"
+                    )
             if row.undone_at is not None:
                 raise FileOpError(f"file operation #{row.id} was already undone")
             entry_id, action = row.id, row.action
@@ -440,6 +452,8 @@ class FileOps(Recovery):
             **extra,
             "items": items,
         }
+        if self.client is not None:
+            payload["client"] = self.client
         try:
             with self._sessions() as session, session.begin():
                 row = JournalRow(

@@ -108,9 +108,10 @@ class Flight:
 
 
 def dump_payload(payload: dict[str, Any]) -> str:
-    """The payload as JSON, with "status" and "undo" first so that `Recovery._interrupted` finds
-    unfinished entries from the first few characters of each."""
-    head = {k: payload[k] for k in ("version", "status", "undo") if k in payload}
+    """The payload as JSON, with "client", "status" and "undo" first so that
+    `Recovery._interrupted` finds unfinished entries, and whose they are, from the
+    first few characters of each."""
+    head = {k: payload[k] for k in ("client", "version", "status", "undo") if k in payload}
     return json.dumps({**head, **payload})
 
 
@@ -119,10 +120,14 @@ class JournalStore:
     library folders in step with the files an operation moved; the base of `Recovery`
     and `FileOps`."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], client: str | None = None) -> None:
         self._sessions = sessions
         bind = sessions.kw.get("bind")
         self._db = str(getattr(bind, "url", id(sessions)))
+        # A shared library's computer (Library.client_id): its entries are marked, and
+        # only its own are recovered or undone here; another computer's running
+        # operation is not interrupted, and its paths are that computer's.
+        self.client = client
 
     def _save(
         self,

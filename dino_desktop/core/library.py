@@ -114,7 +114,9 @@ class Library:
         self.engine = open_engine(self.paths.database)
         use_roots(self.engine, RootMap.of(self.settings.roots))
         self.sessions = session_factory(self.engine)
-        self.fileops = FileOps(self.sessions)
+        self.fileops = FileOps(
+            self.sessions, client_id(self.paths.home) if self.is_shared else None
+        )
         # Write jobs (scan, embed, file operations) of one process at a time (core/lock.py).
         self.lock = LibraryLock(self.paths.home)
         # Model, weights, embedder, overlay engine and models row (core/model.py).
@@ -918,6 +920,29 @@ class Library:
     def use_model(self, name: str) -> None:
         """Switch model (or re-read device and precision): the next embedding builds it anew."""
         self.model_state.use(name)
+
+
+def client_id(home: Path) -> str:
+    """This computer's name in a shared library's journal: its host name and an id
+    made once in its folder of that library (two users of one host are two clients)."""
+    import socket
+    import uuid
+
+    path = home / "client-id"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    made = f"{socket.gethostname()}/{uuid.uuid4().hex}"
+    tmp = path.with_name(f"client-id.{os.getpid()}.tmp")
+    tmp.write_text(made, encoding="utf-8")
+    try:
+        os.link(tmp, path)  # never replaces one another process made meanwhile
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text(encoding="utf-8").strip()
 
 
 def test_shared(url: str) -> str:

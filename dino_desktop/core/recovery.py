@@ -45,8 +45,12 @@ from dino_desktop.core.trash import (
 
 log = logging.getLogger(__name__)
 
-# The start of a payload as `journal.dump_payload` writes it: the entry's status, then its undo's.
-_HEAD = re.compile(r'\{"version": \d+, "status": "(\w+)"(?:, "undo": \{"status": "(\w+)")?')
+# The start of a payload as `journal.dump_payload` writes it: the computer that made
+# it (a shared library's), the entry's status, then its undo's.
+_HEAD = re.compile(
+    r'\{(?:"client": "([^"]*)", )?"version": \d+, "status": "(\w+)"'
+    r'(?:, "undo": \{"status": "(\w+)")?'
+)
 
 
 def _is_taken(st: os.stat_result, taken: list[list[int]], src_ino: int | None) -> bool:
@@ -75,6 +79,17 @@ class Recovery(JournalStore):
         for entry_id in self._interrupted():
             self._settle(entry_id)
 
+    def mine(self, client: str | None) -> bool:
+        """Whether an entry marked `client` is this computer's to recover or undo
+        (unmarked entries: a SQLite library's, or made before entries were marked)."""
+        return client is None or self.client is None or client == self.client
+
+    @staticmethod
+    def client_of(head: str) -> str | None:
+        """The computer a payload (its first characters) marks, if any."""
+        m = _HEAD.match(head)
+        return m.group(1) if m else None
+
     def _interrupted(self) -> list[int]:
         """Entries whose operation or undo was left "pending" and does not run here."""
         with self._sessions() as session:
@@ -86,8 +101,10 @@ class Recovery(JournalStore):
         out: list[int] = []
         for entry_id, head in heads:
             m = _HEAD.match(head or "")
-            if m is None or "pending" not in (m.group(1), m.group(2)):
+            if m is None or "pending" not in (m.group(2), m.group(3)):
                 continue
+            if not self.mine(m.group(1)):
+                continue  # another computer's: it may be running there now
             with REGISTRY_LOCK:
                 if (self._db, entry_id) in RUNNING:
                     continue

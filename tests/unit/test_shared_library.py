@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -275,3 +276,59 @@ def test_names_that_are_not_utf8_are_kept_on_the_server(tmp_path: Path, pg_url: 
         assert lib.trash([root / name]).failed == []
         assert not (root / name).exists()
         assert {p.path for p in lib.photos()} == {str(root / "plain.jpg")}
+
+
+def test_each_computer_undoes_and_recovers_only_its_own_file_operations(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shared journal holds every computer's operations: `undo` takes this
+    computer's latest, refuses another's (its paths are that computer's), and
+    recovery leaves another computer's unfinished entry alone (it may be running)."""
+    from sqlalchemy import select
+
+    from dino_desktop.core.db import JournalRow
+    from dino_desktop.core.journal import PAYLOAD_VERSION, dump_payload
+    from dino_desktop.core.progress import drive
+    from dino_desktop.core.records import FileOpError
+
+    root = tmp_path / "nas"
+    root.mkdir()
+    for i in range(3):
+        imagegen.save_jpeg(root / f"IMG_{i}.jpg", seed=i, size=(64, 48))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "desk-a"))
+    a = Library(pg_url)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "desk-b"))
+    b = Library(pg_url)
+    try:
+        assert a.fileops.client and b.fileops.client and a.fileops.client != b.fileops.client
+        drive(a.scan([root], embed=False))
+        done = a.trash([root / "IMG_1.jpg"])
+        assert done.failed == [] and not (root / "IMG_1.jpg").exists()
+        with pytest.raises(FileOpError, match="nothing to undo"):
+            b.undo()
+        with pytest.raises(FileOpError, match="made on another computer"):
+            b.undo(done.journal_id)
+        # An entry of A's left unfinished: B does not touch it, A settles it.
+        pending = dump_payload(
+            {"version": PAYLOAD_VERSION, "status": "pending", "client": a.fileops.client,
+             "items": []}
+        )  # fmt: skip
+        with a.sessions() as session, session.begin():
+            row = JournalRow(created_at=datetime.now(), action="move", payload=pending)
+            session.add(row)
+            session.flush()
+            open_id = row.id
+
+        def status_of(entry: int) -> str:
+            with a.sessions() as session:
+                text_ = session.scalar(select(JournalRow.payload).where(JournalRow.id == entry))
+            return str(json.loads(text_ or "{}")["status"])
+
+        b.fileops.recover()
+        assert status_of(open_id) == "pending"
+        a.fileops.recover()
+        assert status_of(open_id) != "pending"
+        assert a.undo(done.journal_id).failed == [] and (root / "IMG_1.jpg").exists()
+    finally:
+        b.close()
+        a.close()
