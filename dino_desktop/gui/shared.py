@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 SETTING = "library/shared_url"
 """Where the app remembers the shared library it was last connected to (QSettings)."""
 GRID_TABLES = frozenset({"images", "folders", "companions", "embeddings"})
+CLUSTER_TABLES = frozenset({"cluster_runs", "clusters", "cluster_members", "cluster_exclusions"})
+SORT_TABLES = frozenset({"sort_labels", "sort_examples"})
 PLACEHOLDER = "postgresql://user:password@server/database"
 
 
@@ -61,9 +63,15 @@ class OtherClients(QObject):
     def _apply(self, tables: frozenset[str]) -> None:
         self.heard += 1
         log.debug("another client changed %s", ", ".join(sorted(tables)))
-        self._window.refresh()
+        window = self._window
+        window.refresh()
         if tables & GRID_TABLES:
-            self._window.photos_view.refresh()
+            window.photos_view.refresh()
+        # Another client's auto-folder run, rename or merge; its sort labels.
+        if tables & CLUSTER_TABLES and window.folders_view.loaded():
+            window.folders_view.reload()
+        if tables & SORT_TABLES:
+            window.sorting_view.reload()
 
     def shutdown(self) -> None:
         if self._changes is not None:

@@ -64,6 +64,20 @@ def test_a_photo_trashed_on_another_desktop_leaves_this_grid_by_itself(
     qtbot.waitUntil(lambda: "3 indexed" in window.counts_label.text(), timeout=WAIT_MS)
 
 
+def test_another_desktops_sort_label_rename_shows_here(
+    qtbot: QtBot, window: MainWindow, pg_url: str
+) -> None:
+    assert window.others._changes is not None
+    qtbot.waitUntil(window.others._changes.listening.is_set, timeout=WAIT_MS)
+    with Library(pg_url) as other_desk:
+        label = other_desk.add_sort_label("Cats")
+    view = window.sorting_view
+    qtbot.waitUntil(lambda: [lb.name for lb in view.labels()] == ["Cats"], timeout=10000)
+    with Library(pg_url) as other_desk:
+        other_desk.rename_sort_label(label.id, "Kittens", was="Cats")
+    qtbot.waitUntil(lambda: [lb.name for lb in view.labels()] == ["Kittens"], timeout=10000)
+
+
 def _answer(qtbot: QtBot, dialog: ConnectDialog, url: str) -> str:
     dialog.url.setText(url)
     dialog.test_button.click()
