@@ -446,7 +446,11 @@ class Library:
         """Photo counts, folders, model and weights file (the `status` command)."""
         weights = self.model_state.installed()
         found = catalog.status(self.sessions, self.pending_count(), self.model_name, weights)
-        return replace(found, folders=self._hinted(found.folders))
+        workers = None
+        if self.is_shared:
+            with self.sessions() as session:
+                workers = queue.progress(session, found.pending).workers
+        return replace(found, folders=self._hinted(found.folders), workers=workers)
 
     def images(self, *, failed_only: bool = False) -> Iterator[ImageRecord]:
         """Every indexed file (or only the unreadable ones), in folder and path order."""

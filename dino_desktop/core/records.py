@@ -97,6 +97,9 @@ class Status:
     """Videos that are no photo's companion: not indexed."""
     orphan_sidecars: int = 0
     """Sidecars (.xmp, .aae, .thm) next to no photo."""
+    workers: int | None = None
+    """A shared library: its indexing workers alive now, on any computer (they embed
+    the `pending` photos); None for a SQLite library."""
 
 
 @dataclass(slots=True)

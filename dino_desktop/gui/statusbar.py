@@ -26,7 +26,11 @@ LOOSE_TIP = (
 def counts_text(status: Status) -> str:
     """ "1,234 indexed · 5 pending · 0 failed", with why the pending wait when it is known."""
     text = f"{status.images:,} indexed · {status.pending:,} pending · {status.failed:,} failed"
-    if status.pending and status.weights is None:
+    if status.pending and status.workers:  # a shared library: the workers embed them
+        text += f" ({plural(status.workers, 'indexing worker')} at work)"
+    elif status.pending and status.workers == 0 and status.weights is None:
+        text += " (no indexing worker is running: start dino-desktop worker)"
+    elif status.pending and status.weights is None:
         text += " (model weights not installed)"
     return text
 

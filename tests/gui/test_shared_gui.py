@@ -78,6 +78,24 @@ def test_another_desktops_sort_label_rename_shows_here(
     qtbot.waitUntil(lambda: [lb.name for lb in view.labels()] == ["Kittens"], timeout=10000)
 
 
+def test_the_status_bar_says_who_embeds_the_pending_photos(
+    qtbot: QtBot, window: MainWindow, pg_url: str
+) -> None:
+    """No weights here: the scan queued the photos for the workers; the status bar says
+    whether one is running (its heartbeat, from any computer)."""
+    label = window.counts_label
+    qtbot.waitUntil(lambda: "no indexing worker is running" in label.text(), timeout=WAIT_MS)
+    assert label.text().startswith("4 indexed · 4 pending")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:  # a worker's heartbeat, as procrastinate keeps it
+        conn.execute(text("INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now())"))
+    engine.dispose()
+    window.refresh()
+    qtbot.waitUntil(lambda: "(1 indexing worker at work)" in label.text(), timeout=WAIT_MS)
+
+
 def _answer(qtbot: QtBot, dialog: ConnectDialog, url: str) -> str:
     dialog.url.setText(url)
     dialog.test_button.click()
