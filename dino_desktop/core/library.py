@@ -39,6 +39,7 @@ from dino_desktop.core import (
     sortstore,
     vectors,
 )
+from dino_desktop.core import roots as roots_mod
 from dino_desktop.core import thumbnails as thumbs
 from dino_desktop.core import weights as emb
 from dino_desktop.core.clusters import ClusterRun, NewPhoto
@@ -76,8 +77,10 @@ from dino_desktop.core.records import (
     WatchEvent,
 )
 from dino_desktop.core.relocate import Relocated, relocate_folder
-from dino_desktop.core.roots import RootMap, covers, map_hint
+from dino_desktop.core.roots import RootMap, map_hint
 from dino_desktop.core.search import Scope
+from dino_desktop.core.sharing import client_id, refuse_network_sqlite
+from dino_desktop.core.sharing import test_shared as test_shared  # the GUI's, via the facade
 from dino_desktop.core.sorting import SortResult
 from dino_desktop.core.watcher import Batch, FolderWatcher
 
@@ -187,36 +190,20 @@ class Library:
         """Reach the library folders stored under `stored` (another computer's mount
         point of a share) at `local` on this machine; kept in this machine's settings.
         Nothing in the catalog changes: every client keeps its own mapping."""
-        stored = stored.rstrip("/\\") or stored
-        here = os.path.realpath(os.fspath(local))
-        if not os.path.isdir(here):
-            raise LibraryError(f"{here} is not a folder on this computer")
-        others = {k: v for k, v in self.settings.roots.items() if k != stored}
-        known = sorted(self.roots().to_stored(f.path) for f in self.folders())
-        if not any(covers(stored, path) for path in known):
-            listed = ", ".join(known) or "none yet"
-            raise LibraryError(
-                f"no library folder is stored under {stored} (library folders as stored: {listed})"
-            )
-        self.settings.roots = {**others, stored: here}
-        self._set_roots()
-        log.info("root %s mapped to %s on this computer", stored, here)
-        return self.roots()
+        current = self.roots()
+        known = [current.to_stored(f.path) for f in self.folders()]
+        self.settings.roots = roots_mod.mapped(self.settings.roots, stored, local, known)
+        return self._set_roots()
 
     def unmap_root(self, stored: str) -> RootMap:
         """Forget this machine's mapping of `stored`."""
-        stored = stored.rstrip("/\\") or stored
-        if stored not in self.settings.roots:
-            mapped = ", ".join(sorted(self.settings.roots)) or "none"
-            raise LibraryError(f"{stored} is not mapped on this computer (mapped: {mapped})")
-        self.settings.roots = {k: v for k, v in self.settings.roots.items() if k != stored}
-        self._set_roots()
-        log.info("root %s unmapped", stored)
-        return self.roots()
+        self.settings.roots = roots_mod.unmapped(self.settings.roots, stored)
+        return self._set_roots()
 
-    def _set_roots(self) -> None:
+    def _set_roots(self) -> RootMap:
         self.settings.save(self.paths.settings)
         use_roots(self.engine, self.roots())
+        return self.roots()
 
     @write_op("relocate")
     def relocate(self, old: str | os.PathLike[str], new: str | os.PathLike[str]) -> Relocated:
@@ -924,56 +911,6 @@ class Library:
     def use_model(self, name: str) -> None:
         """Switch model (or re-read device and precision): the next embedding builds it anew."""
         self.model_state.use(name)
-
-
-def client_id(home: Path) -> str:
-    """This computer's name in a shared library's journal: its host name and an id
-    made once in its folder of that library (two users of one host are two clients)."""
-    import socket
-    import uuid
-
-    path = home / "client-id"
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        pass
-    made = f"{socket.gethostname()}/{uuid.uuid4().hex}"
-    tmp = path.with_name(f"client-id.{os.getpid()}.tmp")
-    tmp.write_text(made, encoding="utf-8")
-    try:
-        os.link(tmp, path)  # never replaces one another process made meanwhile
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-    return path.read_text(encoding="utf-8").strip()
-
-
-def test_shared(url: str) -> str:
-    """Reach a shared library's server without opening it (the GUI's connect dialog):
-    one line on the server, pgvector and the library there, or a LibraryError that
-    says in one line what is wrong (SharedLibraryError: unreachable, no database,
-    password, pgvector; SchemaTooNew: a newer release's library)."""
-    from dino_desktop.core.db import test_connection
-
-    return test_connection(url)
-
-
-def refuse_network_sqlite(home: Path) -> None:
-    """A SQLite library on NFS or SMB is refused: their locks do not hold for SQLite
-    (PhotoPrism's and digiKam's users lost catalogs that way). Photos on a share
-    are fine; the catalog belongs on a local disk or on a server."""
-    from dino_desktop.core.volumes import network_fstype
-
-    fstype = network_fstype(str(home))
-    if fstype is not None:
-        raise LibraryError(
-            f"the library folder {home} is on a network filesystem ({fstype}), where a "
-            "SQLite catalog gets corrupted when two computers use it. Keep the library on "
-            "this computer (its photo folders can stay on the share, --library DIR), or "
-            "make it a shared library on a PostgreSQL server: --library "
-            "postgresql://user@server/database (README: Shared library)"
-        )
 
 
 def _check_mode(mode: str) -> None:

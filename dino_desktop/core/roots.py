@@ -15,10 +15,15 @@ below it. The longest matching prefix wins.
 
 from __future__ import annotations
 
+import logging
 import ntpath
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from dino_desktop.core.records import LibraryError
+
+log = logging.getLogger(__name__)
 
 _SEPARATORS = "/\\"
 
@@ -92,3 +97,32 @@ class RootMap:
     def maps(self, stored: str) -> bool:
         """Whether a mapping covers the stored folder path `stored`."""
         return any(covers(root, stored) for root, _ in self.pairs)
+
+
+def mapped(
+    roots: Mapping[str, str], stored: str, local: str | os.PathLike[str], known: list[str]
+) -> dict[str, str]:
+    """`roots` with `stored` mapped to `local` (a folder here, made real); `known`:
+    the library folders as stored. Refused (LibraryError) when `local` is not a
+    folder, or no library folder is stored under `stored`."""
+    stored = stored.rstrip(_SEPARATORS) or stored
+    here = os.path.realpath(os.fspath(local))
+    if not os.path.isdir(here):
+        raise LibraryError(f"{here} is not a folder on this computer")
+    if not any(covers(stored, path) for path in known):
+        listed = ", ".join(sorted(known)) or "none yet"
+        raise LibraryError(
+            f"no library folder is stored under {stored} (library folders as stored: {listed})"
+        )
+    log.info("root %s mapped to %s on this computer", stored, here)
+    return {**{k: v for k, v in roots.items() if k != stored}, stored: here}
+
+
+def unmapped(roots: Mapping[str, str], stored: str) -> dict[str, str]:
+    """`roots` without the mapping of `stored` (LibraryError when there is none)."""
+    stored = stored.rstrip(_SEPARATORS) or stored
+    if stored not in roots:
+        mapped_ = ", ".join(sorted(roots)) or "none"
+        raise LibraryError(f"{stored} is not mapped on this computer (mapped: {mapped_})")
+    log.info("root %s unmapped", stored)
+    return {k: v for k, v in roots.items() if k != stored}
